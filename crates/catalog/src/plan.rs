@@ -1,0 +1,486 @@
+//! `hearth plan`: will a model fit this hardware, and exactly how to serve and register it.
+
+use serde::Serialize;
+
+use crate::family::{Family, ReleaseStatus};
+use crate::hardware::{GPUS, Gpu, Requirement, RequirementBasis, requirement};
+use crate::models::{CatalogError, Model, Platform, find_model};
+
+/// The GPUs a plan is checked against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hardware {
+    pub gpu: Gpu,
+    /// `None`: work out how many of `gpu` the model needs.
+    pub count: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PlanRequest<'a> {
+    pub model: &'a str,
+    pub hardware: Option<Hardware>,
+    pub served_name: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub model_dir: Option<&'a str>,
+}
+
+/// What to enter in Hearth once the model server runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Registration {
+    pub family: Family,
+    pub endpoint: Option<String>,
+    pub identifier: String,
+    pub command: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub model: &'static Model,
+    pub requirement: Option<Requirement>,
+    /// `None` when no hardware was given, or for cloud-only models.
+    pub fits: Option<bool>,
+    pub verdict: String,
+    pub tensor_parallel_size: Option<u32>,
+    pub setup: Vec<String>,
+    pub vllm_command: Option<String>,
+    pub register: Registration,
+    pub notes: Vec<String>,
+}
+
+/// vLLM's port when `--port` is not given; GitLab's docs assume it.
+const VLLM_PORT: u16 = 8000;
+const MIN_VLLM: &str = "0.6.4.post1";
+/// Tensor parallelism within one node: vLLM's common sizes.
+const TP_SIZES: [u32; 4] = [1, 2, 4, 8];
+
+pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
+    let model = find_model(req.model)?;
+    let served = req.served_name.unwrap_or(model.repo_name()).to_string();
+    let host = req.host.unwrap_or("localhost");
+    let mut notes = Vec::new();
+    if model.family.status() == ReleaseStatus::Beta {
+        notes.push(format!(
+            "{} is a beta family: turn on beta models first (`hearth settings set beta_models_enabled true`)",
+            model.family.display_name()
+        ));
+    }
+    if !model.serves_on(Platform::Vllm) {
+        return Ok(cloud_plan(model, req, served, notes));
+    }
+    // Every vLLM model in the catalog has a shape, so it has a requirement.
+    let Some(need) = requirement(model) else {
+        return Ok(cloud_plan(model, req, served, notes));
+    };
+    let heads = model.shape.map_or(1, |s| s.attention_heads);
+    let min_count = |gpu: &Gpu| {
+        TP_SIZES
+            .into_iter()
+            .find(|&t| heads % t == 0 && t * gpu.vram_gb >= need.min_vram_gb)
+    };
+    let need_text = match &need.basis {
+        RequirementBasis::GitlabTable { min_gpu_config, .. } => format!(
+            "needs {} GB of GPU memory (GitLab's table: minimum {min_gpu_config})",
+            need.min_vram_gb
+        ),
+        RequirementBasis::Estimate { explanation, .. } => {
+            format!(
+                "needs about {} GB of GPU memory ({explanation})",
+                need.min_vram_gb
+            )
+        }
+    };
+
+    let (fits, tp, verdict) = match req.hardware {
+        None => {
+            let (count, gpu) = match &need.basis {
+                RequirementBasis::GitlabTable { min_gpu_config, .. } => {
+                    table_config(min_gpu_config)
+                }
+                RequirementBasis::Estimate { .. } => {
+                    let a100 = GPUS[1];
+                    (min_count(&a100).unwrap_or(8), a100)
+                }
+            };
+            let verdict = format!(
+                "{} {need_text}; e.g. {count} x {} ({} GB each). Pass --gpu/--count or --vram-gb to check your hardware",
+                model.name, gpu.name, gpu.vram_gb
+            );
+            (None, Some(count), verdict)
+        }
+        Some(Hardware { gpu, count: None }) => match min_count(&gpu) {
+            Some(t) => (
+                Some(true),
+                Some(t),
+                format!(
+                    "fits on {t} x {} ({} GB): {} {need_text}",
+                    gpu.name,
+                    t * gpu.vram_gb,
+                    model.name
+                ),
+            ),
+            None => (
+                Some(false),
+                None,
+                format!(
+                    "does not fit on one node of up to 8 x {} ({} GB): {} {need_text}",
+                    gpu.name,
+                    8 * gpu.vram_gb,
+                    model.name
+                ),
+            ),
+        },
+        Some(Hardware {
+            gpu,
+            count: Some(n),
+        }) => {
+            let available = n * gpu.vram_gb;
+            if available >= need.min_vram_gb {
+                let t = (1..=n)
+                    .rev()
+                    .find(|&t| heads % t == 0 && t * gpu.vram_gb >= need.min_vram_gb)
+                    .unwrap_or(n);
+                if t < n {
+                    notes.push(format!(
+                        "the tensor-parallel size must divide the model's {heads} attention heads, so {t} of the {n} GPUs serve it"
+                    ));
+                }
+                if heads % t != 0 {
+                    (
+                        Some(false),
+                        None,
+                        format!(
+                            "does not fit: no GPU count up to {n} divides the model's {heads} attention heads and holds {} GB",
+                            need.min_vram_gb
+                        ),
+                    )
+                } else {
+                    (
+                        Some(true),
+                        Some(t),
+                        format!(
+                            "fits: {n} x {} = {available} GB >= {} GB; {} {need_text}",
+                            gpu.name, need.min_vram_gb, model.name
+                        ),
+                    )
+                }
+            } else {
+                let hint = match min_count(&gpu) {
+                    Some(k) => format!("use {k} x {}", gpu.name),
+                    None => format!(
+                        "even 8 x {} is not enough on one node; pick larger GPUs",
+                        gpu.name
+                    ),
+                };
+                (
+                    Some(false),
+                    min_count(&gpu),
+                    format!(
+                        "does not fit: {n} x {} = {available} GB < {} GB; {} {need_text}; {hint}",
+                        gpu.name, need.min_vram_gb, model.name
+                    ),
+                )
+            }
+        }
+    };
+
+    let dir = req.model_dir.unwrap_or("/models").trim_end_matches('/');
+    let path = format!("{dir}/{}", model.repo_name());
+    let mut setup = vec![
+        format!("pip install 'vllm>={MIN_VLLM}'"),
+        format!(
+            "git clone https://huggingface.co/{} {path}",
+            model.public_id
+        ),
+    ];
+    let mut args = vec![
+        format!("vllm serve {path}"),
+        format!("--served_model_name {served}"),
+    ];
+    match launch_format(model) {
+        LaunchFormat::MistralNative => {
+            args.push("--tokenizer_mode mistral".into());
+            args.push("--load_format mistral".into());
+            args.push("--config_format mistral".into());
+            args.push(format!("--tokenizer {path}"));
+        }
+        LaunchFormat::Mixtral => {
+            setup.push(format!(
+                "cp {path}/tokenizer.model {path}/tokenizer.model.v3"
+            ));
+            args.push("--tokenizer_mode mistral".into());
+            args.push("--load_format safetensors".into());
+            args.push(format!("--tokenizer {path}/"));
+        }
+        LaunchFormat::HuggingFace => {}
+    }
+    if let Some(t) = tp {
+        args.push(format!("--tensor_parallel_size {t}"));
+    }
+    args.push(format!("--host 0.0.0.0 --port {VLLM_PORT}"));
+    notes.push(format!(
+        "vLLM {MIN_VLLM} or later is required; gated Hugging Face repositories need `huggingface-cli login` (or a token) before the clone"
+    ));
+
+    let endpoint = format!("http://{host}:{VLLM_PORT}/v1");
+    let identifier = format!("custom_openai/{served}");
+    let command = format!(
+        "hearth models add --name {} --family {} --endpoint {endpoint} --identifier {identifier} --model {}",
+        shell_word(&served),
+        model.family,
+        model.id
+    );
+    Ok(Plan {
+        model,
+        requirement: Some(need),
+        fits,
+        verdict,
+        tensor_parallel_size: tp,
+        setup,
+        vllm_command: Some(args.join(" \\\n    ")),
+        register: Registration {
+            family: model.family,
+            endpoint: Some(endpoint),
+            identifier,
+            command,
+        },
+        notes,
+    })
+}
+
+enum LaunchFormat {
+    /// Repos that ship Mistral's own `consolidated.safetensors` + `params.json`.
+    MistralNative,
+    /// GitLab's Mixtral recipe: safetensors weights with Mistral's v3 tokenizer file.
+    Mixtral,
+    HuggingFace,
+}
+
+fn launch_format(model: &Model) -> LaunchFormat {
+    match model.family {
+        Family::Mixtral => LaunchFormat::Mixtral,
+        Family::Codestral => LaunchFormat::MistralNative,
+        Family::Mistral if model.public_id.ends_with("v0.3") => LaunchFormat::MistralNative,
+        _ => LaunchFormat::HuggingFace,
+    }
+}
+
+/// Reads "2x NVIDIA A100 (80GB)" back into a count and a GPU.
+fn table_config(config: &str) -> (u32, Gpu) {
+    let count = config
+        .split('x')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(1);
+    let gpu = if config.contains("40GB") {
+        GPUS[0]
+    } else {
+        GPUS[1]
+    };
+    (count, gpu)
+}
+
+fn cloud_plan(
+    model: &'static Model,
+    req: &PlanRequest<'_>,
+    served: String,
+    mut notes: Vec<String>,
+) -> Plan {
+    if req.hardware.is_some() {
+        notes.push(
+            "GPU options are ignored: this model runs in the cloud provider's account".into(),
+        );
+    }
+    let (endpoint, identifier, extra) = if model.serves_on(Platform::Bedrock) {
+        let id = model.bedrock_id.unwrap_or(model.public_id);
+        (None, format!("bedrock/{id}"), String::new())
+    } else {
+        let deployment = req.served_name.unwrap_or(model.public_id);
+        (
+            Some("https://<resource>.openai.azure.com".to_string()),
+            format!("azure/{deployment}"),
+            " --endpoint https://<resource>.openai.azure.com".to_string(),
+        )
+    };
+    let platforms: Vec<&str> = model.platforms.iter().map(|p| p.label()).collect();
+    let command = format!(
+        "hearth models add --name {} --family {}{extra} --identifier {identifier} --model {}",
+        shell_word(&served),
+        model.family,
+        model.id
+    );
+    Plan {
+        model,
+        requirement: None,
+        fits: None,
+        verdict: format!(
+            "{} runs on {}: no GPUs of yours to size",
+            model.name,
+            platforms.join(", ")
+        ),
+        tensor_parallel_size: None,
+        setup: Vec::new(),
+        vllm_command: None,
+        register: Registration {
+            family: model.family,
+            endpoint,
+            identifier,
+            command,
+        },
+        notes,
+    }
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::find_gpu;
+
+    fn plan_for(model: &str, gpu: Option<(&str, Option<u32>)>) -> Plan {
+        plan(&PlanRequest {
+            model,
+            hardware: gpu.map(|(g, count)| Hardware {
+                gpu: find_gpu(g).unwrap(),
+                count,
+            }),
+            served_name: None,
+            host: Some("gpu1.internal"),
+            model_dir: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn mistral_7b_uses_the_mistral_formats() {
+        let p = plan_for("mistral-7b-instruct-v0.3", Some(("a100-40gb", Some(1))));
+        assert_eq!(p.fits, Some(true));
+        assert_eq!(p.tensor_parallel_size, Some(1));
+        assert_eq!(
+            p.vllm_command.as_deref().unwrap(),
+            "vllm serve /models/Mistral-7B-Instruct-v0.3 \\\n    \
+             --served_model_name Mistral-7B-Instruct-v0.3 \\\n    \
+             --tokenizer_mode mistral \\\n    --load_format mistral \\\n    \
+             --config_format mistral \\\n    --tokenizer /models/Mistral-7B-Instruct-v0.3 \\\n    \
+             --tensor_parallel_size 1 \\\n    --host 0.0.0.0 --port 8000"
+        );
+        assert_eq!(
+            p.register.endpoint.as_deref(),
+            Some("http://gpu1.internal:8000/v1")
+        );
+        assert_eq!(
+            p.register.identifier,
+            "custom_openai/Mistral-7B-Instruct-v0.3"
+        );
+        assert!(p.setup[0].contains("vllm>=0.6.4.post1"));
+    }
+
+    #[test]
+    fn mixtral_copies_the_tokenizer_and_loads_safetensors() {
+        let p = plan_for("mixtral-8x7b-instruct-v0.1", Some(("a100-80gb", Some(2))));
+        assert_eq!(p.fits, Some(true));
+        assert_eq!(p.tensor_parallel_size, Some(2));
+        assert!(p.setup.iter().any(|s| s
+            == "cp /models/Mixtral-8x7B-Instruct-v0.1/tokenizer.model /models/Mixtral-8x7B-Instruct-v0.1/tokenizer.model.v3"));
+        let cmd = p.vllm_command.unwrap();
+        assert!(cmd.contains("--load_format safetensors"));
+        assert!(cmd.contains("--tokenizer_mode mistral"));
+        assert!(!cmd.contains("--config_format"));
+    }
+
+    #[test]
+    fn too_little_memory_says_why_and_what_would_fit() {
+        let p = plan_for("codestral", Some(("a100-80gb", Some(1))));
+        assert_eq!(p.fits, Some(false));
+        assert!(p.verdict.contains("80 GB < 90 GB"), "{}", p.verdict);
+        assert!(p.verdict.contains("use 2 x A100-80GB"), "{}", p.verdict);
+        assert_eq!(p.tensor_parallel_size, Some(2));
+    }
+
+    #[test]
+    fn mixtral_8x22b_needs_a_full_node() {
+        let p = plan_for("mixtral-8x22b-instruct-v0.1", Some(("a100-80gb", None)));
+        assert_eq!(p.fits, Some(true));
+        assert_eq!(p.tensor_parallel_size, Some(4));
+        let small = plan_for("mixtral-8x22b-instruct-v0.1", Some(("l4", None)));
+        assert_eq!(small.fits, Some(false));
+    }
+
+    #[test]
+    fn tensor_parallel_size_divides_attention_heads() {
+        // Code Llama 13B has 40 heads: 3 GPUs cannot split it, so 2 serve it.
+        let p = plan_for("codellama-13b-instruct", Some(("l40s", Some(3))));
+        assert_eq!(p.fits, Some(true));
+        assert_eq!(p.tensor_parallel_size, Some(2));
+        assert!(p.notes.iter().any(|n| n.contains("40 attention heads")));
+        assert!(p.verdict.contains("estimate"), "{}", p.verdict);
+        assert!(p.notes.iter().any(|n| n.contains("beta family")));
+    }
+
+    #[test]
+    fn other_families_use_plain_hugging_face_flags() {
+        for id in [
+            "codegemma-2b",
+            "deepseek-coder-33b-instruct",
+            "mistral-7b-instruct-v0.2",
+        ] {
+            let cmd = plan_for(id, None).vllm_command.unwrap();
+            assert!(!cmd.contains("--tokenizer_mode"), "{id}: {cmd}");
+            assert!(cmd.contains("--tensor_parallel_size"), "{id}: {cmd}");
+        }
+    }
+
+    #[test]
+    fn cloud_models_get_their_identifier_and_no_vllm_command() {
+        let claude = plan_for("claude-3.5-sonnet", Some(("a100-80gb", Some(1))));
+        assert_eq!(claude.vllm_command, None);
+        assert_eq!(
+            claude.register.identifier,
+            "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"
+        );
+        assert!(claude.notes.iter().any(|n| n.contains("ignored")));
+        let gpt = plan_for("gpt-4o", None);
+        assert_eq!(gpt.register.identifier, "azure/gpt-4o");
+        assert!(gpt.register.endpoint.unwrap().contains("openai.azure.com"));
+    }
+
+    #[test]
+    fn served_name_flows_into_command_and_identifier() {
+        let p = plan(&PlanRequest {
+            model: "codestral",
+            served_name: Some("codestral"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            p.vllm_command
+                .unwrap()
+                .contains("--served_model_name codestral")
+        );
+        assert_eq!(p.register.identifier, "custom_openai/codestral");
+        assert_eq!(
+            p.register.endpoint.as_deref(),
+            Some("http://localhost:8000/v1")
+        );
+        assert_eq!(p.tensor_parallel_size, Some(2));
+    }
+
+    #[test]
+    fn unknown_model_lists_the_closest() {
+        let err = plan(&PlanRequest {
+            model: "codestrall-22b",
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("codestral-22b-v0.1"), "{err}");
+    }
+}
