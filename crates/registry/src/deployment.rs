@@ -1,0 +1,612 @@
+//! Self-hosted model deployments: their shape and every rule a new or changed one must meet.
+
+use hearth_catalog::{Family, Model, Platform as CatalogPlatform, ReleaseStatus, find_model};
+use secrecy::SecretString;
+
+use crate::error::{RegistryError, Result};
+use crate::settings::{ENABLE_BETA_HINT, Settings};
+
+/// How Hearth talks to a deployment. Inferred from the identifier's prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeploymentPlatform {
+    /// vLLM, llama.cpp, Ollama, TGI: anything that speaks the OpenAI API.
+    OpenaiCompatible,
+    Bedrock,
+    AzureOpenai,
+}
+
+impl DeploymentPlatform {
+    pub const ALL: [DeploymentPlatform; 3] =
+        [Self::OpenaiCompatible, Self::Bedrock, Self::AzureOpenai];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenaiCompatible => "openai_compatible",
+            Self::Bedrock => "bedrock",
+            Self::AzureOpenai => "azure_openai",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    fn identifier_prefix(self) -> &'static str {
+        match self {
+            Self::OpenaiCompatible => "custom_openai/",
+            Self::Bedrock => "bedrock/",
+            Self::AzureOpenai => "azure/",
+        }
+    }
+
+    fn catalog_platform(self) -> Option<CatalogPlatform> {
+        match self {
+            Self::OpenaiCompatible => Some(CatalogPlatform::Vllm),
+            Self::Bedrock => Some(CatalogPlatform::Bedrock),
+            Self::AzureOpenai => Some(CatalogPlatform::AzureOpenai),
+        }
+    }
+}
+
+/// The state of a deployment's API key. The key itself never leaves the process except
+/// towards the model server.
+#[derive(Clone, Debug)]
+pub enum ApiKey {
+    None,
+    Set(SecretString),
+    /// Stored, but the current secret key cannot decrypt it.
+    Unreadable(String),
+}
+
+impl ApiKey {
+    pub fn is_set(&self) -> bool {
+        !matches!(self, Self::None)
+    }
+}
+
+/// A registered deployment, as readers see it.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub id: i64,
+    pub name: String,
+    pub family: Family,
+    /// The catalog model it serves, when named or recognised from the identifier.
+    pub model: Option<&'static Model>,
+    pub platform: DeploymentPlatform,
+    pub endpoint: Option<String>,
+    pub identifier: String,
+    pub api_key: ApiKey,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Deployment {
+    /// The model name the platform knows: vLLM's served name, the Bedrock model id or the
+    /// Azure deployment.
+    pub fn upstream_model(&self) -> &str {
+        self.identifier
+            .split_once('/')
+            .map_or(self.identifier.as_str(), |(_, rest)| rest)
+    }
+}
+
+/// Everything needed to create a deployment, as the caller typed it.
+#[derive(Clone, Debug, Default)]
+pub struct NewDeployment {
+    pub name: String,
+    pub family: String,
+    pub model: Option<String>,
+    pub platform: Option<String>,
+    pub endpoint: Option<String>,
+    pub identifier: String,
+    pub api_key: Option<SecretString>,
+}
+
+/// A partial update. For the nullable fields, `Some(None)` clears the value.
+#[derive(Clone, Debug, Default)]
+pub struct DeploymentPatch {
+    pub name: Option<String>,
+    pub family: Option<String>,
+    pub model: Option<Option<String>>,
+    pub platform: Option<String>,
+    pub endpoint: Option<Option<String>>,
+    pub identifier: Option<String>,
+    pub api_key: Option<Option<SecretString>>,
+}
+
+/// A deployment that passed every rule, ready to store.
+#[derive(Debug)]
+pub(crate) struct Validated {
+    pub name: String,
+    pub family: Family,
+    pub model: Option<&'static Model>,
+    pub platform: DeploymentPlatform,
+    pub endpoint: Option<String>,
+    pub identifier: String,
+    pub warnings: Vec<String>,
+}
+
+const NAME_MAX: usize = 255;
+const ENDPOINT_MAX: usize = 2048;
+const IDENTIFIER_MAX: usize = 255;
+pub(crate) const API_KEY_MAX: usize = 2000;
+
+const IDENTIFIER_FORMS: &str = "custom_openai/<served model name> (vLLM and other OpenAI-compatible servers), \
+     bedrock/<model id> (AWS Bedrock) or azure/<deployment name> (Azure OpenAI)";
+
+/// Checks a deployment's fields. `check_beta` is false when an update leaves the family as it
+/// was, so a beta deployment stays editable after beta models are turned off.
+pub(crate) fn validate(
+    input: &NewDeployment,
+    settings: &Settings,
+    check_beta: bool,
+) -> Result<Validated> {
+    let mut warnings = Vec::new();
+    let name = validate_name(&input.name)?;
+
+    let family = Family::parse(&input.family).ok_or_else(|| {
+        RegistryError::invalid(
+            "family",
+            format!(
+                "unknown model family {:?}; use one of: {}",
+                input.family,
+                family_list()
+            ),
+        )
+    })?;
+    if check_beta && family.status() == ReleaseStatus::Beta && !settings.beta_models_enabled {
+        return Err(RegistryError::invalid(
+            "family",
+            format!(
+                "{} is a beta model family and beta models are off; {ENABLE_BETA_HINT}",
+                family.as_str()
+            ),
+        ));
+    }
+
+    let identifier = input.identifier.trim();
+    let platform = parse_identifier(identifier)?;
+    if let Some(given) = input.platform.as_deref() {
+        let given_platform = DeploymentPlatform::parse(given).ok_or_else(|| {
+            RegistryError::invalid(
+                "platform",
+                format!("unknown platform {given:?}; use openai_compatible, bedrock or azure_openai, or leave it out to infer it from the identifier"),
+            )
+        })?;
+        if given_platform != platform {
+            return Err(RegistryError::invalid(
+                "platform",
+                format!(
+                    "platform {given} does not match identifier {identifier:?}, which means {}; \
+                     leave platform out or use an identifier starting with {}",
+                    platform.as_str(),
+                    given_platform.identifier_prefix()
+                ),
+            ));
+        }
+    }
+
+    let endpoint = validate_endpoint(input.endpoint.as_deref(), platform)?;
+
+    let model = match input
+        .model
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        Some(query) => {
+            let model =
+                find_model(query).map_err(|e| RegistryError::invalid("model", e.to_string()))?;
+            if model.family != family {
+                return Err(RegistryError::invalid(
+                    "model",
+                    format!(
+                        "catalog model {} belongs to family {}, not {}",
+                        model.id, model.family, family
+                    ),
+                ));
+            }
+            Some(model)
+        }
+        None => recognise_model(family, identifier),
+    };
+
+    if let Some(catalog_platform) = platform.catalog_platform() {
+        let listed = match model {
+            Some(m) => m.serves_on(catalog_platform),
+            None => family.models().any(|m| m.serves_on(catalog_platform)),
+        };
+        let has_models = family.models().next().is_some();
+        if has_models && !listed {
+            warnings.push(format!(
+                "the catalog does not list {} on {}; Hearth will try it, but it is not an approved combination",
+                model.map_or(family.display_name(), |m| m.name),
+                catalog_platform.label()
+            ));
+        }
+    }
+    if family.models().next().is_none() {
+        warnings.push(format!(
+            "{} has no model in GitLab's catalog, so no feature rating applies",
+            family.display_name()
+        ));
+    }
+
+    Ok(Validated {
+        name,
+        family,
+        model,
+        platform,
+        endpoint,
+        identifier: identifier.to_string(),
+        warnings,
+    })
+}
+
+fn family_list() -> String {
+    Family::ALL
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn validate_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(RegistryError::invalid(
+            "name",
+            "name must not be empty; give the deployment a name such as \"Mixtral-8x7B on gpu-1\"",
+        ));
+    }
+    if name.chars().count() > NAME_MAX {
+        return Err(RegistryError::invalid(
+            "name",
+            format!("name is longer than {NAME_MAX} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(RegistryError::invalid(
+            "name",
+            "name must not contain control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn parse_identifier(identifier: &str) -> Result<DeploymentPlatform> {
+    if identifier.is_empty() {
+        return Err(RegistryError::invalid(
+            "identifier",
+            format!("identifier is required; use {IDENTIFIER_FORMS}"),
+        ));
+    }
+    if identifier.len() > IDENTIFIER_MAX {
+        return Err(RegistryError::invalid(
+            "identifier",
+            format!("identifier is longer than {IDENTIFIER_MAX} characters"),
+        ));
+    }
+    if identifier
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(RegistryError::invalid(
+            "identifier",
+            "identifier must not contain spaces or control characters",
+        ));
+    }
+    let platform = DeploymentPlatform::ALL
+        .into_iter()
+        .find(|p| identifier.starts_with(p.identifier_prefix()))
+        .ok_or_else(|| {
+            RegistryError::invalid(
+                "identifier",
+                format!(
+                    "identifier {identifier:?} is not in an accepted form; use {IDENTIFIER_FORMS}"
+                ),
+            )
+        })?;
+    if identifier.len() == platform.identifier_prefix().len() {
+        return Err(RegistryError::invalid(
+            "identifier",
+            format!(
+                "identifier {identifier:?} names no model after the prefix; use {IDENTIFIER_FORMS}"
+            ),
+        ));
+    }
+    Ok(platform)
+}
+
+fn validate_endpoint(raw: Option<&str>, platform: DeploymentPlatform) -> Result<Option<String>> {
+    let raw = raw.map(str::trim).filter(|s| !s.is_empty());
+    let Some(raw) = raw else {
+        return match platform {
+            DeploymentPlatform::OpenaiCompatible => Err(RegistryError::invalid(
+                "endpoint",
+                "endpoint is required for custom_openai deployments; for vLLM it is http(s)://<host>:8000/v1",
+            )),
+            DeploymentPlatform::AzureOpenai => Err(RegistryError::invalid(
+                "endpoint",
+                "endpoint is required for azure deployments: https://<resource>.openai.azure.com",
+            )),
+            DeploymentPlatform::Bedrock => Ok(None),
+        };
+    };
+    if raw.len() > ENDPOINT_MAX {
+        return Err(RegistryError::invalid(
+            "endpoint",
+            format!("endpoint is longer than {ENDPOINT_MAX} characters"),
+        ));
+    }
+    let url = url::Url::parse(raw).map_err(|e| {
+        RegistryError::invalid(
+            "endpoint",
+            format!("endpoint {raw:?} is not a URL ({e}); write it as http(s)://host:port/v1"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(RegistryError::invalid(
+            "endpoint",
+            format!("endpoint {raw:?} must be an http:// or https:// URL with a host"),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(RegistryError::invalid(
+            "endpoint",
+            "endpoint must not carry credentials; put the key in api_key, which is stored encrypted",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(RegistryError::invalid(
+            "endpoint",
+            "endpoint must not have a query string or fragment",
+        ));
+    }
+    let trimmed = raw.trim_end_matches('/').to_string();
+    if platform == DeploymentPlatform::OpenaiCompatible
+        && !url.path().trim_end_matches('/').ends_with("/v1")
+    {
+        return Err(RegistryError::invalid(
+            "endpoint",
+            format!(
+                "an OpenAI-compatible (vLLM) endpoint must end in /v1: use {}",
+                suggest_v1(&url)
+            ),
+        ));
+    }
+    Ok(Some(trimmed))
+}
+
+/// The URL a user most likely meant: the base ending in `/v1`.
+fn suggest_v1(url: &url::Url) -> String {
+    let mut fixed = url.clone();
+    let path = url.path().trim_end_matches('/');
+    let base = match path.find("/v1/") {
+        Some(i) => &path[..i + 3],
+        None => path,
+    };
+    let new_path = if base.ends_with("/v1") {
+        base.to_string()
+    } else {
+        format!("{base}/v1")
+    };
+    fixed.set_path(&new_path);
+    fixed.to_string()
+}
+
+/// Recognises the catalog model from the identifier: vLLM users usually serve a model under
+/// its repository name, and Bedrock ids are exact.
+fn recognise_model(family: Family, identifier: &str) -> Option<&'static Model> {
+    let target = identifier.split_once('/')?.1.to_lowercase();
+    family.models().find(|m| {
+        m.repo_name().to_lowercase() == target
+            || m.public_id.to_lowercase() == target
+            || m.bedrock_id.is_some_and(|b| b.to_lowercase() == target)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(family: &str, endpoint: Option<&str>, identifier: &str) -> NewDeployment {
+        NewDeployment {
+            name: "dep".into(),
+            family: family.into(),
+            endpoint: endpoint.map(Into::into),
+            identifier: identifier.into(),
+            ..Default::default()
+        }
+    }
+
+    fn err_of(input: &NewDeployment, settings: &Settings) -> (&'static str, String) {
+        match validate(input, settings, true) {
+            Err(RegistryError::Invalid { field, message }) => (field, message),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn vllm_endpoints_must_end_in_v1_and_the_refusal_shows_the_fix() {
+        let s = Settings::default();
+        for (given, fixed) in [
+            ("http://gpu:8000", "http://gpu:8000/v1"),
+            ("http://gpu:8000/", "http://gpu:8000/v1"),
+            (
+                "https://gpu:8000/v1/chat/completions",
+                "https://gpu:8000/v1",
+            ),
+            ("http://gpu/vllm", "http://gpu/vllm/v1"),
+        ] {
+            let (field, msg) = err_of(&input("mistral", Some(given), "custom_openai/m"), &s);
+            assert_eq!(field, "endpoint");
+            assert!(msg.contains(fixed), "{given}: {msg}");
+        }
+        let ok = validate(
+            &input("mistral", Some("http://gpu:8000/v1/"), "custom_openai/m"),
+            &s,
+            true,
+        )
+        .unwrap();
+        assert_eq!(ok.endpoint.as_deref(), Some("http://gpu:8000/v1"));
+    }
+
+    #[test]
+    fn identifiers_set_the_platform_and_bad_ones_list_the_forms() {
+        let s = Settings::default();
+        let v = validate(
+            &input(
+                "mixtral",
+                None,
+                "bedrock/mistral.mixtral-8x7b-instruct-v0:1",
+            ),
+            &s,
+            true,
+        )
+        .unwrap();
+        assert_eq!(v.platform, DeploymentPlatform::Bedrock);
+        assert_eq!(v.model.unwrap().id, "mixtral-8x7b-instruct-v0.1");
+        let v = validate(
+            &input("gpt", Some("https://r.openai.azure.com"), "azure/gpt-4o"),
+            &s,
+            true,
+        )
+        .unwrap();
+        assert_eq!(v.platform, DeploymentPlatform::AzureOpenai);
+        for bad in [
+            "",
+            "openai/gpt-4",
+            "Mixtral",
+            "custom_openai/",
+            "custom_openai/a b",
+        ] {
+            let (field, msg) = err_of(&input("mistral", Some("http://h:8000/v1"), bad), &s);
+            assert_eq!(field, "identifier", "{bad}");
+            assert!(msg.contains("identifier"), "{bad}: {msg}");
+        }
+        let (_, msg) = err_of(&input("mistral", Some("http://h:8000/v1"), "openai/x"), &s);
+        assert!(
+            msg.contains("custom_openai/<served model name>") && msg.contains("bedrock/<model id>")
+        );
+    }
+
+    #[test]
+    fn endpoint_rules_depend_on_the_platform() {
+        let s = Settings::default();
+        assert_eq!(
+            err_of(&input("mistral", None, "custom_openai/m"), &s).0,
+            "endpoint"
+        );
+        assert_eq!(err_of(&input("gpt", None, "azure/x"), &s).0, "endpoint");
+        assert!(validate(&input("claude_3", None, "bedrock/anthropic.x"), &s, true).is_ok());
+        for bad in [
+            "ftp://h/v1",
+            "not a url",
+            "http://user:pw@h:8000/v1",
+            "http://h:8000/v1?x=1",
+        ] {
+            assert_eq!(
+                err_of(&input("mistral", Some(bad), "custom_openai/m"), &s).0,
+                "endpoint",
+                "{bad}"
+            );
+        }
+        let long = format!("http://h/{}/v1", "a".repeat(2100));
+        assert!(
+            err_of(&input("mistral", Some(&long), "custom_openai/m"), &s)
+                .1
+                .contains("2048")
+        );
+    }
+
+    #[test]
+    fn beta_families_need_the_setting() {
+        let off = Settings::default();
+        let (field, msg) = err_of(
+            &input("codegemma", Some("http://h:8000/v1"), "custom_openai/cg"),
+            &off,
+        );
+        assert_eq!(field, "family");
+        assert!(msg.contains("beta_models_enabled"), "{msg}");
+        let on = Settings {
+            beta_models_enabled: true,
+            ..Default::default()
+        };
+        assert!(
+            validate(
+                &input("codegemma", Some("http://h:8000/v1"), "custom_openai/cg"),
+                &on,
+                true
+            )
+            .is_ok()
+        );
+        // An existing beta deployment stays editable.
+        assert!(
+            validate(
+                &input("codegemma", Some("http://h:8000/v1"), "custom_openai/cg"),
+                &off,
+                false
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn names_families_platforms_and_models_are_checked() {
+        let s = Settings::default();
+        let mut i = input("mistral", Some("http://h:8000/v1"), "custom_openai/m");
+        i.name = "  ".into();
+        assert_eq!(err_of(&i, &s).0, "name");
+        i.name = "x".repeat(256);
+        assert_eq!(err_of(&i, &s).0, "name");
+        i.name = "ok".into();
+        i.family = "gemini-ultra".into();
+        let (field, msg) = err_of(&i, &s);
+        assert_eq!(field, "family");
+        assert!(msg.contains("codestral"), "{msg}");
+        i.family = "Mistral".into();
+        i.platform = Some("bedrock".into());
+        assert_eq!(err_of(&i, &s).0, "platform");
+        i.platform = Some("openai_compatible".into());
+        i.model = Some("codestral-22b-v0.1".into());
+        let (field, msg) = err_of(&i, &s);
+        assert_eq!(field, "model");
+        assert!(msg.contains("belongs to family codestral"), "{msg}");
+        i.model = Some("mistral-7b-instruct-v0.3".into());
+        assert_eq!(
+            validate(&i, &s, true).unwrap().model.unwrap().name,
+            "Mistral 7B-it v0.3"
+        );
+    }
+
+    #[test]
+    fn unlisted_platform_combinations_warn() {
+        let s = Settings::default();
+        let v = validate(
+            &input("gpt", Some("http://h:8000/v1"), "custom_openai/gpt-4o"),
+            &s,
+            true,
+        )
+        .unwrap();
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.contains("not an approved combination")),
+            "{:?}",
+            v.warnings
+        );
+        let v = validate(
+            &input(
+                "mixtral",
+                Some("http://h:8000/v1"),
+                "custom_openai/Mixtral-8x7B-Instruct-v0.1",
+            ),
+            &s,
+            true,
+        )
+        .unwrap();
+        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+        assert_eq!(v.model.unwrap().id, "mixtral-8x7b-instruct-v0.1");
+    }
+}

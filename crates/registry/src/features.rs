@@ -1,0 +1,198 @@
+//! Feature settings: which deployment serves each feature, and whether the catalog allows it.
+
+use hearth_catalog::{Capability, FamilyVerdict, Feature, Rating};
+
+use crate::deployment::Deployment;
+use crate::error::{RegistryError, Result};
+use crate::settings::{ENABLE_BETA_HINT, Settings};
+
+/// Where a feature's requests go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    Disabled,
+    SelfHosted { deployment_id: i64 },
+}
+
+impl Binding {
+    pub fn provider(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::SelfHosted { .. } => "self_hosted",
+        }
+    }
+
+    pub fn deployment_id(self) -> Option<i64> {
+        match self {
+            Self::Disabled => None,
+            Self::SelfHosted { deployment_id } => Some(deployment_id),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureSetting {
+    pub feature: Feature,
+    pub binding: Binding,
+    /// `None` until the feature is first set.
+    pub updated_at: Option<String>,
+}
+
+/// The catalog's rating for `deployment` on `capability`: its own model's when known, else
+/// the best in its family.
+fn verdict(deployment: &Deployment, capability: Capability) -> (FamilyVerdict, bool) {
+    match deployment.model {
+        Some(m) => (
+            FamilyVerdict::Rated {
+                rating: m.ratings.get(capability),
+                model: m.name,
+            },
+            true,
+        ),
+        None => (deployment.family.best_rating(capability), false),
+    }
+}
+
+/// Checks that `feature` may use `deployment`; returns warnings for amber or unrated pairs.
+pub(crate) fn check_binding(
+    feature: Feature,
+    deployment: &Deployment,
+    settings: &Settings,
+) -> Result<Vec<String>> {
+    if feature.is_beta() && !settings.beta_models_enabled {
+        return Err(RegistryError::invalid(
+            "feature",
+            format!("{feature} is a beta feature and beta models are off; {ENABLE_BETA_HINT}"),
+        ));
+    }
+    let capability = feature.capability();
+    let (verdict, exact) = verdict(deployment, capability);
+    let basis = if exact {
+        String::new()
+    } else {
+        format!(
+            " (the best rating in the {} family; set the deployment's model to judge the exact model)",
+            deployment.family
+        )
+    };
+    match verdict {
+        FamilyVerdict::Unrated => Ok(vec![format!(
+            "the catalog has no rating for {} on {}; check the results yourself",
+            deployment.family.display_name(),
+            capability.label()
+        )]),
+        FamilyVerdict::Rated { rating, model } if !rating.allows_binding() => {
+            let why = match rating {
+                Rating::Red => format!(
+                    "is rated red for {}: {}",
+                    capability.label(),
+                    rating.meaning()
+                ),
+                _ => format!("does not support {}", capability.label()),
+            };
+            Err(RegistryError::invalid(
+                "self_hosted_model_id",
+                format!(
+                    "{feature} cannot use deployment {:?}: {model} {why}{basis}; bind a deployment whose model the catalog rates green or amber for {}, or disable the feature",
+                    deployment.name,
+                    capability.label()
+                ),
+            ))
+        }
+        FamilyVerdict::Rated {
+            rating: Rating::Amber,
+            model,
+        } => Ok(vec![format!(
+            "{model} is rated amber for {}: {}{basis}",
+            capability.label(),
+            Rating::Amber.meaning()
+        )]),
+        FamilyVerdict::Rated { .. } => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::{ApiKey, DeploymentPlatform};
+    use hearth_catalog::{Family, model_by_id};
+
+    fn dep(family: Family, model: Option<&str>) -> Deployment {
+        Deployment {
+            id: 1,
+            name: "d".into(),
+            family,
+            model: model.map(|m| model_by_id(m).unwrap()),
+            platform: DeploymentPlatform::OpenaiCompatible,
+            endpoint: Some("http://h:8000/v1".into()),
+            identifier: "custom_openai/x".into(),
+            api_key: ApiKey::None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn refusal(feature: Feature, d: &Deployment, s: &Settings) -> String {
+        match check_binding(feature, d, s) {
+            Err(RegistryError::Invalid {
+                field: "self_hosted_model_id",
+                message,
+            }) => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn red_and_unsupported_are_refused_with_the_reason() {
+        let s = Settings::default();
+        let msg = refusal(
+            Feature::DuoChat,
+            &dep(Family::Mistral, Some("mistral-7b-instruct-v0.3")),
+            &s,
+        );
+        assert!(msg.contains("rated red for chat"), "{msg}");
+        let msg = refusal(
+            Feature::DuoChatExplainCode,
+            &dep(Family::Codestral, None),
+            &s,
+        );
+        assert!(msg.contains("does not support chat"), "{msg}");
+        assert!(msg.contains("best rating in the codestral family"), "{msg}");
+    }
+
+    #[test]
+    fn amber_is_allowed_with_a_warning_and_green_silently() {
+        let s = Settings::default();
+        let w = check_binding(
+            Feature::DuoChat,
+            &dep(Family::Mixtral, Some("mixtral-8x7b-instruct-v0.1")),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("amber"), "{w:?}");
+        let w = check_binding(Feature::CodeCompletions, &dep(Family::Codestral, None), &s).unwrap();
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn beta_features_need_the_setting_and_unrated_families_warn() {
+        let off = Settings::default();
+        match check_binding(
+            Feature::GenerateCommitMessage,
+            &dep(Family::Mixtral, None),
+            &off,
+        ) {
+            Err(RegistryError::Invalid {
+                field: "feature",
+                message,
+            }) => assert!(message.contains("beta")),
+            other => panic!("{other:?}"),
+        }
+        let on = Settings {
+            beta_models_enabled: true,
+            ..Default::default()
+        };
+        let w = check_binding(Feature::CodeCompletions, &dep(Family::Qwen, None), &on).unwrap();
+        assert!(w[0].contains("no rating"), "{w:?}");
+    }
+}

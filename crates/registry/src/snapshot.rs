@@ -1,0 +1,71 @@
+//! The registry as readers see it: an immutable copy swapped in after every write, so the
+//! request path reads it without locks or database round trips.
+
+use std::sync::Arc;
+
+use hearth_catalog::Feature;
+
+use crate::deployment::Deployment;
+use crate::features::{Binding, FeatureSetting};
+use crate::settings::Settings;
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub(crate) deployments: Vec<Arc<Deployment>>,
+    /// One entry per `Feature::ALL`, in that order.
+    pub(crate) features: Vec<FeatureSetting>,
+    pub(crate) settings: Settings,
+}
+
+impl Snapshot {
+    /// Every deployment, oldest first.
+    pub fn deployments(&self) -> &[Arc<Deployment>] {
+        &self.deployments
+    }
+
+    pub fn deployment(&self, id: i64) -> Option<&Arc<Deployment>> {
+        self.deployments.iter().find(|d| d.id == id)
+    }
+
+    pub fn deployment_by_name(&self, name: &str) -> Option<&Arc<Deployment>> {
+        self.deployments.iter().find(|d| d.name == name)
+    }
+
+    /// Every feature's setting, in `Feature::ALL` order.
+    pub fn features(&self) -> &[FeatureSetting] {
+        &self.features
+    }
+
+    pub fn feature(&self, feature: Feature) -> FeatureSetting {
+        self.features
+            .iter()
+            .find(|s| s.feature == feature)
+            .cloned()
+            .unwrap_or(FeatureSetting {
+                feature,
+                binding: Binding::Disabled,
+                updated_at: None,
+            })
+    }
+
+    /// The deployment serving `feature`, or `None` when the feature is disabled.
+    pub fn deployment_for(&self, feature: Feature) -> Option<&Arc<Deployment>> {
+        self.feature(feature)
+            .binding
+            .deployment_id()
+            .and_then(|id| self.deployment(id))
+    }
+
+    /// The features bound to deployment `id`.
+    pub fn features_using(&self, id: i64) -> Vec<Feature> {
+        self.features
+            .iter()
+            .filter(|s| s.binding.deployment_id() == Some(id))
+            .map(|s| s.feature)
+            .collect()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
