@@ -7,6 +7,7 @@
 //! Sources: the GitLab "Duo Self-Hosted Models" pages in `shared/seeds/` (the newer
 //! "supported models" page wins where the two model tables disagree).
 
+mod document;
 mod family;
 mod feature;
 mod hardware;
@@ -14,6 +15,7 @@ mod models;
 mod plan;
 mod rating;
 
+pub use document::{Document, Filter, document};
 pub use family::{Family, ReleaseStatus};
 pub use feature::Feature;
 pub use hardware::{BASE_SYSTEM, BaseSystem, GPUS, Gpu, Requirement, RequirementBasis, find_gpu};

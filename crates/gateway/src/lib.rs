@@ -1,1 +1,81 @@
-//! placeholder
+//! Hearth's HTTP server.
+//!
+//! This crate is the only one that knows HTTP and the wire JSON: it decodes requests, checks
+//! auth, gives every request a correlation id, and maps domain errors to statuses in one
+//! place (`error.rs`). The domain lives in `hearth-registry` and `hearth-catalog`.
+
+mod admin;
+mod correlation;
+mod error;
+mod extract;
+mod monitoring;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn;
+use axum::routing::get;
+use hearth_registry::Registry;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+pub use correlation::CorrelationId;
+
+use crate::error::ApiError;
+
+/// The largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    registry: Arc<Registry>,
+    admin_token: Arc<SecretString>,
+}
+
+/// Builds the router; `serve` runs it. Split so tests can drive it without a socket.
+pub fn router(registry: Arc<Registry>, admin_token: SecretString) -> Router {
+    let state = AppState {
+        registry,
+        admin_token: Arc::new(admin_token),
+    };
+    Router::new()
+        .route("/monitoring/healthz", get(monitoring::healthz))
+        .route("/monitoring/ready", get(monitoring::ready))
+        .merge(admin::routes(state.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(from_fn(correlation::middleware))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; the admin API is under /api/v1, health under /monitoring")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}

@@ -1,1 +1,52 @@
-fn main() {}
+//! The `hearth` binary: the CLI and `hearth serve`. Thin glue over the library crates.
+
+mod cli;
+mod client;
+mod commands;
+mod config;
+mod logging;
+mod output;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Outbound TLS (the CLI towards an https Hearth) uses rustls with the ring provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Catalog(args) => commands::catalog::run(args).map(|()| ExitCode::SUCCESS),
+            Command::Plan(args) => commands::plan::run(args),
+            Command::Models(cmd) => commands::models::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Features(cmd) => commands::features::run(cmd)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Settings(cmd) => commands::settings::run(cmd)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The admin REST API under `/api/v1`: deployments, feature settings, settings, catalog.
+//! Every route needs the admin bearer token.
+
+mod auth;
+mod catalog;
+mod deployments;
+mod features;
+mod settings;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+
+use crate::AppState;
+
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/self_hosted_models",
+            get(deployments::list).post(deployments::create),
+        )
+        .route(
+            "/api/v1/self_hosted_models/{id}",
+            get(deployments::show)
+                .patch(deployments::update)
+                .delete(deployments::remove),
+        )
+        .route("/api/v1/feature_settings", get(features::list))
+        .route(
+            "/api/v1/feature_settings/{feature}",
+            get(features::show).put(features::set),
+        )
+        .route(
+            "/api/v1/settings",
+            get(settings::show).patch(settings::update),
+        )
+        .route("/api/v1/catalog", get(catalog::show))
+        .route_layer(from_fn_with_state(state, auth::require_admin))
+}

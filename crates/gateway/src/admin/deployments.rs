@@ -1,0 +1,186 @@
+//! `/api/v1/self_hosted_models`: create, list, show, update and delete deployments.
+//! The API key goes in and never comes out: responses say only `api_key_set`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hearth_catalog::Feature;
+use hearth_registry::{ApiKey, Deployment, DeploymentPatch, NewDeployment, Snapshot};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, nullable};
+
+#[derive(Serialize)]
+pub(crate) struct DeploymentView {
+    id: i64,
+    name: String,
+    family: &'static str,
+    /// The catalog model, when named or recognised from the identifier.
+    model: Option<&'static str>,
+    model_name: Option<&'static str>,
+    platform: &'static str,
+    endpoint: Option<String>,
+    identifier: String,
+    api_key_set: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key_error: Option<String>,
+    features: Vec<Feature>,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
+}
+
+fn view(d: &Deployment, snap: &Snapshot, warnings: Option<Vec<String>>) -> DeploymentView {
+    DeploymentView {
+        id: d.id,
+        name: d.name.clone(),
+        family: d.family.as_str(),
+        model: d.model.map(|m| m.id),
+        model_name: d.model.map(|m| m.name),
+        platform: d.platform.as_str(),
+        endpoint: d.endpoint.clone(),
+        identifier: d.identifier.clone(),
+        api_key_set: d.api_key.is_set(),
+        api_key_error: match &d.api_key {
+            ApiKey::Unreadable(why) => Some(why.clone()),
+            _ => None,
+        },
+        features: snap.features_using(d.id),
+        created_at: d.created_at.clone(),
+        updated_at: d.updated_at.clone(),
+        warnings,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    name: String,
+    family: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    endpoint: Option<String>,
+    identifier: String,
+    #[serde(default)]
+    api_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    family: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    model: Option<Option<String>>,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    endpoint: Option<Option<String>>,
+    #[serde(default)]
+    identifier: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    api_key: Option<Option<String>>,
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::not_found(format!(
+            "no self-hosted model has id {raw:?}; ids are whole numbers"
+        ))
+    })
+}
+
+pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<DeploymentView>> {
+    let snap = state.registry.snapshot();
+    Json(
+        snap.deployments()
+            .iter()
+            .map(|d| view(d, &snap, None))
+            .collect(),
+    )
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let id = parse_id(&id)?;
+    let snap = state.registry.snapshot();
+    let d = snap
+        .deployment(id)
+        .ok_or_else(|| ApiError::not_found(format!("no self-hosted model has id {id}")))?;
+    Ok(Json(view(d, &snap, None)))
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
+    let outcome = state
+        .registry
+        .create_deployment(NewDeployment {
+            name: body.name,
+            family: body.family,
+            model: body.model,
+            platform: body.platform,
+            endpoint: body.endpoint,
+            identifier: body.identifier,
+            api_key: body.api_key.map(SecretString::from),
+        })
+        .await?;
+    let d = &outcome.value;
+    tracing::info!(self_hosted_model_id = d.id, name = %d.name, family = %d.family,
+        platform = d.platform.as_str(), api_key_set = d.api_key.is_set(), "self-hosted model created");
+    let snap = state.registry.snapshot();
+    Ok((
+        StatusCode::CREATED,
+        Json(view(d, &snap, Some(outcome.warnings))),
+    ))
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let id = parse_id(&id)?;
+    let outcome = state
+        .registry
+        .update_deployment(
+            id,
+            DeploymentPatch {
+                name: body.name,
+                family: body.family,
+                model: body.model,
+                platform: body.platform,
+                endpoint: body.endpoint,
+                identifier: body.identifier,
+                api_key: body.api_key.map(|k| k.map(SecretString::from)),
+            },
+        )
+        .await?;
+    let d = &outcome.value;
+    tracing::info!(self_hosted_model_id = d.id, name = %d.name, api_key_set = d.api_key.is_set(),
+        "self-hosted model updated");
+    let snap = state.registry.snapshot();
+    Ok(Json(view(d, &snap, Some(outcome.warnings))))
+}
+
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    state.registry.delete_deployment(id).await?;
+    tracing::info!(self_hosted_model_id = id, "self-hosted model deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

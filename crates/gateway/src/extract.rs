@@ -1,0 +1,91 @@
+//! `ApiJson`: reads a JSON body so that every way it can be wrong gets the API's own error
+//! body — 400 for bytes that are not JSON, 413 past the size limit, 415 for another media
+//! type, 422 naming the field for JSON of the wrong shape (unknown fields included).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let is_json = ct
+                .to_str()
+                .ok()
+                .and_then(|v| v.split(';').next())
+                .map(|v| v.trim().to_ascii_lowercase())
+                .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+            if !is_json {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as JSON with Content-Type: application/json",
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request body is larger than {} bytes", crate::BODY_LIMIT),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("could not read the request body: {}", rejection.body_text()),
+                )
+            }
+        })?;
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        // serde names unknown and missing fields only in its message.
+        let named = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next());
+        let field = match (named, path.as_str()) {
+            (Some(name), ".") => name.to_string(),
+            (Some(name), parent) => format!("{parent}.{name}"),
+            (None, p) => p.to_string(),
+        };
+        let message = if message.starts_with("unknown field") {
+            format!("{message}; remove `{field}`")
+        } else if path == "." && named.is_none() {
+            format!("request body has the wrong shape: {message}; send a JSON object")
+        } else {
+            format!("`{field}`: {message}")
+        };
+        ApiError::invalid(field, message)
+    })
+}
+
+/// For PATCH bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}

@@ -1,0 +1,241 @@
+//! Command-line arguments: clap definitions only, no behaviour.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "A self-hosted AI gateway for code assistants"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Start the gateway
+    Serve(ServeArgs),
+    /// Show the approved-model catalog
+    Catalog(CatalogArgs),
+    /// Check whether a model fits your GPUs and print how to serve and register it
+    Plan(PlanArgs),
+    /// Manage self-hosted model deployments
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Choose which deployment serves each feature
+    #[command(subcommand)]
+    Features(FeaturesCommand),
+    /// Read and change instance settings
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file
+    #[arg(long, env = "HEARTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:5052]
+    #[arg(long, env = "HEARTH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where Hearth keeps its database, secret key and admin token
+    #[arg(long, env = "HEARTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL [default: sqlite://DATA_DIR/hearth.db]
+    #[arg(long, env = "HEARTH_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Log level or tracing filter, e.g. info, debug, hearth=debug [default: info]
+    #[arg(long, env = "HEARTH_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Log line format [default: json]
+    #[arg(long, env = "HEARTH_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Also append log lines to this file
+    #[arg(long, env = "HEARTH_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// How CLI commands reach a running Hearth.
+#[derive(Args, Clone)]
+pub(crate) struct ClientArgs {
+    /// Hearth's base URL [default: http://127.0.0.1:5052, or HEARTH_LISTEN's address]
+    #[arg(long, env = "HEARTH_URL")]
+    pub url: Option<String>,
+    /// Data directory holding admin.token, when HEARTH_ADMIN_TOKEN is not set
+    #[arg(long, env = "HEARTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON instead of tables
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct CatalogArgs {
+    /// Only models usable for this feature: code_completion, code_generation, chat, or a feature name
+    #[arg(long)]
+    pub feature: Option<String>,
+    /// Only models with this release status: ga or beta
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct PlanArgs {
+    /// Catalog model: id, name, Hugging Face repository or Bedrock id
+    pub model: String,
+    /// GPU model, e.g. A100-80GB, H100-80GB, L40S
+    #[arg(long, conflicts_with = "vram_gb")]
+    pub gpu: Option<String>,
+    /// How many GPUs [default: as many as the model needs]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub count: Option<u32>,
+    /// Memory of each GPU in GB, for a GPU not in the list
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub vram_gb: Option<u32>,
+    /// The name vLLM serves the model under [default: the repository name]
+    #[arg(long)]
+    pub served_name: Option<String>,
+    /// Host the model server runs on, for the endpoint to register [default: localhost]
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Directory the weights are cloned into [default: /models]
+    #[arg(long)]
+    pub model_dir: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ApiKeyArgs {
+    /// API key for the model server (visible in the process list: prefer --api-key-file)
+    #[arg(long, conflicts_with = "api_key_file")]
+    pub api_key: Option<String>,
+    /// Read the API key from this file, or from standard input with -
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ModelsCommand {
+    /// Register a self-hosted model deployment
+    Add {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Unique deployment name
+        #[arg(long)]
+        name: String,
+        /// Model family: mistral, mixtral, codestral, codegemma, codellama, deepseekcoder, claude_3, gpt, …
+        #[arg(long)]
+        family: String,
+        /// Model server URL; for vLLM http(s)://HOST:8000/v1
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// custom_openai/<served name>, bedrock/<model id> or azure/<deployment>
+        #[arg(long)]
+        identifier: String,
+        /// Catalog model id, for exact ratings (recognised from the identifier when it can be)
+        #[arg(long)]
+        model: Option<String>,
+        #[command(flatten)]
+        key: ApiKeyArgs,
+    },
+    /// List deployments
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one deployment
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Deployment name or id
+        deployment: String,
+    },
+    /// Change a deployment
+    Update {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Deployment name or id
+        deployment: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        family: Option<String>,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        identifier: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        #[command(flatten)]
+        key: ApiKeyArgs,
+        /// Remove the stored API key
+        #[arg(long, conflicts_with_all = ["api_key", "api_key_file"])]
+        clear_api_key: bool,
+    },
+    /// Delete a deployment (refused while a feature uses it)
+    Remove {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Deployment name or id
+        deployment: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum FeaturesCommand {
+    /// List every feature and the deployment serving it
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Serve a feature with a deployment
+    Set {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Feature, e.g. code_completions, code_generations, duo_chat, explain_code
+        feature: String,
+        /// Deployment name or id
+        deployment: String,
+    },
+    /// Turn a feature off
+    Disable {
+        #[command(flatten)]
+        client: ClientArgs,
+        feature: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// Show settings
+    Get {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// One setting only
+        name: Option<String>,
+    },
+    /// Change a setting: beta_models_enabled or verbose_ai_logs, to true or false
+    Set {
+        #[command(flatten)]
+        client: ClientArgs,
+        name: String,
+        value: String,
+    },
+}

@@ -1,0 +1,7 @@
+//! One module per CLI command group.
+
+pub(crate) mod catalog;
+pub(crate) mod features;
+pub(crate) mod models;
+pub(crate) mod plan;
+pub(crate) mod settings;

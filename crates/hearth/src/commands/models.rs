@@ -1,0 +1,225 @@
+//! `hearth models`: deployments, over the admin API.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Context;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use crate::cli::{ApiKeyArgs, ModelsCommand};
+use crate::client::Client;
+use crate::output::{Table, Tone, plain, print_json, print_warnings};
+
+pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ModelsCommand::Add {
+            client,
+            name,
+            family,
+            endpoint,
+            identifier,
+            model,
+            key,
+        } => {
+            let c = Client::new(&client)?;
+            let mut body = json!({"name": name, "family": family, "identifier": identifier});
+            if let Some(e) = endpoint {
+                body["endpoint"] = json!(e);
+            }
+            if let Some(m) = model {
+                body["model"] = json!(m);
+            }
+            if let Some(k) = read_key(&key)? {
+                body["api_key"] = json!(k);
+            }
+            let created = c
+                .send(Method::POST, "/api/v1/self_hosted_models", Some(&body))
+                .await?;
+            print_warnings(&created);
+            if client.json {
+                return print_json(&created);
+            }
+            println!(
+                "Created self-hosted model {} (id {}).",
+                created["name"].as_str().unwrap_or_default(),
+                created["id"]
+            );
+            println!(
+                "Bind a feature to it: hearth features set code_completions {}",
+                created["id"]
+            );
+            Ok(())
+        }
+        ModelsCommand::List { client } => {
+            let c = Client::new(&client)?;
+            let list = c.get("/api/v1/self_hosted_models").await?;
+            if client.json {
+                return print_json(&list);
+            }
+            let mut table = Table::new(vec![
+                "ID",
+                "NAME",
+                "FAMILY",
+                "MODEL",
+                "PLATFORM",
+                "ENDPOINT",
+                "IDENTIFIER",
+                "API KEY",
+                "FEATURES",
+            ]);
+            for d in list.as_array().into_iter().flatten() {
+                table.row(vec![
+                    plain(d["id"].to_string()),
+                    plain(text(&d["name"])),
+                    plain(text(&d["family"])),
+                    plain(text(&d["model"])),
+                    plain(text(&d["platform"])),
+                    plain(text(&d["endpoint"])),
+                    plain(text(&d["identifier"])),
+                    key_cell(d),
+                    plain(join(&d["features"])),
+                ]);
+            }
+            table.print();
+            Ok(())
+        }
+        ModelsCommand::Show { client, deployment } => {
+            let c = Client::new(&client)?;
+            let id = c.deployment_id(&deployment).await?;
+            let d = c.get(&format!("/api/v1/self_hosted_models/{id}")).await?;
+            if client.json {
+                return print_json(&d);
+            }
+            for (label, value) in [
+                ("id", d["id"].to_string()),
+                ("name", text(&d["name"])),
+                ("family", text(&d["family"])),
+                ("model", text(&d["model_name"])),
+                ("platform", text(&d["platform"])),
+                ("endpoint", text(&d["endpoint"])),
+                ("identifier", text(&d["identifier"])),
+                ("api key", key_cell(&d).0),
+                ("features", join(&d["features"])),
+                ("created", text(&d["created_at"])),
+                ("updated", text(&d["updated_at"])),
+            ] {
+                println!("{label:<11} {value}");
+            }
+            Ok(())
+        }
+        ModelsCommand::Update {
+            client,
+            deployment,
+            name,
+            family,
+            endpoint,
+            identifier,
+            model,
+            key,
+            clear_api_key,
+        } => {
+            let c = Client::new(&client)?;
+            let id = c.deployment_id(&deployment).await?;
+            let mut body = Map::new();
+            for (field, value) in [
+                ("name", name),
+                ("family", family),
+                ("endpoint", endpoint),
+                ("identifier", identifier),
+                ("model", model),
+            ] {
+                if let Some(v) = value {
+                    body.insert(field.into(), json!(v));
+                }
+            }
+            if clear_api_key {
+                body.insert("api_key".into(), Value::Null);
+            } else if let Some(k) = read_key(&key)? {
+                body.insert("api_key".into(), json!(k));
+            }
+            if body.is_empty() {
+                anyhow::bail!(
+                    "nothing to change: pass at least one of --name, --family, --endpoint, --identifier, --model, --api-key, --clear-api-key"
+                );
+            }
+            let updated = c
+                .send(
+                    Method::PATCH,
+                    &format!("/api/v1/self_hosted_models/{id}"),
+                    Some(&Value::Object(body)),
+                )
+                .await?;
+            print_warnings(&updated);
+            if client.json {
+                return print_json(&updated);
+            }
+            println!(
+                "Updated self-hosted model {} (id {id}).",
+                text(&updated["name"])
+            );
+            Ok(())
+        }
+        ModelsCommand::Remove { client, deployment } => {
+            let c = Client::new(&client)?;
+            let id = c.deployment_id(&deployment).await?;
+            c.send(
+                Method::DELETE,
+                &format!("/api/v1/self_hosted_models/{id}"),
+                None,
+            )
+            .await?;
+            if client.json {
+                return print_json(&json!({"deleted": id}));
+            }
+            println!("Removed self-hosted model {deployment} (id {id}).");
+            Ok(())
+        }
+    }
+}
+
+fn read_key(args: &ApiKeyArgs) -> anyhow::Result<Option<String>> {
+    if let Some(k) = &args.api_key {
+        return Ok(Some(k.clone()));
+    }
+    let Some(path) = &args.api_key_file else {
+        return Ok(None);
+    };
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the API key from standard input")?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the API key from {}", path.display()))?;
+    }
+    Ok(Some(text.trim().to_string()))
+}
+
+pub(crate) fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn join(v: &Value) -> String {
+    let items: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn key_cell(d: &Value) -> (String, Tone) {
+    if d["api_key_error"].is_string() {
+        ("unreadable".into(), Tone::Bad)
+    } else if d["api_key_set"].as_bool() == Some(true) {
+        ("set".into(), Tone::Plain)
+    } else {
+        ("-".into(), Tone::Dim)
+    }
+}

@@ -1,0 +1,148 @@
+//! Configuration for `hearth serve`: defaults < TOML file < environment (`HEARTH_*`) < flags.
+//! clap already puts flags over the environment; this file slots the TOML file underneath.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, ServeArgs};
+
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:5052";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    log: Option<LogSection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    level: Option<String>,
+    format: Option<LogFormat>,
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub log_file: Option<PathBuf>,
+}
+
+pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let log = file.log.unwrap_or_default();
+    let listen = match (args.listen, file.listen) {
+        (Some(addr), _) => addr,
+        (None, Some(text)) => text.parse().with_context(|| {
+            format!("config file: listen = {text:?} is not an address like 127.0.0.1:5052")
+        })?,
+        (None, None) => DEFAULT_LISTEN.parse()?,
+    };
+    Ok(ServeConfig {
+        listen,
+        data_dir: args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir),
+        database_url: args.database_url.clone().or(file.database_url),
+        log_level: args
+            .log_level
+            .clone()
+            .or(log.level)
+            .unwrap_or_else(|| "info".into()),
+        log_format: args.log_format.or(log.format).unwrap_or(LogFormat::Json),
+        log_file: args.log_file.clone().or(log.file),
+    })
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    match toml::from_str(&text) {
+        Ok(config) => Ok(config),
+        Err(e) => bail!("config file {}: {e}", path.display()),
+    }
+}
+
+/// `$XDG_DATA_HOME/hearth`, else `~/.local/share/hearth`, else `./hearth-data`: the same place
+/// whichever directory the server or the CLI is started from.
+pub(crate) fn default_data_dir() -> PathBuf {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("hearth");
+    }
+    if let Some(home) = non_empty("HOME") {
+        return PathBuf::from(home).join(".local/share/hearth");
+    }
+    PathBuf::from("hearth-data")
+}
+
+/// A secret from the environment; an empty value counts as unset.
+pub(crate) fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["hearth", "serve"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(argv).command {
+            crate::cli::Command::Serve(a) => a,
+            _ => unreachable!("parsed a serve command"),
+        }
+    }
+
+    fn write(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "hearth-config-{}.toml",
+            hearth_registry::random_token(6)
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let path = write(
+            "listen = \"127.0.0.1:7000\"\ndata_dir = \"/srv/hearth\"\n[log]\nformat = \"text\"\nlevel = \"debug\"\n",
+        );
+        let p = path.to_str().unwrap();
+        let c = resolve(&args(&["--config", p, "--listen", "127.0.0.1:7001"])).unwrap();
+        assert_eq!(c.listen.port(), 7001);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/hearth"));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.log_level, "debug");
+        let c = resolve(&args(&["--config", p])).unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_problem() {
+        let path = write("listen = \"127.0.0.1:7000\"\nlisten_port = 5\n");
+        let err = resolve(&args(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("listen_port"), "{err:#}");
+        std::fs::write(&path, "listen = \"everywhere\"\n").unwrap();
+        let err = resolve(&args(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("everywhere"), "{err:#}");
+        std::fs::remove_file(path).unwrap();
+    }
+}

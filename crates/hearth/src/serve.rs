@@ -1,0 +1,106 @@
+//! `hearth serve`: open the registry, bind, serve until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use hearth_registry::{KeySource, Registry, RegistryConfig, load_or_create_token};
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::config::{self, env_secret};
+use crate::logging;
+
+/// The admin token file in the data directory.
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// A shorter token is too easy to guess for an API that controls where code is sent.
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = config::resolve(&args)?;
+    logging::init(&cfg.log_level, cfg.log_format, cfg.log_file.as_deref())?;
+
+    let registry = Registry::open(&RegistryConfig {
+        data_dir: cfg.data_dir.clone(),
+        database_url: cfg.database_url.clone(),
+        secret_key: env_secret("HEARTH_SECRET_KEY").map(SecretString::from),
+    })
+    .await
+    .context("cannot open the registry")?;
+    match registry.key_source() {
+        KeySource::Environment => tracing::info!("API keys are encrypted with HEARTH_SECRET_KEY"),
+        KeySource::File(path) => {
+            tracing::info!(path = %path.display(), "API keys are encrypted with the key file")
+        }
+        KeySource::CreatedFile(path) => tracing::warn!(
+            path = %path.display(),
+            "created a new secret key file (mode 0600) to encrypt API keys; back it up, or stored API keys become unreadable if it is lost"
+        ),
+    }
+
+    let admin_token = match env_secret("HEARTH_ADMIN_TOKEN") {
+        Some(token) if token.len() < MIN_ADMIN_TOKEN_LEN => anyhow::bail!(
+            "HEARTH_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LEN} characters (make one with `openssl rand -hex 24`)"
+        ),
+        Some(token) => {
+            tracing::info!("admin token: HEARTH_ADMIN_TOKEN");
+            SecretString::from(token)
+        }
+        None => {
+            let path = cfg.data_dir.join(ADMIN_TOKEN_FILE);
+            let (token, created) = load_or_create_token(&path)?;
+            if created {
+                tracing::info!(path = %path.display(), "generated the admin token (mode 0600); the CLI reads it from there");
+            } else {
+                tracing::info!(path = %path.display(), "admin token: file");
+            }
+            token
+        }
+    };
+
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        addr = %addr,
+        data_dir = %cfg.data_dir.display(),
+        database = registry.database(),
+        version = env!("CARGO_PKG_VERSION"),
+        "hearth listening"
+    );
+    let registry = Arc::new(registry);
+    let router = hearth_gateway::router(registry.clone(), admin_token);
+    hearth_gateway::serve(listener, router, shutdown_signal()).await?;
+    registry.close().await;
+    tracing::info!("hearth stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
