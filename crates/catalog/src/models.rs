@@ -519,7 +519,7 @@ pub fn find_model(query: &str) -> Result<&'static Model, CatalogError> {
         .iter()
         .map(|m| {
             let best = names(m)
-                .map(|n| strsim::normalized_levenshtein(&n.to_lowercase(), &q))
+                .map(|n| strsim::jaro_winkler(&n.to_lowercase(), &q))
                 .fold(0.0, f64::max);
             (best, m.id)
         })

@@ -57,6 +57,13 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("request body is not valid JSON: {e}"),
         )
     })?;
+    // Every body the API takes is an object; serde would also accept a struct as an array.
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            "body",
+            "request body must be a JSON object",
+        ));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
@@ -67,13 +74,13 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             .and_then(|rest| rest.split('`').next());
         let field = match (named, path.as_str()) {
             (Some(name), ".") => name.to_string(),
+            // For unknown fields the path already ends in the field.
+            (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_string(),
             (Some(name), parent) => format!("{parent}.{name}"),
             (None, p) => p.to_string(),
         };
         let message = if message.starts_with("unknown field") {
             format!("{message}; remove `{field}`")
-        } else if path == "." && named.is_none() {
-            format!("request body has the wrong shape: {message}; send a JSON object")
         } else {
             format!("`{field}`: {message}")
         };

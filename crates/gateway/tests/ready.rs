@@ -1,0 +1,60 @@
+//! Readiness follows the database: a real server on 127.0.0.1:0 answers 200, then 503 with the
+//! reason once the database stops answering, while liveness stays 200.
+
+use std::sync::Arc;
+
+use hearth_registry::{Registry, RegistryConfig};
+use secrecy::SecretString;
+
+#[tokio::test]
+async fn ready_turns_503_with_the_reason_when_the_database_is_gone() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(
+        Registry::open(&RegistryConfig {
+            data_dir: dir.path().to_path_buf(),
+            database_url: None,
+            secret_key: None,
+        })
+        .await
+        .unwrap(),
+    );
+    let router = hearth_gateway::router(registry.clone(), SecretString::from("x".repeat(20)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hearth_gateway::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+
+    let ready = http
+        .get(format!("http://{addr}/monitoring/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    registry.close().await;
+    let ready = http
+        .get(format!("http://{addr}/monitoring/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert!(
+        body["reason"].as_str().unwrap().starts_with("database:"),
+        "{body}"
+    );
+    let live = http
+        .get(format!("http://{addr}/monitoring/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

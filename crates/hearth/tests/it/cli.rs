@@ -1,0 +1,290 @@
+//! The command line against a running server, as an operator types it.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::harness::{ADMIN_TOKEN, BIN, Hearth, SECRET, api_key};
+
+fn hearth(h: Option<&Hearth>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HEARTH_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    if let Some(h) = h {
+        cmd.env("HEARTH_URL", h.url(""))
+            .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN);
+    }
+    let out = cmd.output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(SECRET), "the CLI printed an API key: {all}");
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn models_features_and_settings_round_trip() {
+    let h = Hearth::start();
+    let key = api_key(9);
+    let out = hearth(
+        Some(&h),
+        &[
+            "models",
+            "add",
+            "--name",
+            "Mixtral on gpu-1",
+            "--family",
+            "mixtral",
+            "--endpoint",
+            "http://gpu-1:8000/v1",
+            "--identifier",
+            "custom_openai/Mixtral-8x7B-Instruct-v0.1",
+            "--api-key",
+            &key,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Created self-hosted model Mixtral on gpu-1 (id 1)"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = hearth(Some(&h), &["models", "list"]);
+    let table = stdout(&out);
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("ID  NAME"), "{table}");
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains("Mixtral on gpu-1")
+            && row.contains("http://gpu-1:8000/v1")
+            && row.contains(" set "),
+        "{table}"
+    );
+    // Columns line up: each header starts where its cells start.
+    let endpoint_col = header.find("ENDPOINT").unwrap();
+    assert_eq!(row.find("http://").unwrap(), endpoint_col, "{table}");
+
+    let out = hearth(Some(&h), &["models", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["api_key_set"], true);
+
+    let out = hearth(
+        Some(&h),
+        &["features", "set", "duo_chat", "Mixtral on gpu-1"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: Mixtral 8x7B-it v0.1 is rated amber for chat"),
+        "{}",
+        stderr(&out)
+    );
+    let out = hearth(Some(&h), &["features", "list"]);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("duo_chat ") && l.contains("Mixtral on gpu-1 (id 1)")),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = hearth(Some(&h), &["models", "remove", "Mixtral on gpu-1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is used by duo_chat"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).starts_with("error: "));
+
+    let out = hearth(Some(&h), &["features", "disable", "duo_chat"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(
+        Some(&h),
+        &[
+            "models",
+            "update",
+            "Mixtral on gpu-1",
+            "--name",
+            "renamed",
+            "--clear-api-key",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(Some(&h), &["models", "show", "renamed", "--json"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["api_key_set"], false);
+    let out = hearth(Some(&h), &["models", "remove", "renamed"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = hearth(
+        Some(&h),
+        &["settings", "set", "beta_models_enabled", "true"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(Some(&h), &["settings", "get", "--json"]);
+    let settings: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(settings["beta_models_enabled"], true);
+    let out = hearth(Some(&h), &["settings", "set", "dark_mode", "true"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unknown setting"));
+}
+
+#[test]
+fn server_refusals_exit_non_zero_with_the_servers_message() {
+    let h = Hearth::start();
+    let out = hearth(
+        Some(&h),
+        &[
+            "models",
+            "add",
+            "--name",
+            "x",
+            "--family",
+            "mistral",
+            "--endpoint",
+            "http://gpu:8000",
+            "--identifier",
+            "custom_openai/m",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: an OpenAI-compatible (vLLM) endpoint must end in /v1: use http://gpu:8000/v1 (HTTP 422)"
+    );
+    let out = hearth(Some(&h), &["models", "show", "ghost"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no self-hosted model is named \"ghost\""));
+}
+
+#[test]
+fn an_unreachable_server_is_one_line_naming_the_url() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let out = Command::new(BIN)
+        .args(["models", "list", "--url", &url])
+        .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot reach Hearth at {url}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_cli_finds_the_generated_token_in_the_data_dir() {
+    let h = Hearth::start_with(crate::harness::Options {
+        generated_token: true,
+        ..Default::default()
+    });
+    let out = Command::new(BIN)
+        .args([
+            "settings",
+            "get",
+            "--url",
+            &h.url(""),
+            "--data-dir",
+            h.data_dir.to_str().unwrap(),
+        ])
+        .env_remove("HEARTH_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("beta_models_enabled  false"));
+}
+
+#[test]
+fn catalog_and_plan_work_offline() {
+    let out = hearth(
+        None,
+        &["catalog", "--feature", "chat", "--status", "ga", "--json"],
+    );
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"] == "ga")
+    );
+
+    let out = hearth(None, &["catalog"]);
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("codestral-22b-v0.1") && l.contains("90 GB")),
+        "{text}"
+    );
+    assert!(text.contains("~49 GB (estimate)"), "{text}");
+
+    let out = hearth(
+        None,
+        &[
+            "plan",
+            "codestral",
+            "--gpu",
+            "A100-80GB",
+            "--count",
+            "2",
+            "--host",
+            "gpu-7",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("--tensor_parallel_size 2"), "{text}");
+    assert!(
+        text.contains(
+            "--endpoint http://gpu-7:8000/v1 --identifier custom_openai/Codestral-22B-v0.1"
+        ),
+        "{text}"
+    );
+
+    let out = hearth(None, &["plan", "codestral", "--vram-gb", "24"]);
+    assert!(
+        out.status.success(),
+        "4 x 24 GB hold the 90 GB Codestral needs"
+    );
+    assert!(
+        stdout(&out).contains("--tensor_parallel_size 4"),
+        "{}",
+        stdout(&out)
+    );
+    let out = hearth(
+        None,
+        &["plan", "codestral", "--vram-gb", "24", "--count", "2"],
+    );
+    assert_eq!(out.status.code(), Some(1), "does not fit: exit 1");
+    assert!(stdout(&out).contains("does not fit"));
+
+    let out = hearth(None, &["plan", "mixtrel-8x7b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("mixtral-8x7b-instruct-v0.1"),
+        "{}",
+        stderr(&out)
+    );
+}

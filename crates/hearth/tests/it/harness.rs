@@ -1,0 +1,293 @@
+//! Starts and stops `hearth serve`, collects its log lines, and checks on every response and
+//! at every stop that no API key ever leaks.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// Every API key a test stores contains this, so a leak anywhere is caught.
+pub const SECRET: &str = "sk-SECRET-MARKER-7f3a9c";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const BIN: &str = env!("CARGO_BIN_EXE_hearth");
+
+pub fn api_key(n: u32) -> String {
+    format!("{SECRET}-{n}")
+}
+
+#[derive(Default)]
+pub struct Options<'a> {
+    pub data_dir: Option<&'a Path>,
+    pub env: Vec<(&'a str, String)>,
+    pub args: Vec<String>,
+    /// Leave HEARTH_ADMIN_TOKEN unset so the server generates its token file.
+    pub generated_token: bool,
+}
+
+pub struct Hearth {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub token: String,
+    http: reqwest::Client,
+}
+
+impl Hearth {
+    pub fn start() -> Hearth {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options<'_>) -> Hearth {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (temp, data_dir) = match opts.data_dir {
+            Some(d) => (None, d.to_path_buf()),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .args(&opts.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("HEARTH_") {
+                cmd.env_remove(k);
+            }
+        }
+        if !opts.generated_token {
+            cmd.env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.contains("hearth listening") {
+                        let v: Value = serde_json::from_str(&line).unwrap();
+                        let _ = tx.send(v["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap());
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("hearth did not start:\n{}", logs.lock().unwrap().join("\n"));
+            }
+        };
+        let token = if opts.generated_token {
+            std::fs::read_to_string(data_dir.join("admin.token"))
+                .unwrap()
+                .trim()
+                .to_string()
+        } else {
+            ADMIN_TOKEN.to_string()
+        };
+        Hearth {
+            child: Some(child),
+            addr,
+            data_dir,
+            _temp: temp,
+            logs,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// An admin API call with the right token. Fails the test if the body holds an API key.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(
+            !text.contains(SECRET),
+            "an API key leaked in a response: {text}"
+        );
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a deployment and returns its id; panics with the server's answer otherwise.
+    pub async fn create(&self, body: Value) -> i64 {
+        let (status, json) = self.post("/api/v1/self_hosted_models", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{json}");
+        json["id"].as_i64().unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a log line containing `needle` appears.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                // Let the reader threads drain the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                self.assert_no_secret_in_logs();
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "hearth did not stop within 15 s after SIGTERM:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn assert_no_secret_in_logs(&self) {
+        let logs = self.logs();
+        assert!(
+            !logs.contains(SECRET),
+            "an API key leaked into the log:\n{logs}"
+        );
+        assert!(
+            !logs.contains(&self.token),
+            "the admin token leaked into the log"
+        );
+    }
+}
+
+impl Drop for Hearth {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            if !std::thread::panicking() {
+                self.assert_no_secret_in_logs();
+            }
+        }
+    }
+}
+
+/// A deployment body that passes every rule.
+pub fn vllm_body(name: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "family": "mixtral",
+        "endpoint": "http://gpu-1.internal:8000/v1",
+        "identifier": "custom_openai/Mixtral-8x7B-Instruct-v0.1",
+    })
+}
+
+/// Asserts an API error: status, code and the field it names; returns the message.
+pub fn expect_error(got: &(StatusCode, Value), status: StatusCode, field: Option<&str>) -> String {
+    let (s, body) = got;
+    assert_eq!(*s, status, "{body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert_eq!(body["error"]["field"].as_str(), field, "{body}");
+    body["error"]["message"].as_str().unwrap().to_string()
+}

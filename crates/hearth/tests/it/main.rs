@@ -1,0 +1,18 @@
+//! End-to-end tests. Each starts the real `hearth` binary on 127.0.0.1:0 with its own data
+//! directory and speaks HTTP to it (or runs the CLI against it).
+//!
+//! Where new tests go: admin API rules in `deployments`, `features`, `settings`; malformed
+//! input, auth and concurrency in `robustness`; restarts and encryption in `persistence`;
+//! health, correlation ids, logs and shutdown in `server`; the command line in `cli`.
+
+// Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod deployments;
+mod features;
+mod harness;
+mod persistence;
+mod robustness;
+mod server;
+mod settings;
