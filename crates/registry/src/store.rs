@@ -114,27 +114,35 @@ pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snaps
     })
 }
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds a deployment's columns as `$1`–`$6`, in the order both statements list them.
+fn bind_fields<'q>(query: SqliteQuery<'q>, v: &'q Validated) -> SqliteQuery<'q> {
+    query
+        .bind(&v.name)
+        .bind(v.family.as_str())
+        .bind(v.model.map(|m| m.id))
+        .bind(v.platform.as_str())
+        .bind(&v.endpoint)
+        .bind(&v.identifier)
+}
+
 pub(crate) async fn insert_deployment(
     conn: &mut SqliteConnection,
     v: &Validated,
     sealed: Option<Vec<u8>>,
     now: &str,
 ) -> Result<i64> {
-    let row = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO self_hosted_models \
          (name, family, catalog_model, platform, endpoint, identifier, api_key_sealed, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
-    )
-    .bind(&v.name)
-    .bind(v.family.as_str())
-    .bind(v.model.map(|m| m.id))
-    .bind(v.platform.as_str())
-    .bind(&v.endpoint)
-    .bind(&v.identifier)
-    .bind(sealed)
-    .bind(now)
-    .fetch_one(conn)
-    .await?;
+    );
+    let row = bind_fields(query, v)
+        .bind(sealed)
+        .bind(now)
+        .fetch_one(conn)
+        .await?;
     Ok(row.try_get("id")?)
 }
 
@@ -145,20 +153,15 @@ pub(crate) async fn update_deployment(
     key: KeyChange,
     now: &str,
 ) -> Result<()> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE self_hosted_models SET name = $1, family = $2, catalog_model = $3, platform = $4, \
          endpoint = $5, identifier = $6, updated_at = $7 WHERE id = $8",
-    )
-    .bind(&v.name)
-    .bind(v.family.as_str())
-    .bind(v.model.map(|m| m.id))
-    .bind(v.platform.as_str())
-    .bind(&v.endpoint)
-    .bind(&v.identifier)
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+    );
+    bind_fields(query, v)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     let sealed = match key {
         KeyChange::Keep => return Ok(()),
         KeyChange::Set(blob) => Some(blob),

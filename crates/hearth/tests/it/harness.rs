@@ -138,6 +138,11 @@ impl Hearth {
         &self.http
     }
 
+    /// A GET without credentials, for the routes that need none.
+    pub async fn open_get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
     /// An admin API call with the right token. Fails the test if the body holds an API key.
     pub async fn call(
         &self,
@@ -271,6 +276,24 @@ impl Drop for Hearth {
             }
         }
     }
+}
+
+/// Runs `hearth serve` where start-up must fail; returns its stderr.
+pub fn serve_must_fail(extra_args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(extra_args)
+        .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "hearth serve should have refused to start"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A deployment body that passes every rule.

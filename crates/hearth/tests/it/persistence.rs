@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Hearth, Options, SECRET, api_key, vllm_body};
+use crate::harness::{Hearth, Options, SECRET, api_key, serve_must_fail, vllm_body};
 
 #[tokio::test]
 async fn everything_survives_a_restart_and_the_key_still_decrypts() {
@@ -116,15 +116,9 @@ async fn a_different_secret_key_reports_the_key_as_unreadable_without_losing_it(
 
 #[test]
 fn a_malformed_secret_key_stops_start_up_with_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(crate::harness::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("HEARTH_SECRET_KEY", "too-short")
-        .env("HEARTH_ADMIN_TOKEN", crate::harness::ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_must_fail(
+        &["--listen", "127.0.0.1:0"],
+        &[("HEARTH_SECRET_KEY", "too-short")],
+    );
     assert!(stderr.contains("openssl rand -hex 32"), "{stderr}");
 }

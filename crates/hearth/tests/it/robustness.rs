@@ -31,12 +31,7 @@ async fn raw_post(
 }
 
 async fn still_serving(h: &Hearth, expected_models: usize) {
-    let resp = h
-        .http()
-        .get(h.url("/monitoring/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.open_get("/monitoring/healthz").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let (_, list) = h.get(MODELS).await;
     assert_eq!(
@@ -152,7 +147,7 @@ async fn admin_routes_need_the_right_token() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let h = Hearth::start();
-    let resp = h.http().get(h.url("/nope")).send().await.unwrap();
+    let resp = h.open_get("/nope").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");

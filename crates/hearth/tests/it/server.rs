@@ -4,25 +4,15 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Hearth, Options, api_key, vllm_body};
+use crate::harness::{Hearth, Options, api_key, serve_must_fail, vllm_body};
 
 #[tokio::test]
 async fn health_and_readiness_answer_without_auth() {
     let h = Hearth::start();
-    let resp = h
-        .http()
-        .get(h.url("/monitoring/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.open_get("/monitoring/healthz").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({}));
-    let resp = h
-        .http()
-        .get(h.url("/monitoring/ready"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.open_get("/monitoring/ready").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.json::<Value>().await.unwrap()["database"], "ok");
 }
@@ -62,12 +52,7 @@ async fn correlation_ids_are_kept_when_sane_echoed_and_logged() {
         assert_ne!(echoed, insane);
         assert_eq!(echoed.len(), 32, "a fresh id replaces {insane:?}");
     }
-    let resp = h
-        .http()
-        .get(h.url("/monitoring/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.open_get("/monitoring/healthz").await;
     assert_eq!(resp.headers()["x-request-id"].len(), 32);
 }
 
@@ -164,36 +149,19 @@ async fn sigterm_stops_cleanly() {
 #[test]
 fn a_busy_port_is_a_clear_start_up_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(crate::harness::BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("HEARTH_ADMIN_TOKEN", crate::harness::ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let listen = taken.local_addr().unwrap().to_string();
+    let stderr = serve_must_fail(&["--listen", &listen], &[]);
     assert!(
-        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        stderr.contains(&format!("cannot listen on {listen}")),
         "{stderr}"
     );
 }
 
 #[test]
 fn a_short_admin_token_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(crate::harness::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("HEARTH_ADMIN_TOKEN", "short")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+    let stderr = serve_must_fail(
+        &["--listen", "127.0.0.1:0"],
+        &[("HEARTH_ADMIN_TOKEN", "short")],
+    );
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
 }
