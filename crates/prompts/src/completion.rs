@@ -1,0 +1,317 @@
+//! Code completion prompts, one format per family.
+//!
+//! Families trained for fill-in-the-middle get their exact FIM tokens, sent as a raw prompt to
+//! the server's text-completions endpoint so the tokens reach the model as control tokens.
+//! Families without FIM (Mistral 7B, Mixtral, Llama 3) continue the prefix; chat-only families
+//! (Claude, GPT) are asked in a chat message for exactly the missing middle.
+
+use hearth_catalog::Family;
+
+use crate::trim::{Budget, trim_context};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// What goes to the model server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PromptBody {
+    /// A raw prompt for a text-completions endpoint.
+    Text(String),
+    /// Messages for a chat endpoint.
+    Chat(Vec<Message>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionStyle {
+    FillInTheMiddle,
+    PrefixContinuation,
+    ChatInstruct,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompletionPrompt {
+    pub body: PromptBody,
+    pub style: CompletionStyle,
+    /// The family's stop sequences; the caller adds the client's.
+    pub stops: Vec<String>,
+    pub max_tokens: u32,
+    pub temperature: f32,
+    /// The first line of the suffix when it is distinctive enough that a model repeating it
+    /// means the insertion is over.
+    pub suffix_echo: Option<String>,
+}
+
+struct Format {
+    style: CompletionStyle,
+    stops: &'static [&'static str],
+    max_tokens: u32,
+    temperature: f32,
+}
+
+/// Per-family defaults. Token limits and temperatures follow GitLab's self-hosted completion
+/// prompts where they give one; otherwise greedy decoding.
+fn format(family: Family) -> Format {
+    use CompletionStyle::*;
+    let (style, stops, max_tokens, temperature): (_, &'static [&'static str], _, _) = match family {
+        Family::Codestral => (
+            FillInTheMiddle,
+            &[
+                "</s>", "[INST]", "[/INST]", "[PREFIX]", "[MIDDLE]", "[SUFFIX]",
+            ],
+            64,
+            0.32,
+        ),
+        Family::Codegemma => (
+            FillInTheMiddle,
+            &[
+                "<|file_separator|>",
+                "<|fim_prefix|>",
+                "<|fim_suffix|>",
+                "<|fim_middle|>",
+                "<eos>",
+            ],
+            128,
+            0.95,
+        ),
+        Family::Codellama => (
+            FillInTheMiddle,
+            &["<EOT>", "</s>", "<PRE>", "<SUF>", "<MID>"],
+            128,
+            0.95,
+        ),
+        Family::Deepseekcoder => (
+            FillInTheMiddle,
+            &[
+                "<｜end▁of▁sentence｜>",
+                "<|EOT|>",
+                "<｜fim▁begin｜>",
+                "<｜fim▁hole｜>",
+                "<｜fim▁end｜>",
+            ],
+            128,
+            0.0,
+        ),
+        Family::Starcoder2 => (
+            FillInTheMiddle,
+            &[
+                "<|endoftext|>",
+                "<file_sep>",
+                "<fim_prefix>",
+                "<fim_suffix>",
+                "<fim_middle>",
+            ],
+            128,
+            0.0,
+        ),
+        Family::Qwen => (
+            FillInTheMiddle,
+            &[
+                "<|endoftext|>",
+                "<|fim_pad|>",
+                "<|file_sep|>",
+                "<|repo_name|>",
+                "<|fim_prefix|>",
+                "<|fim_suffix|>",
+                "<|fim_middle|>",
+            ],
+            128,
+            0.0,
+        ),
+        // A blank line ends a suggestion well for models that only continue text.
+        Family::Mistral | Family::Mixtral => {
+            (PrefixContinuation, &["\n\n", "</s>", "[INST]"], 64, 0.0)
+        }
+        Family::Llama3 => (
+            PrefixContinuation,
+            &["\n\n", "<|eot_id|>", "<|end_of_text|>"],
+            64,
+            0.0,
+        ),
+        Family::Claude3 => (ChatInstruct, &[], 128, 0.0),
+        Family::Gpt => (ChatInstruct, &[], 64, 0.0),
+    };
+    Format {
+        style,
+        stops,
+        max_tokens,
+        temperature,
+    }
+}
+
+/// The text of a FIM prompt for `family`, or `None` for families without FIM.
+fn fim_text(family: Family, prefix: &str, suffix: &str) -> Option<String> {
+    Some(match family {
+        // Suffix first, as Mistral's FIM tokenizer orders it.
+        Family::Codestral => format!("<s>[SUFFIX]{suffix}[PREFIX]{prefix}"),
+        Family::Codegemma | Family::Qwen => {
+            format!("<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>")
+        }
+        Family::Codellama => format!("<PRE> {prefix} <SUF>{suffix} <MID>"),
+        // Full-width bars (U+FF5C) and the SentencePiece space (U+2581), as the vocabulary has them.
+        Family::Deepseekcoder => {
+            format!("<｜fim▁begin｜>{prefix}<｜fim▁hole｜>{suffix}<｜fim▁end｜>")
+        }
+        Family::Starcoder2 => format!("<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>"),
+        _ => return None,
+    })
+}
+
+const CHAT_SYSTEM: &str = "You complete code. The user sends a file with the marker <CURSOR> where code is missing. \
+Reply with only the code that belongs at <CURSOR>: no explanation, no code fences, nothing that is already before or after the marker.";
+
+/// Shortest suffix line worth treating as "the model started repeating the suffix".
+const MIN_ECHO_LEN: usize = 8;
+
+/// Builds the completion prompt for `family`, trimming prefix and suffix to its context.
+pub fn completion_prompt(
+    family: Family,
+    prefix: &str,
+    suffix: &str,
+    language: Option<&str>,
+    max_tokens: Option<u32>,
+) -> CompletionPrompt {
+    let f = format(family);
+    let max_tokens = max_tokens.unwrap_or(f.max_tokens);
+    let (prefix, suffix) = trim_context(prefix, suffix, Budget::for_family(family, max_tokens));
+    let body = match f.style {
+        CompletionStyle::FillInTheMiddle => {
+            PromptBody::Text(fim_text(family, prefix, suffix).unwrap_or_else(|| prefix.to_string()))
+        }
+        CompletionStyle::PrefixContinuation => PromptBody::Text(prefix.to_string()),
+        CompletionStyle::ChatInstruct => {
+            let lang = language
+                .map(|l| format!("Language: {l}\n"))
+                .unwrap_or_default();
+            PromptBody::Chat(vec![
+                Message {
+                    role: Role::System,
+                    content: CHAT_SYSTEM.to_string(),
+                },
+                Message {
+                    role: Role::User,
+                    content: format!("{lang}{prefix}<CURSOR>{suffix}"),
+                },
+            ])
+        }
+    };
+    let suffix_echo = suffix
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .filter(|l| l.len() >= MIN_ECHO_LEN)
+        .map(str::to_string);
+    CompletionPrompt {
+        body,
+        style: f.style,
+        stops: f.stops.iter().map(|s| s.to_string()).collect(),
+        max_tokens,
+        temperature: f.temperature,
+        suffix_echo,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(family: Family, p: &str, s: &str) -> String {
+        match completion_prompt(family, p, s, None, None).body {
+            PromptBody::Text(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Each family's exact bytes, as providers.md §5 and GitLab's templates give them.
+    #[test]
+    fn fim_formats_are_exact() {
+        let (p, s) = ("def add(a, b):\n    ", "\n    return c\n");
+        assert_eq!(
+            text(Family::Codestral, p, s),
+            "<s>[SUFFIX]\n    return c\n[PREFIX]def add(a, b):\n    "
+        );
+        assert_eq!(
+            text(Family::Codegemma, p, s),
+            "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n    return c\n<|fim_middle|>"
+        );
+        assert_eq!(
+            text(Family::Codellama, p, s),
+            "<PRE> def add(a, b):\n     <SUF>\n    return c\n <MID>"
+        );
+        let ds = text(Family::Deepseekcoder, p, s);
+        assert_eq!(
+            ds,
+            "<\u{FF5C}fim\u{2581}begin\u{FF5C}>def add(a, b):\n    <\u{FF5C}fim\u{2581}hole\u{FF5C}>\n    return c\n<\u{FF5C}fim\u{2581}end\u{FF5C}>"
+        );
+        assert_eq!(
+            text(Family::Starcoder2, p, s),
+            "<fim_prefix>def add(a, b):\n    <fim_suffix>\n    return c\n<fim_middle>"
+        );
+        assert_eq!(
+            text(Family::Qwen, p, s),
+            "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n    return c\n<|fim_middle|>"
+        );
+    }
+
+    #[test]
+    fn families_without_fim_continue_the_prefix() {
+        for f in [Family::Mistral, Family::Mixtral, Family::Llama3] {
+            let prompt = completion_prompt(f, "fn main() {\n", "}\n", None, None);
+            assert_eq!(prompt.body, PromptBody::Text("fn main() {\n".into()));
+            assert_eq!(prompt.style, CompletionStyle::PrefixContinuation);
+            assert!(prompt.stops.contains(&"\n\n".to_string()));
+        }
+    }
+
+    #[test]
+    fn chat_families_get_a_cursor_message() {
+        let prompt = completion_prompt(Family::Gpt, "a = ", "\nprint(a)", Some("python"), None);
+        match prompt.body {
+            PromptBody::Chat(m) => {
+                assert_eq!(m[0].role, Role::System);
+                assert_eq!(m[1].content, "Language: python\na = <CURSOR>\nprint(a)");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let p = completion_prompt(Family::Codestral, "x", "", None, None);
+        assert_eq!((p.max_tokens, p.temperature), (64, 0.32));
+        assert!(p.stops.contains(&"[SUFFIX]".to_string()));
+        let p = completion_prompt(Family::Codestral, "x", "", None, Some(16));
+        assert_eq!(p.max_tokens, 16);
+        let p = completion_prompt(Family::Codegemma, "x", "\n    return total\n", None, None);
+        assert_eq!(p.suffix_echo.as_deref(), Some("return total"));
+        let p = completion_prompt(Family::Codegemma, "x", ")\n", None, None);
+        assert_eq!(p.suffix_echo, None, "too short to be distinctive");
+    }
+
+    #[test]
+    fn long_files_are_trimmed_to_the_family_context() {
+        let prefix = "x = 1\n".repeat(20_000); // 120 KB, beyond CodeGemma's 8k tokens
+        let t = text(Family::Codegemma, &prefix, "");
+        assert!(t.len() < 8_000 * 3 + 64, "{}", t.len());
+        assert!(t.ends_with("x = 1\n<|fim_suffix|><|fim_middle|>"));
+    }
+}

@@ -1,0 +1,20 @@
+//! Prompts: how each model family is asked for a completion or a generation, how much of the
+//! file fits, and how the answer is cleaned up.
+//!
+//! Pure functions only. The gateway picks a deployment, asks this crate for the prompt, sends
+//! it through a provider, and runs the reply (whole or chunk by chunk) back through
+//! [`StopScanner`] or [`clean_generation`].
+
+mod completion;
+mod generation;
+mod stop;
+mod trim;
+
+pub use completion::{
+    CompletionPrompt, CompletionStyle, Message, PromptBody, Role, completion_prompt,
+};
+pub use generation::{
+    GenerationDefaults, clean_generation, generation_defaults, generation_messages,
+};
+pub use stop::StopScanner;
+pub use trim::{Budget, keep_end, keep_start, trim_context};

@@ -1,0 +1,218 @@
+//! Cutting a completion where it should end, chunk by chunk, so a stream never shows what a
+//! whole reply would not: no stop sequence, no repeated suffix, no whitespace-only answer.
+
+/// Scans streamed text for stop sequences. Text that could still turn out to be the start of
+/// a stop sequence is held back until the next chunk settles it.
+#[derive(Clone, Debug)]
+pub struct StopScanner {
+    stops: Vec<String>,
+    /// A suffix line that, when the model repeats it, ends the insertion (and the whitespace
+    /// before it goes too).
+    echo: Option<String>,
+    held: String,
+    /// Whether anything but whitespace has been seen: whitespace-only answers are dropped.
+    started: bool,
+    done: bool,
+}
+
+impl StopScanner {
+    pub fn new(stops: impl IntoIterator<Item = String>, echo: Option<String>) -> StopScanner {
+        let mut stops: Vec<String> = stops.into_iter().filter(|s| !s.is_empty()).collect();
+        stops.sort();
+        stops.dedup();
+        StopScanner {
+            stops,
+            echo: echo.filter(|e| !e.is_empty()),
+            held: String::new(),
+            started: false,
+            done: false,
+        }
+    }
+
+    /// True once a stop was found: the rest of the upstream reply is to be ignored.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Feeds a chunk; returns the text that may be shown now.
+    pub fn push(&mut self, chunk: &str) -> String {
+        if self.done {
+            return String::new();
+        }
+        self.held.push_str(chunk);
+        if let Some((at, is_echo)) = self.earliest_stop() {
+            self.done = true;
+            let mut out: String = self.held[..at].to_string();
+            if is_echo {
+                out.truncate(out.trim_end().len());
+            }
+            self.held.clear();
+            return if self.started || !out.trim().is_empty() {
+                out
+            } else {
+                String::new()
+            };
+        }
+        let safe = self.safe_len();
+        if !self.started {
+            // Only settled text counts: a held "<" may still be the start of a stop.
+            if self.held[..safe].trim().is_empty() {
+                return String::new();
+            }
+            self.started = true;
+        }
+        let out: String = self.held[..safe].to_string();
+        self.held.drain(..safe);
+        out
+    }
+
+    /// Ends the stream; returns what was held back, unless it only ever was whitespace.
+    pub fn finish(&mut self) -> String {
+        if self.done {
+            return String::new();
+        }
+        self.done = true;
+        let rest = std::mem::take(&mut self.held);
+        if !self.started && rest.trim().is_empty() {
+            String::new()
+        } else {
+            rest
+        }
+    }
+
+    /// Runs a whole reply through the scanner.
+    pub fn apply(mut self, text: &str) -> String {
+        let mut out = self.push(text);
+        out.push_str(&self.finish());
+        out
+    }
+
+    fn earliest_stop(&self) -> Option<(usize, bool)> {
+        let exact = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min()
+            .map(|i| (i, false));
+        let echo = self
+            .echo
+            .as_deref()
+            .and_then(|e| self.held.find(e))
+            .map(|i| (i, true));
+        match (exact, echo) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How much of `held` cannot be the start of a stop sequence (nor, when an echo line is
+    /// watched, trailing whitespace that would be dropped before it).
+    fn safe_len(&self) -> usize {
+        let held = &self.held;
+        let mut keep = 0;
+        for stop in self.stops.iter().chain(self.echo.as_ref()) {
+            let longest = stop.len().saturating_sub(1).min(held.len());
+            for k in (1..=longest).rev() {
+                let start = held.len() - k;
+                if held.is_char_boundary(start) && stop.starts_with(&held[start..]) {
+                    keep = keep.max(k);
+                    break;
+                }
+            }
+        }
+        let mut safe = held.len() - keep;
+        if self.echo.is_some() {
+            safe = held[..safe].trim_end().len();
+        }
+        safe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scan(stops: &[&str], echo: Option<&str>) -> StopScanner {
+        StopScanner::new(
+            stops.iter().map(|s| s.to_string()),
+            echo.map(str::to_string),
+        )
+    }
+
+    #[test]
+    fn cuts_at_the_earliest_stop_even_across_chunks() {
+        let mut s = scan(&["<|file_separator|>", "\n\n"], None);
+        let mut out = s.push("return a + b<|file_");
+        assert_eq!(out, "return a + b");
+        out.push_str(&s.push("separator|>junk"));
+        assert!(s.is_done());
+        assert_eq!(out, "return a + b");
+        assert_eq!(s.push("more"), "");
+    }
+
+    #[test]
+    fn held_partial_matches_are_released_when_they_are_not_stops() {
+        let mut s = scan(&["<EOT>"], None);
+        assert_eq!(s.push("a <E"), "a ");
+        assert_eq!(s.push("lse"), "<Else");
+        assert_eq!(s.finish(), "");
+    }
+
+    #[test]
+    fn a_repeated_suffix_line_ends_the_insertion_with_its_whitespace() {
+        let full = scan(&[], Some("return total")).apply("total = a + b\n    return total\n");
+        assert_eq!(full, "total = a + b");
+    }
+
+    #[test]
+    fn whitespace_only_answers_become_empty() {
+        assert_eq!(scan(&["\n\n"], None).apply("   \n \t"), "");
+        assert_eq!(scan(&["\n\n"], None).apply(" \n\nfoo"), "");
+        assert_eq!(
+            scan(&[], None).apply("  x"),
+            "  x",
+            "leading whitespace before code stays"
+        );
+    }
+
+    fn split_at_chars(text: &str, cuts: &[usize]) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (chars.len() + 1)).collect();
+        points.sort_unstable();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for p in points.into_iter().chain([chars.len()]) {
+            out.push(chars[last..p].iter().collect());
+            last = p;
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn streaming_equals_whole_and_never_shows_a_stop(
+            text in "(\\PC|\n|<EOT>|</s>|ret|\u{FF5C}){0,40}",
+            cuts in proptest::collection::vec(0usize..64, 0..8),
+            stops in proptest::collection::vec("(\\PC|\n){1,4}|<EOT>|</s>|\n\n", 0..4),
+            echo in proptest::option::of("[a-z ]{1,10}"),
+        ) {
+            let make = || StopScanner::new(stops.clone(), echo.clone());
+            let whole = make().apply(&text);
+            let mut streamed = String::new();
+            let mut s = make();
+            for piece in split_at_chars(&text, &cuts) {
+                streamed.push_str(&s.push(&piece));
+            }
+            streamed.push_str(&s.finish());
+            prop_assert_eq!(&streamed, &whole);
+            for stop in stops.iter().filter(|s| !s.is_empty()) {
+                prop_assert!(!whole.contains(stop.as_str()), "{:?} in {:?}", stop, whole);
+            }
+            if let Some(e) = echo.as_deref() {
+                prop_assert!(!whole.contains(e));
+            }
+            prop_assert!(whole.is_empty() || !whole.trim().is_empty());
+        }
+    }
+}
