@@ -1,1 +1,17 @@
-//! Serving-platform adapters.
+//! Serving-platform adapters. Today: the OpenAI-compatible platform (vLLM, llama.cpp's
+//! llama-server, Ollama, TGI). Each adapter turns Hearth's request types into the platform's
+//! wire format and its answers — whole or streamed — back into [`Reply`] and [`Chunk`], with
+//! every failure as one [`ProviderError`].
+
+mod error;
+mod openai_compat;
+mod sse;
+mod types;
+
+pub use error::{ProviderError, TimeoutPhase};
+pub use openai_compat::OpenAiCompatible;
+pub use sse::{SseDecoder, SseEvent};
+pub use types::{
+    CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest,
+    Timeouts, Usage,
+};

@@ -1,0 +1,105 @@
+//! Everything that can go wrong talking to a model server, with what the server said.
+
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    Connect,
+    FirstToken,
+    Total,
+}
+
+impl TimeoutPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::FirstToken => "first token",
+            Self::Total => "total",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("cannot connect to the model server at {endpoint}: {message}")]
+    Connect { endpoint: String, message: String },
+    #[error("the model server did not answer in time ({} timeout of {} ms)", phase.as_str(), after.as_millis())]
+    Timeout {
+        phase: TimeoutPhase,
+        after: Duration,
+    },
+    /// The server answered with an HTTP error.
+    #[error("the model server answered {status}: {message}")]
+    Upstream {
+        status: u16,
+        message: String,
+        retry_after: Option<String>,
+    },
+    /// The server sent something that is not the protocol.
+    #[error("the model server sent an invalid answer: {0}")]
+    Protocol(String),
+    /// The server reported an error after the stream had started.
+    #[error("the model server failed mid-stream: {0}")]
+    Stream(String),
+}
+
+/// Longest upstream message passed on; beyond it a server's HTML error page is noise.
+const MAX_MESSAGE: usize = 500;
+
+/// Reads the message out of any of the error bodies OpenAI-compatible servers send: the
+/// OpenAI envelope (vLLM's has an integer `code`), the older flat `{"object":"error",…}`,
+/// the bare `{"error":"Unauthorized"}`, or plain text.
+pub(crate) fn upstream_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let from_json = parsed.as_ref().and_then(|v| {
+        v["error"]["message"]
+            .as_str()
+            .or_else(|| v["error"].as_str())
+            .or_else(|| v["message"].as_str())
+            .or_else(|| v["detail"].as_str())
+            .map(str::to_owned)
+    });
+    let message = from_json.unwrap_or_else(|| text.trim().to_string());
+    let message = if message.is_empty() {
+        "no error message".to_string()
+    } else {
+        message
+    };
+    truncate(message)
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_shape_yields_its_message() {
+        let envelope = br#"{"error":{"message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}}"#;
+        assert_eq!(upstream_message(envelope), "max_tokens is too large");
+        let flat = br#"{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","param":null,"code":404}"#;
+        assert_eq!(upstream_message(flat), "The model `x` does not exist.");
+        assert_eq!(
+            upstream_message(br#"{"error":"Unauthorized"}"#),
+            "Unauthorized"
+        );
+        assert_eq!(
+            upstream_message(b"<html>Bad Gateway</html>"),
+            "<html>Bad Gateway</html>"
+        );
+        assert_eq!(upstream_message(b""), "no error message");
+        assert!(upstream_message("é".repeat(400).as_bytes()).ends_with('…'));
+    }
+}

@@ -1,0 +1,507 @@
+//! The OpenAI-compatible platform: `/completions` and `/chat/completions`, whole or streamed.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::error::{ProviderError, TimeoutPhase, upstream_message};
+use crate::sse::{SseDecoder, SseEvent};
+use crate::types::{
+    CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
+};
+
+/// What kind of answer to read: `choices[].text` or `choices[].message|delta.content`.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Chat,
+}
+
+/// Idle pooled connections kept per endpoint.
+const POOL_IDLE_PER_HOST: usize = 32;
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One pooled client per (endpoint origin, connect timeout): keep-alive connections are reused
+/// across requests, and one slow endpoint's settings never apply to another.
+#[derive(Default)]
+pub struct OpenAiCompatible {
+    clients: RwLock<HashMap<(String, Duration), reqwest::Client>>,
+}
+
+impl OpenAiCompatible {
+    pub fn new() -> OpenAiCompatible {
+        OpenAiCompatible::default()
+    }
+
+    fn client(&self, ep: &Endpoint) -> Result<reqwest::Client, ProviderError> {
+        let key = (origin(&ep.base_url), ep.timeouts.connect);
+        if let Ok(map) = self.clients.read()
+            && let Some(c) = map.get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(ep.timeouts.connect)
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Connect {
+                endpoint: ep.base_url.clone(),
+                message: e.to_string(),
+            })?;
+        if let Ok(mut map) = self.clients.write() {
+            map.insert(key, client.clone());
+        }
+        Ok(client)
+    }
+
+    pub async fn complete(
+        &self,
+        ep: &Endpoint,
+        req: &TextRequest,
+        ctx: &CallContext,
+    ) -> Result<Reply, ProviderError> {
+        self.whole(
+            ep,
+            "/completions",
+            text_body(req, false, false),
+            Kind::Text,
+            ctx,
+        )
+        .await
+    }
+
+    pub async fn complete_stream(
+        &self,
+        ep: &Endpoint,
+        req: &TextRequest,
+        include_usage: bool,
+        ctx: &CallContext,
+    ) -> Result<ChunkStream, ProviderError> {
+        self.streamed(
+            ep,
+            "/completions",
+            text_body(req, true, include_usage),
+            Kind::Text,
+            ctx,
+        )
+        .await
+    }
+
+    pub async fn chat(
+        &self,
+        ep: &Endpoint,
+        req: &ChatRequest,
+        ctx: &CallContext,
+    ) -> Result<Reply, ProviderError> {
+        self.whole(
+            ep,
+            "/chat/completions",
+            chat_body(req, false, false),
+            Kind::Chat,
+            ctx,
+        )
+        .await
+    }
+
+    pub async fn chat_stream(
+        &self,
+        ep: &Endpoint,
+        req: &ChatRequest,
+        include_usage: bool,
+        ctx: &CallContext,
+    ) -> Result<ChunkStream, ProviderError> {
+        self.streamed(
+            ep,
+            "/chat/completions",
+            chat_body(req, true, include_usage),
+            Kind::Chat,
+            ctx,
+        )
+        .await
+    }
+
+    /// Sends the request and waits for an OK status; maps every failure.
+    async fn send(
+        &self,
+        ep: &Endpoint,
+        path: &str,
+        body: Value,
+        ctx: &CallContext,
+        deadline: Duration,
+        phase: TimeoutPhase,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let url = format!("{}{path}", ep.base_url.trim_end_matches('/'));
+        let mut request = self.client(ep)?.post(&url).json(&body);
+        if let Some(key) = &ep.api_key {
+            request = request.bearer_auth(key.expose_secret());
+        }
+        if !ctx.request_id.is_empty() {
+            request = request.header("x-request-id", &ctx.request_id);
+        }
+        let response = match timeout(deadline, request.send()).await {
+            Err(_) => {
+                return Err(ProviderError::Timeout {
+                    phase,
+                    after: deadline,
+                });
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                let message = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| e.to_string());
+                let phase_error = message.contains("timed out") || e.is_timeout();
+                return Err(if phase_error {
+                    ProviderError::Timeout {
+                        phase: TimeoutPhase::Connect,
+                        after: ep.timeouts.connect,
+                    }
+                } else {
+                    ProviderError::Connect {
+                        endpoint: ep.base_url.clone(),
+                        message,
+                    }
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(ProviderError::Connect {
+                    endpoint: ep.base_url.clone(),
+                    message: e.to_string(),
+                });
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                // Azure's millisecond form, rounded up to whole seconds.
+                response
+                    .headers()
+                    .get("retry-after-ms")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(|ms| ms.div_ceil(1000).to_string())
+            });
+        let body = response.bytes().await.unwrap_or_default();
+        Err(ProviderError::Upstream {
+            status: status.as_u16(),
+            message: upstream_message(&body),
+            retry_after,
+        })
+    }
+
+    async fn whole(
+        &self,
+        ep: &Endpoint,
+        path: &str,
+        body: Value,
+        kind: Kind,
+        ctx: &CallContext,
+    ) -> Result<Reply, ProviderError> {
+        let started = Instant::now();
+        let total = ep.timeouts.total;
+        let response = self
+            .send(ep, path, body, ctx, total, TimeoutPhase::Total)
+            .await?;
+        let left = total.saturating_sub(started.elapsed());
+        let bytes = match timeout(left, response.bytes()).await {
+            Err(_) => {
+                return Err(ProviderError::Timeout {
+                    phase: TimeoutPhase::Total,
+                    after: total,
+                });
+            }
+            Ok(Err(e)) => return Err(ProviderError::Protocol(format!("reading the answer: {e}"))),
+            Ok(Ok(b)) => b,
+        };
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ProviderError::Protocol(format!("answer is not JSON: {e}")))?;
+        let choice = &v["choices"][0];
+        let text = match kind {
+            Kind::Text => choice["text"].as_str(),
+            Kind::Chat => choice["message"]["content"].as_str(),
+        };
+        if choice.is_null() {
+            return Err(ProviderError::Protocol("answer has no choices".into()));
+        }
+        Ok(Reply {
+            text: text.unwrap_or_default().to_string(),
+            finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
+            usage: usage(&v["usage"]),
+        })
+    }
+
+    async fn streamed(
+        &self,
+        ep: &Endpoint,
+        path: &str,
+        body: Value,
+        kind: Kind,
+        ctx: &CallContext,
+    ) -> Result<ChunkStream, ProviderError> {
+        let started = Instant::now();
+        let first_token = ep.timeouts.first_token.min(ep.timeouts.total);
+        let response = self
+            .send(ep, path, body, ctx, first_token, TimeoutPhase::FirstToken)
+            .await?;
+        let state = StreamState {
+            body: Box::pin(response.bytes_stream()),
+            decoder: SseDecoder::new(),
+            pending: std::collections::VecDeque::new(),
+            first_deadline: started + first_token,
+            total_deadline: started + ep.timeouts.total,
+            timeouts: (first_token, ep.timeouts.total),
+            seen_token: false,
+            finished: false,
+            kind,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(state, next_chunk)))
+    }
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+struct StreamState {
+    body: ByteStream,
+    decoder: SseDecoder,
+    pending: std::collections::VecDeque<Result<Chunk, ProviderError>>,
+    first_deadline: Instant,
+    total_deadline: Instant,
+    timeouts: (Duration, Duration),
+    seen_token: bool,
+    finished: bool,
+    kind: Kind,
+}
+
+async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>, StreamState)> {
+    loop {
+        if let Some(item) = s.pending.pop_front() {
+            if item.is_err() {
+                s.finished = true;
+                s.pending.clear();
+            }
+            return Some((item, s));
+        }
+        if s.finished {
+            return None;
+        }
+        let (deadline, phase, after) = if s.seen_token {
+            (s.total_deadline, TimeoutPhase::Total, s.timeouts.1)
+        } else {
+            let first = s.first_deadline.min(s.total_deadline);
+            (first, TimeoutPhase::FirstToken, s.timeouts.0)
+        };
+        match timeout_at(deadline, s.body.next()).await {
+            Err(_) => {
+                s.finished = true;
+                return Some((Err(ProviderError::Timeout { phase, after }), s));
+            }
+            Ok(Some(Err(e))) => {
+                s.finished = true;
+                return Some((
+                    Err(ProviderError::Stream(format!("connection broke: {e}"))),
+                    s,
+                ));
+            }
+            Ok(Some(Ok(bytes))) => {
+                for event in s.decoder.push(&bytes) {
+                    s.handle(event);
+                }
+            }
+            Ok(None) => {
+                if let Some(event) = s.decoder.finish() {
+                    s.handle(event);
+                }
+                if !s.finished {
+                    // The body ended without [DONE]: the server or the network cut it.
+                    s.pending.push_back(Err(ProviderError::Stream(
+                        "the stream ended before [DONE]".into(),
+                    )));
+                }
+                s.finished = true;
+            }
+        }
+    }
+}
+
+impl StreamState {
+    fn handle(&mut self, event: SseEvent) {
+        if self.finished {
+            return;
+        }
+        let data = match event {
+            SseEvent::Done => {
+                self.finished = true;
+                return;
+            }
+            SseEvent::Data { data, .. } => data,
+        };
+        let v: Value = match serde_json::from_str(&data) {
+            Ok(v) => v,
+            Err(e) => {
+                self.pending.push_back(Err(ProviderError::Protocol(format!(
+                    "stream event is not JSON: {e}"
+                ))));
+                return;
+            }
+        };
+        if !v["error"].is_null() {
+            self.pending
+                .push_back(Err(ProviderError::Stream(upstream_message(
+                    data.as_bytes(),
+                ))));
+            return;
+        }
+        let choice = &v["choices"][0];
+        let text = match self.kind {
+            Kind::Text => choice["text"].as_str(),
+            Kind::Chat => choice["delta"]["content"].as_str(),
+        }
+        .unwrap_or_default()
+        .to_string();
+        let chunk = Chunk {
+            finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
+            usage: usage(&v["usage"]),
+            text,
+        };
+        if !chunk.text.is_empty() || chunk.finish_reason.is_some() {
+            self.seen_token = true;
+        }
+        self.pending.push_back(Ok(chunk));
+    }
+}
+
+fn usage(v: &Value) -> Option<Usage> {
+    Some(Usage {
+        prompt_tokens: v["prompt_tokens"].as_u64()?,
+        completion_tokens: v["completion_tokens"].as_u64().unwrap_or(0),
+    })
+}
+
+fn text_body(req: &TextRequest, stream: bool, include_usage: bool) -> Value {
+    let mut body = json!({
+        "model": req.model,
+        "prompt": req.prompt,
+        "max_tokens": req.max_tokens,
+        "stream": stream,
+    });
+    common(
+        &mut body,
+        req.temperature,
+        req.top_p,
+        &req.stop,
+        req.user.as_deref(),
+        stream,
+        include_usage,
+    );
+    body
+}
+
+fn chat_body(req: &ChatRequest, stream: bool, include_usage: bool) -> Value {
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| json!({"role": m.role, "content": m.content}))
+        .collect();
+    let mut body = json!({"model": req.model, "messages": messages, "stream": stream});
+    if let Some(n) = req.max_tokens {
+        body["max_tokens"] = json!(n);
+    }
+    common(
+        &mut body,
+        req.temperature,
+        req.top_p,
+        &req.stop,
+        req.user.as_deref(),
+        stream,
+        include_usage,
+    );
+    body
+}
+
+fn common(
+    body: &mut Value,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    stop: &[String],
+    user: Option<&str>,
+    stream: bool,
+    include_usage: bool,
+) {
+    if let Some(t) = temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(p) = top_p {
+        body["top_p"] = json!(p);
+    }
+    if !stop.is_empty() {
+        body["stop"] = json!(stop);
+    }
+    if let Some(u) = user {
+        body["user"] = json!(u);
+    }
+    if stream && include_usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+}
+
+/// `scheme://host:port` of a URL, the unit connections are pooled by.
+fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    url[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_pool_per_host() {
+        assert_eq!(origin("http://gpu-1:8000/v1"), "http://gpu-1:8000");
+        assert_eq!(origin("https://h/v1/"), "https://h");
+        assert_eq!(origin("http://h"), "http://h");
+    }
+
+    #[test]
+    fn bodies_carry_only_what_was_set() {
+        let req = TextRequest {
+            model: "m".into(),
+            prompt: "p".into(),
+            max_tokens: 8,
+            stop: vec!["\n\n".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            text_body(&req, true, true),
+            json!({"model": "m", "prompt": "p", "max_tokens": 8, "stream": true,
+                   "stop": ["\n\n"], "stream_options": {"include_usage": true}})
+        );
+        let chat = ChatRequest {
+            model: "m".into(),
+            temperature: Some(0.5),
+            ..Default::default()
+        };
+        assert_eq!(
+            chat_body(&chat, false, true),
+            json!({"model": "m", "messages": [], "stream": false, "temperature": 0.5})
+        );
+    }
+}

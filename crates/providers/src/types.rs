@@ -1,0 +1,88 @@
+//! The request and answer types every adapter speaks.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::Stream;
+use secrecy::SecretString;
+
+use crate::error::ProviderError;
+
+/// How long each phase of a call may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// From sending the request to the first streamed token.
+    pub first_token: Duration,
+    /// The whole call.
+    pub total: Duration,
+}
+
+/// Where and how to reach one deployment.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// The base URL ending in `/v1` (or the platform's equivalent).
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    pub timeouts: Timeouts,
+}
+
+/// Per-call context passed upstream.
+#[derive(Clone, Debug, Default)]
+pub struct CallContext {
+    /// Sent as `X-Request-ID`, so upstream logs line up with Hearth's.
+    pub request_id: String,
+}
+
+/// A raw-prompt request for a text-completions endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct TextRequest {
+    pub model: String,
+    pub prompt: String,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub stop: Vec<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub stop: Vec<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// A whole answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    pub finish_reason: Option<String>,
+    pub usage: Option<Usage>,
+}
+
+/// One piece of a streamed answer. `text` may be empty (a role-only or usage-only chunk).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chunk {
+    pub text: String,
+    pub finish_reason: Option<String>,
+    pub usage: Option<Usage>,
+}
+
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, ProviderError>> + Send>>;
