@@ -1,15 +1,17 @@
-//! The admin REST API under `/api/v1`: deployments, feature settings, settings, catalog.
+//! The admin REST API under `/api/v1`: deployments, feature settings, settings, catalog,
+//! client keys.
 //! Every route needs the admin bearer token.
 
 mod auth;
 mod catalog;
+mod client_keys;
 mod deployments;
 mod features;
 mod settings;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::get;
+use axum::routing::{delete, get};
 
 use crate::AppState;
 
@@ -35,5 +37,10 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             get(settings::show).patch(settings::update),
         )
         .route("/api/v1/catalog", get(catalog::show))
+        .route(
+            "/api/v1/client_keys",
+            get(client_keys::list).post(client_keys::create),
+        )
+        .route("/api/v1/client_keys/{id}", delete(client_keys::revoke))
         .route_layer(from_fn_with_state(state, auth::require_admin))
 }

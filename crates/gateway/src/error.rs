@@ -9,10 +9,10 @@ use serde::Serialize;
 
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    field: Option<String>,
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) field: Option<String>,
 }
 
 #[derive(Serialize)]

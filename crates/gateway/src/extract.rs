@@ -15,6 +15,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_json(req, state).await.map(ApiJson)
+    }
+}
+
+/// Reads and decodes a JSON body, with every failure as an [`ApiError`] (which the OpenAI
+/// surface re-shapes into its own error body).
+pub(crate) async fn read_json<S: Send + Sync, T: DeserializeOwned>(
+    req: Request,
+    state: &S,
+) -> Result<T, ApiError> {
+    {
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
             let is_json = ct
                 .to_str()
@@ -45,7 +56,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 )
             }
         })?;
-        parse(&bytes).map(ApiJson)
+        parse(&bytes)
     }
 }
 

@@ -9,6 +9,9 @@ mod correlation;
 mod error;
 mod extract;
 mod monitoring;
+mod openai;
+mod routing;
+mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn;
 use axum::routing::get;
+use hearth_providers::OpenAiCompatible;
 use hearth_registry::Registry;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -34,18 +38,38 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub(crate) struct AppState {
     registry: Arc<Registry>,
     admin_token: Arc<SecretString>,
+    provider: Arc<OpenAiCompatible>,
+    metrics: Arc<telemetry::Metrics>,
+    /// Whether the listener is on a loopback address (see `openai::auth`).
+    loopback: bool,
+}
+
+/// How the server is exposed, which decides what is safe to answer without credentials.
+#[derive(Clone, Copy, Debug)]
+pub struct RouterOptions {
+    /// True when listening on a loopback address only.
+    pub loopback: bool,
 }
 
 /// Builds the router; `serve` runs it. Split so tests can drive it without a socket.
-pub fn router(registry: Arc<Registry>, admin_token: SecretString) -> Router {
+pub fn router(
+    registry: Arc<Registry>,
+    admin_token: SecretString,
+    options: RouterOptions,
+) -> Router {
     let state = AppState {
         registry,
         admin_token: Arc::new(admin_token),
+        provider: Arc::new(OpenAiCompatible::new()),
+        metrics: Arc::new(telemetry::Metrics::new()),
+        loopback: options.loopback,
     };
     Router::new()
         .route("/monitoring/healthz", get(monitoring::healthz))
         .route("/monitoring/ready", get(monitoring::ready))
+        .route("/metrics", get(metrics))
         .merge(admin::routes(state.clone()))
+        .merge(openai::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -68,8 +92,22 @@ pub async fn serve(
     .await
 }
 
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
 async fn not_found() -> ApiError {
-    ApiError::not_found("no such route; the admin API is under /api/v1, health under /monitoring")
+    ApiError::not_found(
+        "no such route; the OpenAI API is under /v1, the admin API under /api/v1, health under /monitoring",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {

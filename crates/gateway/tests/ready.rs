@@ -19,7 +19,11 @@ async fn ready_turns_503_with_the_reason_when_the_database_is_gone() {
         .await
         .unwrap(),
     );
-    let router = hearth_gateway::router(registry.clone(), SecretString::from("x".repeat(20)));
+    let router = hearth_gateway::router(
+        registry.clone(),
+        SecretString::from("x".repeat(20)),
+        hearth_gateway::RouterOptions { loopback: true },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

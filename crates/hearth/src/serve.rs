@@ -70,7 +70,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "hearth listening"
     );
     let registry = Arc::new(registry);
-    let router = hearth_gateway::router(registry.clone(), admin_token);
+    let loopback = addr.ip().is_loopback();
+    let router = hearth_gateway::router(
+        registry.clone(),
+        admin_token,
+        hearth_gateway::RouterOptions { loopback },
+    );
     hearth_gateway::serve(listener, router, shutdown_signal()).await?;
     registry.close().await;
     tracing::info!("hearth stopped");

@@ -64,6 +64,32 @@ impl ApiKey {
     }
 }
 
+/// Per-deployment timeouts in milliseconds; `None` uses the feature's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeoutOverrides {
+    pub connect_ms: Option<u32>,
+    pub first_token_ms: Option<u32>,
+    pub total_ms: Option<u32>,
+}
+
+/// Changes to the timeouts; `Some(None)` returns one to the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TimeoutPatch {
+    pub connect_ms: Option<Option<u32>>,
+    pub first_token_ms: Option<Option<u32>>,
+    pub total_ms: Option<Option<u32>>,
+}
+
+impl TimeoutOverrides {
+    pub(crate) fn patched(self, p: TimeoutPatch) -> TimeoutOverrides {
+        TimeoutOverrides {
+            connect_ms: p.connect_ms.unwrap_or(self.connect_ms),
+            first_token_ms: p.first_token_ms.unwrap_or(self.first_token_ms),
+            total_ms: p.total_ms.unwrap_or(self.total_ms),
+        }
+    }
+}
+
 /// A registered deployment, as readers see it.
 #[derive(Clone, Debug)]
 pub struct Deployment {
@@ -76,6 +102,7 @@ pub struct Deployment {
     pub endpoint: Option<String>,
     pub identifier: String,
     pub api_key: ApiKey,
+    pub timeouts: TimeoutOverrides,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -100,6 +127,7 @@ pub struct NewDeployment {
     pub endpoint: Option<String>,
     pub identifier: String,
     pub api_key: Option<SecretString>,
+    pub timeouts: TimeoutOverrides,
 }
 
 /// A partial update. For the nullable fields, `Some(None)` clears the value.
@@ -112,6 +140,7 @@ pub struct DeploymentPatch {
     pub endpoint: Option<Option<String>>,
     pub identifier: Option<String>,
     pub api_key: Option<Option<SecretString>>,
+    pub timeouts: TimeoutPatch,
 }
 
 /// A deployment that passed every rule, ready to store.
@@ -123,6 +152,7 @@ pub(crate) struct Validated {
     pub platform: DeploymentPlatform,
     pub endpoint: Option<String>,
     pub identifier: String,
+    pub timeouts: TimeoutOverrides,
     pub warnings: Vec<String>,
 }
 
@@ -130,6 +160,8 @@ const NAME_MAX: usize = 255;
 const ENDPOINT_MAX: usize = 2048;
 const IDENTIFIER_MAX: usize = 255;
 pub(crate) const API_KEY_MAX: usize = 2000;
+/// One hour: longer than any completion or chat turn should take.
+const TIMEOUT_MAX_MS: u32 = 3_600_000;
 
 const IDENTIFIER_FORMS: &str = "custom_openai/<served model name> (vLLM and other OpenAI-compatible servers), \
      bedrock/<model id> (AWS Bedrock) or azure/<deployment name> (Azure OpenAI)";
@@ -187,6 +219,7 @@ pub(crate) fn validate(
     }
 
     let endpoint = validate_endpoint(input.endpoint.as_deref(), platform)?;
+    validate_timeouts(input.timeouts)?;
 
     let model = match input
         .model
@@ -239,8 +272,39 @@ pub(crate) fn validate(
         platform,
         endpoint,
         identifier: identifier.to_string(),
+        timeouts: input.timeouts,
         warnings,
     })
+}
+
+fn validate_timeouts(t: TimeoutOverrides) -> Result<()> {
+    for (field, value) in [
+        ("connect_timeout_ms", t.connect_ms),
+        ("first_token_timeout_ms", t.first_token_ms),
+        ("total_timeout_ms", t.total_ms),
+    ] {
+        if let Some(ms) = value
+            && !(1..=TIMEOUT_MAX_MS).contains(&ms)
+        {
+            return Err(RegistryError::invalid(
+                field,
+                format!(
+                    "{field} must be between 1 and {TIMEOUT_MAX_MS} milliseconds, or null for the default"
+                ),
+            ));
+        }
+    }
+    if let (Some(first), Some(total)) = (t.first_token_ms, t.total_ms)
+        && first > total
+    {
+        return Err(RegistryError::invalid(
+            "first_token_timeout_ms",
+            format!(
+                "first_token_timeout_ms ({first}) cannot be longer than total_timeout_ms ({total})"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn family_list() -> String {

@@ -37,18 +37,20 @@ pub struct FeatureSetting {
     pub updated_at: Option<String>,
 }
 
-/// The catalog's rating for `deployment` on `capability`: its own model's when known, else
-/// the best in its family.
-fn verdict(deployment: &Deployment, capability: Capability) -> (FamilyVerdict, bool) {
-    match deployment.model {
-        Some(m) => (
-            FamilyVerdict::Rated {
-                rating: m.ratings.get(capability),
-                model: m.name,
-            },
-            true,
-        ),
-        None => (deployment.family.best_rating(capability), false),
+impl Deployment {
+    /// The catalog's rating for this deployment on `capability`: its own model's when known
+    /// (`true`), else the best in its family (`false`).
+    pub fn verdict(&self, capability: Capability) -> (FamilyVerdict, bool) {
+        match self.model {
+            Some(m) => (
+                FamilyVerdict::Rated {
+                    rating: m.ratings.get(capability),
+                    model: m.name,
+                },
+                true,
+            ),
+            None => (self.family.best_rating(capability), false),
+        }
     }
 }
 
@@ -65,7 +67,7 @@ pub(crate) fn check_binding(
         ));
     }
     let capability = feature.capability();
-    let (verdict, exact) = verdict(deployment, capability);
+    let (verdict, exact) = deployment.verdict(capability);
     let basis = if exact {
         String::new()
     } else {
@@ -126,6 +128,7 @@ mod tests {
             endpoint: Some("http://h:8000/v1".into()),
             identifier: "custom_openai/x".into(),
             api_key: ApiKey::None,
+            timeouts: Default::default(),
             created_at: String::new(),
             updated_at: String::new(),
         }

@@ -4,6 +4,7 @@
 //! sqlx (an embedded SQLite file by default) and then swaps in a fresh [`Snapshot`]. Readers,
 //! including the request path, only ever look at the snapshot.
 
+mod client_keys;
 mod crypto;
 mod deployment;
 mod error;
@@ -23,8 +24,12 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use client_keys::ClientKey;
 pub use crypto::{KeySource, random_token};
-pub use deployment::{ApiKey, Deployment, DeploymentPatch, DeploymentPlatform, NewDeployment};
+pub use deployment::{
+    ApiKey, Deployment, DeploymentPatch, DeploymentPlatform, NewDeployment, TimeoutOverrides,
+    TimeoutPatch,
+};
 pub use error::RegistryError;
 pub use features::{Binding, FeatureSetting};
 pub use settings::{Settings, SettingsPatch};
@@ -176,6 +181,7 @@ impl Registry {
                 .identifier
                 .unwrap_or_else(|| current.identifier.clone()),
             api_key: None,
+            timeouts: current.timeouts.patched(patch.timeouts),
         };
         let valid = validate(&merged, &snap.settings, family_changed)?;
         let mut warnings = valid.warnings.clone();
@@ -186,6 +192,7 @@ impl Registry {
             model: valid.model,
             platform: valid.platform,
             name: valid.name.clone(),
+            timeouts: valid.timeouts,
             ..(**current).clone()
         };
         for feature in snap.features_using(id) {
@@ -323,6 +330,52 @@ impl Registry {
             value: snap.settings.clone(),
             warnings,
         })
+    }
+
+    /// Creates a client key; the returned secret is the only time the key is visible.
+    pub async fn create_client_key(&self, name: &str) -> Result<(ClientKey, SecretString)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+            return Err(RegistryError::invalid(
+                "name",
+                "name must be 1 to 255 characters without control characters, e.g. \"vscode-team-a\"",
+            ));
+        }
+        let _guard = self.write_lock.lock().await;
+        let key = format!("{}{}", client_keys::KEY_PREFIX, random_token(24));
+        let prefix = key[..client_keys::SHOWN_PREFIX_LEN].to_string();
+        let mut conn = self.pool.acquire().await?;
+        let id =
+            store::insert_client_key(&mut conn, name, &prefix, &client_keys::hash(&key), &now())
+                .await?;
+        drop(conn);
+        let snap = self.reload().await?;
+        let created = snap
+            .client_keys()
+            .iter()
+            .find(|k| k.id == id)
+            .cloned()
+            .ok_or_else(|| RegistryError::NotFound(format!("client key {id} vanished")))?;
+        Ok((created, SecretString::from(key)))
+    }
+
+    /// Revokes a client key; revoking a revoked key changes nothing.
+    pub async fn revoke_client_key(&self, id: i64) -> Result<ClientKey> {
+        let _guard = self.write_lock.lock().await;
+        if !self.snapshot().client_keys().iter().any(|k| k.id == id) {
+            return Err(RegistryError::NotFound(format!(
+                "no client key has id {id}"
+            )));
+        }
+        let mut conn = self.pool.acquire().await?;
+        store::revoke_client_key(&mut conn, id, &now()).await?;
+        drop(conn);
+        let snap = self.reload().await?;
+        snap.client_keys()
+            .iter()
+            .find(|k| k.id == id)
+            .cloned()
+            .ok_or_else(|| RegistryError::NotFound(format!("no client key has id {id}")))
     }
 
     async fn reload(&self) -> Result<Arc<Snapshot>> {

@@ -1,10 +1,12 @@
 //! The registry as readers see it: an immutable copy swapped in after every write, so the
 //! request path reads it without locks or database round trips.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use hearth_catalog::Feature;
 
+use crate::client_keys::{ClientKey, hash};
 use crate::deployment::Deployment;
 use crate::features::{Binding, FeatureSetting};
 use crate::settings::Settings;
@@ -15,6 +17,9 @@ pub struct Snapshot {
     /// One entry per `Feature::ALL`, in that order.
     pub(crate) features: Vec<FeatureSetting>,
     pub(crate) settings: Settings,
+    pub(crate) client_keys: Vec<ClientKey>,
+    /// SHA-256 (hex) of each active key → its id.
+    pub(crate) active_key_hashes: HashMap<String, i64>,
 }
 
 impl Snapshot {
@@ -67,5 +72,22 @@ impl Snapshot {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Every client key, revoked ones included, oldest first.
+    pub fn client_keys(&self) -> &[ClientKey] {
+        &self.client_keys
+    }
+
+    pub fn has_active_client_keys(&self) -> bool {
+        !self.active_key_hashes.is_empty()
+    }
+
+    /// The id of the active client key `presented` is, if any.
+    pub fn client_key_id(&self, presented: &str) -> Option<i64> {
+        if self.active_key_hashes.is_empty() {
+            return None;
+        }
+        self.active_key_hashes.get(&hash(presented)).copied()
     }
 }

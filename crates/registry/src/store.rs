@@ -7,8 +7,9 @@ use hearth_catalog::{Family, Feature, model_by_id};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Row, SqlitePool};
 
+use crate::client_keys::ClientKey;
 use crate::crypto::SecretBox;
-use crate::deployment::{ApiKey, Deployment, DeploymentPlatform, Validated};
+use crate::deployment::{ApiKey, Deployment, DeploymentPlatform, TimeoutOverrides, Validated};
 use crate::error::Result;
 use crate::features::{Binding, FeatureSetting};
 use crate::settings::Settings;
@@ -24,7 +25,8 @@ pub(crate) enum KeyChange {
 pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snapshot> {
     let rows = sqlx::query(
         "SELECT id, name, family, catalog_model, platform, endpoint, identifier, api_key_sealed, \
-         created_at, updated_at FROM self_hosted_models ORDER BY id",
+         connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, created_at, updated_at \
+         FROM self_hosted_models ORDER BY id",
     )
     .fetch_all(pool)
     .await?;
@@ -65,6 +67,11 @@ pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snaps
             endpoint: row.try_get("endpoint")?,
             identifier: row.try_get("identifier")?,
             api_key,
+            timeouts: TimeoutOverrides {
+                connect_ms: ms(&row, "connect_timeout_ms")?,
+                first_token_ms: ms(&row, "first_token_timeout_ms")?,
+                total_ms: ms(&row, "total_timeout_ms")?,
+            },
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         }));
@@ -98,6 +105,27 @@ pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snaps
         })
         .collect();
 
+    let mut client_keys = Vec::new();
+    let mut active_key_hashes = std::collections::HashMap::new();
+    for row in sqlx::query(
+        "SELECT id, name, prefix, key_hash, created_at, revoked_at FROM client_keys ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        let key = ClientKey {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            prefix: row.try_get("prefix")?,
+            created_at: row.try_get("created_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        };
+        if key.is_active() {
+            active_key_hashes.insert(row.try_get::<String, _>("key_hash")?, key.id);
+        }
+        client_keys.push(key);
+    }
+
     let mut settings = Settings::default();
     for row in sqlx::query("SELECT name, value FROM settings")
         .fetch_all(pool)
@@ -111,12 +139,14 @@ pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snaps
         deployments,
         features,
         settings,
+        client_keys,
+        active_key_hashes,
     })
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-/// Binds a deployment's columns as `$1`–`$6`, in the order both statements list them.
+/// Binds a deployment's columns as `$1`–`$9`, in the order both statements list them.
 fn bind_fields<'q>(query: SqliteQuery<'q>, v: &'q Validated) -> SqliteQuery<'q> {
     query
         .bind(&v.name)
@@ -125,6 +155,14 @@ fn bind_fields<'q>(query: SqliteQuery<'q>, v: &'q Validated) -> SqliteQuery<'q> 
         .bind(v.platform.as_str())
         .bind(&v.endpoint)
         .bind(&v.identifier)
+        .bind(v.timeouts.connect_ms.map(i64::from))
+        .bind(v.timeouts.first_token_ms.map(i64::from))
+        .bind(v.timeouts.total_ms.map(i64::from))
+}
+
+fn ms(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<u32>> {
+    let v: Option<i64> = row.try_get(column)?;
+    Ok(v.and_then(|v| u32::try_from(v).ok()))
 }
 
 pub(crate) async fn insert_deployment(
@@ -135,8 +173,9 @@ pub(crate) async fn insert_deployment(
 ) -> Result<i64> {
     let query = sqlx::query(
         "INSERT INTO self_hosted_models \
-         (name, family, catalog_model, platform, endpoint, identifier, api_key_sealed, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+         (name, family, catalog_model, platform, endpoint, identifier, \
+          connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_key_sealed, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
     );
     let row = bind_fields(query, v)
         .bind(sealed)
@@ -155,7 +194,8 @@ pub(crate) async fn update_deployment(
 ) -> Result<()> {
     let query = sqlx::query(
         "UPDATE self_hosted_models SET name = $1, family = $2, catalog_model = $3, platform = $4, \
-         endpoint = $5, identifier = $6, updated_at = $7 WHERE id = $8",
+         endpoint = $5, identifier = $6, connect_timeout_ms = $7, first_token_timeout_ms = $8, \
+         total_timeout_ms = $9, updated_at = $10 WHERE id = $11",
     );
     bind_fields(query, v)
         .bind(now)
@@ -219,5 +259,37 @@ pub(crate) async fn upsert_setting(
     .bind(now)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_client_key(
+    conn: &mut SqliteConnection,
+    name: &str,
+    prefix: &str,
+    key_hash: &str,
+    now: &str,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO client_keys (name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(name)
+    .bind(prefix)
+    .bind(key_hash)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+pub(crate) async fn revoke_client_key(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE client_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_catalog::Feature;
-use hearth_registry::{ApiKey, Deployment, DeploymentPatch, NewDeployment, Snapshot};
+use hearth_registry::{
+    ApiKey, Deployment, DeploymentPatch, NewDeployment, Snapshot, TimeoutOverrides, TimeoutPatch,
+};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,9 @@ pub(crate) struct DeploymentView {
     api_key_set: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     api_key_error: Option<String>,
+    connect_timeout_ms: Option<u32>,
+    first_token_timeout_ms: Option<u32>,
+    total_timeout_ms: Option<u32>,
     features: Vec<Feature>,
     created_at: String,
     updated_at: String,
@@ -49,6 +54,9 @@ fn view(d: &Deployment, snap: &Snapshot, warnings: Option<Vec<String>>) -> Deplo
             ApiKey::Unreadable(why) => Some(why.clone()),
             _ => None,
         },
+        connect_timeout_ms: d.timeouts.connect_ms,
+        first_token_timeout_ms: d.timeouts.first_token_ms,
+        total_timeout_ms: d.timeouts.total_ms,
         features: snap.features_using(d.id),
         created_at: d.created_at.clone(),
         updated_at: d.updated_at.clone(),
@@ -70,6 +78,12 @@ pub(crate) struct CreateBody {
     identifier: String,
     #[serde(default)]
     api_key: Option<String>,
+    #[serde(default)]
+    connect_timeout_ms: Option<u32>,
+    #[serde(default)]
+    first_token_timeout_ms: Option<u32>,
+    #[serde(default)]
+    total_timeout_ms: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +103,12 @@ pub(crate) struct UpdateBody {
     identifier: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     api_key: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    connect_timeout_ms: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    first_token_timeout_ms: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    total_timeout_ms: Option<Option<u32>>,
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
@@ -135,6 +155,11 @@ pub(crate) async fn create(
             endpoint: body.endpoint,
             identifier: body.identifier,
             api_key: body.api_key.map(SecretString::from),
+            timeouts: TimeoutOverrides {
+                connect_ms: body.connect_timeout_ms,
+                first_token_ms: body.first_token_timeout_ms,
+                total_ms: body.total_timeout_ms,
+            },
         })
         .await?;
     let d = &outcome.value;
@@ -165,6 +190,11 @@ pub(crate) async fn update(
                 endpoint: body.endpoint,
                 identifier: body.identifier,
                 api_key: body.api_key.map(|k| k.map(SecretString::from)),
+                timeouts: TimeoutPatch {
+                    connect_ms: body.connect_timeout_ms,
+                    first_token_ms: body.first_token_timeout_ms,
+                    total_ms: body.total_timeout_ms,
+                },
             },
         )
         .await?;

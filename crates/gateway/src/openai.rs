@@ -1,0 +1,120 @@
+//! The OpenAI-compatible front door: `/v1/completions`, `/v1/chat/completions`, `/v1/models`.
+//! Any IDE plugin or SDK that speaks the OpenAI API can point at Hearth.
+
+mod auth;
+mod chat;
+mod completions;
+pub(crate) mod error;
+mod models;
+mod stream;
+mod wire;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use hearth_catalog::Feature;
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::openai::error::OaiError;
+use crate::routing::Route;
+use crate::telemetry::Exchange;
+
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/completions", post(completions::handle))
+        .route("/v1/chat/completions", post(chat::handle))
+        .route("/v1/models", get(models::list))
+        .route_layer(from_fn_with_state(state, auth::require_client_key))
+}
+
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Most stop sequences a request may add; each is scanned for in every chunk.
+const MAX_STOPS: usize = 16;
+const MAX_STOP_LEN: usize = 256;
+const MAX_TOKENS_LIMIT: u32 = 131_072;
+
+/// Checks the sampling fields both endpoints share; returns the client's stop sequences.
+pub(crate) fn check_sampling(
+    max_tokens: Option<u32>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    n: Option<u32>,
+    stop: Option<wire::OneOrMany>,
+) -> Result<Vec<String>, OaiError> {
+    if let Some(m) = max_tokens
+        && !(1..=MAX_TOKENS_LIMIT).contains(&m)
+    {
+        return Err(OaiError::invalid(
+            "max_tokens",
+            format!("max_tokens must be between 1 and {MAX_TOKENS_LIMIT}"),
+        ));
+    }
+    if let Some(t) = temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(OaiError::invalid(
+            "temperature",
+            "temperature must be between 0 and 2",
+        ));
+    }
+    if let Some(p) = top_p
+        && !(p > 0.0 && p <= 1.0)
+    {
+        return Err(OaiError::invalid(
+            "top_p",
+            "top_p must be greater than 0 and at most 1",
+        ));
+    }
+    if n.is_some_and(|n| n != 1) {
+        return Err(OaiError::invalid(
+            "n",
+            "n > 1 is not supported: Hearth post-processes one completion per request; send separate requests",
+        ));
+    }
+    let stops = stop.map(wire::OneOrMany::into_vec).unwrap_or_default();
+    if stops.len() > MAX_STOPS || stops.iter().any(|s| s.is_empty() || s.len() > MAX_STOP_LEN) {
+        return Err(OaiError::invalid(
+            "stop",
+            format!(
+                "stop takes at most {MAX_STOPS} non-empty sequences of at most {MAX_STOP_LEN} bytes"
+            ),
+        ));
+    }
+    Ok(stops)
+}
+
+pub(crate) fn exchange(
+    route: &Route,
+    feature: Feature,
+    correlation_id: &str,
+    verbose: bool,
+    prompt: String,
+    started: Instant,
+) -> Exchange {
+    Exchange {
+        feature,
+        deployment: route.deployment.name.clone(),
+        upstream_model: route.deployment.upstream_model().to_string(),
+        correlation_id: correlation_id.to_string(),
+        verbose,
+        prompt: if verbose { prompt } else { String::new() },
+        completion: String::new(),
+        started,
+        upstream_time: std::time::Duration::ZERO,
+        first_token: None,
+        usage: None,
+        overhead: std::time::Duration::ZERO,
+    }
+}
+
+/// `x-hearth-overhead-ms` with three decimals.
+pub(crate) fn overhead_header(d: std::time::Duration) -> axum::http::HeaderValue {
+    let text = format!("{:.3}", d.as_secs_f64() * 1000.0);
+    axum::http::HeaderValue::from_str(&text).unwrap_or(axum::http::HeaderValue::from_static("0"))
+}

@@ -1,0 +1,185 @@
+//! `POST /v1/chat/completions`: chat, through the server's own chat template (vLLM, llama.cpp
+//! and Ollama apply the served checkpoint's template, which is exact for that model).
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use hearth_catalog::Feature;
+use hearth_providers::{CallContext, ChatMessage, ChatRequest};
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::correlation::CorrelationId;
+use crate::extract::read_json;
+use crate::openai::completions::{failed, sse_response};
+use crate::openai::error::OaiError;
+use crate::openai::stream::{Framing, Relay, Shape};
+use crate::openai::wire::{
+    ChatBody, ChatChoice, ChatCompletion, ChatMessageOut, MessageContent, UsageOut,
+};
+use crate::openai::{check_sampling, exchange, now_secs, overhead_header};
+use crate::routing::resolve;
+
+const FEATURE: Feature = Feature::DuoChat;
+
+pub(crate) async fn handle(
+    State(state): State<AppState>,
+    Extension(cid): Extension<CorrelationId>,
+    req: Request,
+) -> Response {
+    match run(&state, cid.0, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics.refused(FEATURE, e.status.as_u16());
+            e.into_response()
+        }
+    }
+}
+
+fn messages(body: &mut ChatBody) -> Result<Vec<ChatMessage>, OaiError> {
+    if body.messages.is_empty() {
+        return Err(OaiError::invalid(
+            "messages",
+            "messages must hold at least one message",
+        ));
+    }
+    let mut out = Vec::with_capacity(body.messages.len());
+    for (i, m) in body.messages.drain(..).enumerate() {
+        let role = match m.role.as_str() {
+            "system" | "developer" => "system",
+            "user" => "user",
+            "assistant" => "assistant",
+            other => {
+                return Err(OaiError::invalid(
+                    &format!("messages[{i}].role"),
+                    format!(
+                        "role {other:?} is not supported; use system, user or assistant (tools are not supported)"
+                    ),
+                ));
+            }
+        };
+        let content = match m.content {
+            None => String::new(),
+            Some(MessageContent::Text(t)) => t,
+            Some(MessageContent::Parts(parts)) => {
+                let mut texts = Vec::new();
+                for p in parts {
+                    match (p.kind.as_str(), p.text) {
+                        ("text", Some(t)) => texts.push(t),
+                        (kind, _) => {
+                            return Err(OaiError::invalid(
+                                &format!("messages[{i}].content"),
+                                format!("content part {kind:?} is not supported; send text"),
+                            ));
+                        }
+                    }
+                }
+                texts.join("\n")
+            }
+        };
+        out.push(ChatMessage {
+            role: role.into(),
+            content,
+        });
+    }
+    Ok(out)
+}
+
+async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, OaiError> {
+    let started = Instant::now();
+    let mut body: ChatBody = read_json(req, state).await?;
+    let max_tokens = body.max_completion_tokens.or(body.max_tokens);
+    let stops = check_sampling(
+        max_tokens,
+        body.temperature,
+        body.top_p,
+        body.n,
+        body.stop.take(),
+    )?;
+    let msgs = messages(&mut body)?;
+    let snap = state.registry.snapshot();
+    let route = resolve(&snap, FEATURE, body.model.as_deref())?;
+    let verbose = snap.settings().verbose_ai_logs;
+    let logged = if verbose {
+        msgs.iter()
+            .map(|m| format!("{}: {}", m.role, m.content))
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        String::new()
+    };
+    let mut record = exchange(&route, FEATURE, &cid, verbose, logged, started);
+    let name = route.deployment.name.clone();
+    let request = ChatRequest {
+        model: route.deployment.upstream_model().to_string(),
+        messages: msgs,
+        max_tokens,
+        temperature: body.temperature,
+        top_p: body.top_p,
+        stop: stops,
+        user: body.user.clone(),
+    };
+    let ctx = CallContext { request_id: cid };
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let upstream_started = Instant::now();
+
+    if body.stream.unwrap_or(false) {
+        let include_usage = body
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let upstream = state
+            .provider
+            .chat_stream(&route.endpoint, &request, include_usage, &ctx)
+            .await;
+        record.upstream_time = upstream_started.elapsed();
+        record.overhead = started.elapsed().saturating_sub(record.upstream_time);
+        let upstream = match upstream {
+            Ok(u) => u,
+            Err(e) => return Ok(failed(state, record, &name, &e)),
+        };
+        let overhead = record.overhead;
+        let framing = Framing {
+            shape: Shape::Chat,
+            id,
+            model: name,
+            include_usage,
+        };
+        let relay = Relay::new(upstream, None, framing, record, state.metrics.clone());
+        return Ok(sse_response(relay, overhead));
+    }
+
+    let reply = state.provider.chat(&route.endpoint, &request, &ctx).await;
+    record.upstream_time = upstream_started.elapsed();
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => return Ok(failed(state, record, &name, &e)),
+    };
+    record.record_text(&reply.text);
+    record.usage = reply.usage;
+    let finish = reply.finish_reason.clone().unwrap_or_else(|| "stop".into());
+    let out = ChatCompletion {
+        id: &id,
+        object: "chat.completion",
+        created: now_secs(),
+        model: &name,
+        choices: vec![ChatChoice {
+            index: 0,
+            message: ChatMessageOut {
+                role: "assistant",
+                content: &reply.text,
+            },
+            logprobs: None,
+            finish_reason: &finish,
+        }],
+        usage: reply.usage.map(UsageOut::from),
+    };
+    let mut response = Json(out).into_response();
+    record.overhead = started.elapsed().saturating_sub(record.upstream_time);
+    response
+        .headers_mut()
+        .insert("x-hearth-overhead-ms", overhead_header(record.overhead));
+    record.finish(&state.metrics, 200, None);
+    Ok(response)
+}

@@ -1,0 +1,162 @@
+//! OpenAI-shaped errors, `{"error":{"message","type","param","code"}}`, and the one mapping
+//! from upstream failures to statuses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_providers::ProviderError;
+use serde_json::json;
+
+use crate::error::ApiError;
+
+#[derive(Debug)]
+pub(crate) struct OaiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+    pub retry_after: Option<String>,
+}
+
+impl OaiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        OaiError {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn invalid(param: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request_error",
+            "invalid_value",
+            message,
+        );
+        e.param = Some(param.to_string());
+        e
+    }
+
+    /// The JSON an error becomes inside a stream that has already started.
+    pub(crate) fn stream_event(&self) -> serde_json::Value {
+        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    }
+
+    /// Maps an upstream failure for deployment `name`. Client mistakes the model server
+    /// caught stay 400; operator mistakes (keys, identifiers) and outages are 5xx.
+    pub(crate) fn upstream(name: &str, e: &ProviderError) -> Self {
+        use StatusCode as S;
+        let gateway =
+            |status, code, message: String| Self::new(status, "upstream_error", code, message);
+        match e {
+            ProviderError::Connect { .. } => gateway(
+                S::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("deployment {name:?}: {e}"),
+            ),
+            ProviderError::Timeout { .. } => gateway(
+                S::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!("deployment {name:?}: {e}"),
+            ),
+            ProviderError::Protocol(_) | ProviderError::Stream(_) => gateway(
+                S::BAD_GATEWAY,
+                "upstream_error",
+                format!("deployment {name:?}: {e}"),
+            ),
+            ProviderError::Upstream {
+                status,
+                message,
+                retry_after,
+            } => {
+                let mut err = match *status {
+                    429 => Self::new(
+                        S::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        "upstream_rate_limited",
+                        format!("deployment {name:?} is rate limited: {message}"),
+                    ),
+                    503 => gateway(
+                        S::SERVICE_UNAVAILABLE,
+                        "upstream_unavailable",
+                        format!("deployment {name:?} is unavailable: {message}"),
+                    ),
+                    400 | 413 | 422 => Self::new(
+                        S::BAD_REQUEST,
+                        "invalid_request_error",
+                        "upstream_rejected",
+                        format!("deployment {name:?} refused the request: {message}"),
+                    ),
+                    401 | 403 => gateway(
+                        S::BAD_GATEWAY,
+                        "upstream_auth",
+                        format!(
+                            "deployment {name:?} refused Hearth's credentials ({status}: {message}); check the deployment's api_key"
+                        ),
+                    ),
+                    404 => gateway(
+                        S::BAD_GATEWAY,
+                        "upstream_not_found",
+                        format!(
+                            "deployment {name:?} answered 404 ({message}); check its endpoint and identifier"
+                        ),
+                    ),
+                    _ => gateway(
+                        S::BAD_GATEWAY,
+                        "upstream_error",
+                        format!("deployment {name:?} failed ({status}): {message}"),
+                    ),
+                };
+                err.retry_after = retry_after.clone();
+                err
+            }
+        }
+    }
+}
+
+impl From<ApiError> for OaiError {
+    fn from(e: ApiError) -> Self {
+        let kind = if e.status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        OaiError {
+            status: e.status,
+            kind,
+            code: e.code,
+            message: e.message,
+            param: e.field,
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for OaiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.stream_event())).into_response();
+        if let Some(v) = self
+            .retry_after
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}

@@ -1,0 +1,271 @@
+//! Relaying a streamed answer to the client: each upstream chunk goes out as soon as it is
+//! cleaned, in OpenAI's exact SSE framing. Dropping the relay (the client went away) drops the
+//! upstream stream, which closes its connection: the model server stops generating.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use hearth_prompts::StopScanner;
+use hearth_providers::{ChunkStream, Usage};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::openai::error::OaiError;
+use crate::openai::wire::{
+    ChatChunk, ChatChunkChoice, Delta, TextChoice, TextCompletion, UsageOut,
+};
+use crate::telemetry::{Exchange, Metrics};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Text,
+    Chat,
+}
+
+/// How the relayed chunks are framed for the client.
+pub(crate) struct Framing {
+    pub shape: Shape,
+    pub id: String,
+    /// The deployment name, shown as `model`.
+    pub model: String,
+    pub include_usage: bool,
+}
+
+pub(crate) struct Relay {
+    pub upstream: ChunkStream,
+    pub scanner: Option<StopScanner>,
+    pub shape: Shape,
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    pub include_usage: bool,
+    pub exchange: Option<Exchange>,
+    pub metrics: Arc<Metrics>,
+    sent_role: bool,
+    usage: Option<Usage>,
+    finish: Option<String>,
+    out: VecDeque<Bytes>,
+    done: bool,
+}
+
+/// Client disconnect status, as nginx logs it.
+const CLIENT_CLOSED: u16 = 499;
+
+impl Relay {
+    pub(crate) fn new(
+        upstream: ChunkStream,
+        scanner: Option<StopScanner>,
+        framing: Framing,
+        exchange: Exchange,
+        metrics: Arc<Metrics>,
+    ) -> Relay {
+        Relay {
+            upstream,
+            scanner,
+            shape: framing.shape,
+            id: framing.id,
+            created: super::now_secs(),
+            model: framing.model,
+            include_usage: framing.include_usage,
+            exchange: Some(exchange),
+            metrics,
+            sent_role: false,
+            usage: None,
+            finish: None,
+            out: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    pub(crate) fn into_body(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+        futures_util::stream::unfold(self, |mut r| async move {
+            r.next_bytes().await.map(|b| (Ok(b), r))
+        })
+    }
+
+    async fn next_bytes(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(b) = self.out.pop_front() {
+                return Some(b);
+            }
+            if self.done {
+                return None;
+            }
+            if self.shape == Shape::Chat && !self.sent_role {
+                self.sent_role = true;
+                let role = self.chat_chunk(Some("assistant"), Some(""), None);
+                self.out.push_back(role);
+                continue;
+            }
+            let waiting = Instant::now();
+            let next = self.upstream.next().await;
+            let received = Instant::now();
+            if let Some(x) = self.exchange.as_mut() {
+                x.upstream_time += received - waiting;
+            }
+            match next {
+                Some(Ok(chunk)) => {
+                    let text = match self.scanner.as_mut() {
+                        Some(s) => s.push(&chunk.text),
+                        None => chunk.text,
+                    };
+                    if chunk.usage.is_some() {
+                        self.usage = chunk.usage;
+                    }
+                    if chunk.finish_reason.is_some() {
+                        self.finish = chunk.finish_reason;
+                    }
+                    self.emit_text(&text);
+                    if self.scanner.as_ref().is_some_and(StopScanner::is_done) {
+                        // A stop sequence ended the answer: stop reading the model server.
+                        self.finish = Some("stop".into());
+                        self.close(200, None);
+                    }
+                }
+                Some(Err(e)) => {
+                    let err = OaiError::upstream(&self.model, &e);
+                    let event = sse(&err.stream_event());
+                    self.out.push_back(event);
+                    self.out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                    self.done = true;
+                    if let Some(x) = self.exchange.take() {
+                        x.finish(&self.metrics, err.status.as_u16(), Some(&err.message));
+                    }
+                }
+                None => {
+                    if let Some(rest) = self.scanner.as_mut().map(StopScanner::finish) {
+                        self.emit_text(&rest);
+                    }
+                    self.close(200, None);
+                }
+            }
+            if let Some(x) = self.exchange.as_mut() {
+                x.overhead += received.elapsed();
+            }
+        }
+    }
+
+    fn emit_text(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(x) = self.exchange.as_mut() {
+            x.record_text(text);
+        }
+        let bytes = match self.shape {
+            Shape::Text => self.text_chunk(text, None),
+            Shape::Chat => self.chat_chunk(None, Some(text), None),
+        };
+        self.out.push_back(bytes);
+    }
+
+    fn close(&mut self, status: u16, error: Option<&str>) {
+        let finish = self.finish.clone().unwrap_or_else(|| "stop".into());
+        let last = match self.shape {
+            Shape::Text => self.text_chunk("", Some(&finish)),
+            Shape::Chat => self.chat_chunk(None, None, Some(&finish)),
+        };
+        self.out.push_back(last);
+        if self.include_usage
+            && let Some(u) = self.usage
+        {
+            let usage_chunk = self.usage_chunk(u.into());
+            self.out.push_back(usage_chunk);
+        }
+        self.out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+        self.done = true;
+        if let Some(mut x) = self.exchange.take() {
+            x.usage = self.usage;
+            x.finish(&self.metrics, status, error);
+        }
+    }
+
+    fn usage_field(&self) -> Option<Option<UsageOut>> {
+        self.include_usage.then_some(None)
+    }
+
+    fn text_chunk(&self, text: &str, finish: Option<&str>) -> Bytes {
+        sse(&TextCompletion {
+            id: &self.id,
+            object: "text_completion",
+            created: self.created,
+            model: &self.model,
+            choices: vec![TextChoice {
+                index: 0,
+                text,
+                logprobs: None,
+                finish_reason: finish,
+            }],
+            usage: self.usage_field(),
+        })
+    }
+
+    fn chat_chunk(
+        &self,
+        role: Option<&'static str>,
+        content: Option<&str>,
+        finish: Option<&str>,
+    ) -> Bytes {
+        sse(&ChatChunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: vec![ChatChunkChoice {
+                index: 0,
+                delta: Delta { role, content },
+                logprobs: None,
+                finish_reason: finish,
+            }],
+            usage: self.usage_field(),
+        })
+    }
+
+    fn usage_chunk(&self, usage: UsageOut) -> Bytes {
+        match self.shape {
+            Shape::Text => sse(&TextCompletion {
+                id: &self.id,
+                object: "text_completion",
+                created: self.created,
+                model: &self.model,
+                choices: Vec::new(),
+                usage: Some(Some(usage)),
+            }),
+            Shape::Chat => sse(&ChatChunk {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: &self.model,
+                choices: Vec::new(),
+                usage: Some(Some(usage)),
+            }),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Still holding the record means the client left before the end.
+        if let Some(x) = self.exchange.take() {
+            x.finish(
+                &self.metrics,
+                CLIENT_CLOSED,
+                Some("client disconnected mid-stream"),
+            );
+        }
+    }
+}
+
+fn sse<T: Serialize>(value: &T) -> Bytes {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(b"data: ");
+    // Serialising these plain structs cannot fail.
+    if serde_json::to_writer(&mut buf, value).is_err() {
+        buf.extend_from_slice(b"{}");
+    }
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}

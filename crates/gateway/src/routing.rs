@@ -1,0 +1,162 @@
+//! Routing: which deployment serves a request, and how to reach it.
+//!
+//! A route's feature must be enabled. Without a `model`, the feature's deployment serves; a
+//! named deployment serves if the catalog allows its model for the feature's kind of work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use hearth_catalog::{Capability, FamilyVerdict, Feature};
+use hearth_providers::{Endpoint, Timeouts};
+use hearth_registry::{ApiKey, Binding, Deployment, DeploymentPlatform, Snapshot};
+
+use crate::openai::error::OaiError;
+
+pub(crate) struct Route {
+    pub deployment: Arc<Deployment>,
+    pub endpoint: Endpoint,
+}
+
+/// Defaults per kind of work: completions must be quick or are useless; chat may think.
+fn default_timeouts(capability: Capability) -> Timeouts {
+    match capability {
+        Capability::CodeCompletion => Timeouts {
+            connect: Duration::from_secs(5),
+            first_token: Duration::from_secs(10),
+            total: Duration::from_secs(30),
+        },
+        Capability::CodeGeneration | Capability::Chat => Timeouts {
+            connect: Duration::from_secs(5),
+            first_token: Duration::from_secs(60),
+            total: Duration::from_secs(300),
+        },
+    }
+}
+
+pub(crate) fn resolve(
+    snap: &Snapshot,
+    feature: Feature,
+    model: Option<&str>,
+) -> Result<Route, OaiError> {
+    let bound = match snap.feature(feature).binding {
+        Binding::Disabled => {
+            return Err(OaiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "feature_disabled",
+                format!(
+                    "feature {feature} is disabled; an administrator enables it with `hearth features set {feature} <deployment>`"
+                ),
+            ));
+        }
+        Binding::SelfHosted { deployment_id } => deployment_id,
+    };
+    let capability = feature.capability();
+    let deployment = match model.map(str::trim).filter(|m| !m.is_empty()) {
+        None => snap.deployment(bound).cloned().ok_or_else(|| {
+            OaiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "feature_unbound",
+                format!("feature {feature} points at a deployment that no longer exists"),
+            )
+        })?,
+        Some(name) => {
+            let found = snap.deployment_by_name(name).cloned().or_else(|| {
+                // Clients often send the served model name instead of the deployment name.
+                let mut by_served = snap
+                    .deployments()
+                    .iter()
+                    .filter(|d| d.upstream_model() == name);
+                match (by_served.next(), by_served.next()) {
+                    (Some(d), None) => Some(d.clone()),
+                    _ => None,
+                }
+            });
+            let d = found.ok_or_else(|| {
+                let names: Vec<&str> = snap.deployments().iter().map(|d| d.name.as_str()).collect();
+                let mut e = OaiError::new(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    "model_not_found",
+                    format!(
+                        "the model {name:?} does not exist; GET /v1/models lists them: {}",
+                        names.join(", ")
+                    ),
+                );
+                e.param = Some("model".into());
+                e
+            })?;
+            if let (FamilyVerdict::Rated { rating, model }, _) = d.verdict(capability)
+                && !rating.allows_binding()
+            {
+                let mut e = OaiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "model_not_capable",
+                    format!(
+                        "deployment {:?} ({model}) is rated {} for {}: use another model or leave `model` out to use the {feature} deployment",
+                        d.name,
+                        rating.as_str(),
+                        capability.label()
+                    ),
+                );
+                e.param = Some("model".into());
+                return Err(e);
+            }
+            d
+        }
+    };
+    if deployment.platform != DeploymentPlatform::OpenaiCompatible {
+        return Err(OaiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "platform_not_served",
+            format!(
+                "deployment {:?} is on {}, which this version of Hearth cannot call yet; use an OpenAI-compatible (custom_openai/…) deployment",
+                deployment.name,
+                deployment.platform.as_str()
+            ),
+        ));
+    }
+    let Some(base_url) = deployment.endpoint.clone() else {
+        return Err(OaiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "deployment_incomplete",
+            format!("deployment {:?} has no endpoint", deployment.name),
+        ));
+    };
+    let api_key = match &deployment.api_key {
+        ApiKey::None => None,
+        ApiKey::Set(k) => Some(k.clone()),
+        ApiKey::Unreadable(_) => {
+            return Err(OaiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "deployment_key_unreadable",
+                format!(
+                    "deployment {:?} has an API key Hearth cannot decrypt (the secret key changed); an administrator sets it again",
+                    deployment.name
+                ),
+            ));
+        }
+    };
+    let defaults = default_timeouts(capability);
+    let ms = |v: Option<u32>, d: Duration| v.map_or(d, |ms| Duration::from_millis(u64::from(ms)));
+    let t = deployment.timeouts;
+    let endpoint = Endpoint {
+        base_url,
+        api_key,
+        timeouts: Timeouts {
+            connect: ms(t.connect_ms, defaults.connect),
+            first_token: ms(t.first_token_ms, defaults.first_token),
+            total: ms(t.total_ms, defaults.total),
+        },
+    };
+    Ok(Route {
+        deployment,
+        endpoint,
+    })
+}

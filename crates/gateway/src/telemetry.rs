@@ -1,0 +1,225 @@
+//! Metrics (Prometheus text at `/metrics`) and the per-request record that feeds them and the
+//! opt-in verbose AI log.
+
+use std::time::Duration;
+
+use hearth_catalog::Feature;
+use hearth_providers::Usage;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    feature: String,
+    deployment: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentLabels {
+    feature: String,
+    deployment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    feature: String,
+    deployment: String,
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeatureLabels {
+    feature: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 10 ms to ~80 s.
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+fn overhead_histogram() -> Histogram {
+    // 10 µs to ~80 ms: Hearth's own time should sit at the bottom of this range.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 14))
+}
+
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    errors: Family<RequestLabels, Counter>,
+    upstream_latency: Histograms<DeploymentLabels>,
+    time_to_first_token: Histograms<DeploymentLabels>,
+    tokens: Family<TokenLabels, Counter>,
+    overhead: Histograms<FeatureLabels>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("hearth");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let errors = Family::<RequestLabels, Counter>::default();
+        let upstream_latency: Histograms<DeploymentLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let time_to_first_token: Histograms<DeploymentLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let overhead: Histograms<FeatureLabels> = Family::new_with_constructor(overhead_histogram);
+        registry.register(
+            "requests",
+            "Inference requests by feature, deployment and HTTP status",
+            requests.clone(),
+        );
+        registry.register(
+            "errors",
+            "Inference requests that failed, by feature, deployment and status",
+            errors.clone(),
+        );
+        registry.register(
+            "upstream_latency_seconds",
+            "Time the model server took for a whole answer",
+            upstream_latency.clone(),
+        );
+        registry.register(
+            "time_to_first_token_seconds",
+            "Time from the request to the first token sent to the client",
+            time_to_first_token.clone(),
+        );
+        registry.register(
+            "tokens",
+            "Tokens in (prompt) and out (completion), as the model server counted them",
+            tokens.clone(),
+        );
+        registry.register(
+            "gateway_overhead_seconds",
+            "Time spent inside Hearth per request, excluding waiting on the model server",
+            overhead.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            errors,
+            upstream_latency,
+            time_to_first_token,
+            tokens,
+            overhead,
+        }
+    }
+
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+
+    /// Counts a request refused before any model server was called.
+    pub(crate) fn refused(&self, feature: Feature, status: u16) {
+        let labels = RequestLabels {
+            feature: feature.as_str().into(),
+            deployment: String::new(),
+            status: status.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.errors.get_or_create(&labels).inc();
+    }
+}
+
+/// What one inference request did, recorded once when it ends.
+pub(crate) struct Exchange {
+    pub feature: Feature,
+    pub deployment: String,
+    pub upstream_model: String,
+    pub correlation_id: String,
+    /// Prompt and completion are kept only with verbose AI logs on.
+    pub verbose: bool,
+    pub prompt: String,
+    pub completion: String,
+    pub started: Instant,
+    pub upstream_time: Duration,
+    pub first_token: Option<Duration>,
+    pub usage: Option<Usage>,
+    pub overhead: Duration,
+}
+
+impl Exchange {
+    pub(crate) fn record_text(&mut self, text: &str) {
+        if self.first_token.is_none() && !text.is_empty() {
+            self.first_token = Some(self.started.elapsed());
+        }
+        if self.verbose {
+            self.completion.push_str(text);
+        }
+    }
+
+    pub(crate) fn finish(self, metrics: &Metrics, status: u16, error: Option<&str>) {
+        let feature = self.feature.as_str().to_string();
+        let labels = RequestLabels {
+            feature: feature.clone(),
+            deployment: self.deployment.clone(),
+            status: status.to_string(),
+        };
+        metrics.requests.get_or_create(&labels).inc();
+        if error.is_some() {
+            metrics.errors.get_or_create(&labels).inc();
+        }
+        let dep = DeploymentLabels {
+            feature: feature.clone(),
+            deployment: self.deployment.clone(),
+        };
+        metrics
+            .upstream_latency
+            .get_or_create(&dep)
+            .observe(self.upstream_time.as_secs_f64());
+        if let Some(t) = self.first_token {
+            metrics
+                .time_to_first_token
+                .get_or_create(&dep)
+                .observe(t.as_secs_f64());
+        }
+        if let Some(u) = self.usage {
+            for (direction, n) in [("in", u.prompt_tokens), ("out", u.completion_tokens)] {
+                metrics
+                    .tokens
+                    .get_or_create(&TokenLabels {
+                        feature: feature.clone(),
+                        deployment: self.deployment.clone(),
+                        direction: direction.into(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        metrics
+            .overhead
+            .get_or_create(&FeatureLabels { feature })
+            .observe(self.overhead.as_secs_f64());
+        if let Some(e) = error {
+            tracing::warn!(correlation_id = %self.correlation_id, feature = self.feature.as_str(),
+                deployment = %self.deployment, status_code = status, error = e, "inference failed");
+        }
+        if self.verbose {
+            tracing::info!(
+                target: "hearth::ai",
+                correlation_id = %self.correlation_id,
+                feature = self.feature.as_str(),
+                deployment = %self.deployment,
+                model = %self.upstream_model,
+                prompt = %self.prompt,
+                completion = %self.completion,
+                prompt_tokens = self.usage.map(|u| u.prompt_tokens),
+                completion_tokens = self.usage.map(|u| u.completion_tokens),
+                time_to_first_token_ms = self.first_token.map(|d| d.as_millis() as u64),
+                duration_ms = self.started.elapsed().as_millis() as u64,
+                overhead_us = self.overhead.as_micros() as u64,
+                status_code = status,
+                "ai request"
+            );
+        }
+    }
+}
