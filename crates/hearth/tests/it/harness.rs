@@ -27,6 +27,8 @@ pub struct Options<'a> {
     pub args: Vec<String>,
     /// Leave HEARTH_ADMIN_TOKEN unset so the server generates its token file.
     pub generated_token: bool,
+    /// Listen address; 127.0.0.1:0 when unset.
+    pub listen: Option<&'a str>,
 }
 
 pub struct Hearth {
@@ -58,7 +60,7 @@ impl Hearth {
         cmd.args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            opts.listen.unwrap_or("127.0.0.1:0"),
             "--log-format",
             "json",
             "--data-dir",
@@ -131,7 +133,11 @@ impl Hearth {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}{path}")
     }
 
     pub fn http(&self) -> &reqwest::Client {

@@ -2,7 +2,8 @@
 //! directory and speaks HTTP to it (or runs the CLI against it).
 //!
 //! Where new tests go: admin API rules in `deployments`, `features`, `settings`; malformed
-//! input, auth and concurrency in `robustness`; restarts and encryption in `persistence`;
+//! input, auth and concurrency in `robustness`; the OpenAI front door against a scripted
+//! upstream in `inference`; restarts and encryption in `persistence`;
 //! health, correlation ids, logs and shutdown in `server`; the command line in `cli`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
@@ -12,6 +13,7 @@ mod cli;
 mod deployments;
 mod features;
 mod harness;
+mod inference;
 mod persistence;
 mod robustness;
 mod server;

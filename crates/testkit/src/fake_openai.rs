@@ -1,0 +1,319 @@
+//! A scriptable OpenAI-compatible model server on 127.0.0.1:0. It records every request and
+//! answers with the next scripted [`Reply`], or echoes a fixed text when the script is empty.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A normal answer: streamed as these chunks when the request streams, else joined.
+    Text {
+        chunks: Vec<String>,
+        finish: &'static str,
+    },
+    /// Like `Text`, but the SSE bytes are written in pieces of this many bytes (splitting
+    /// events and UTF-8 characters anywhere).
+    TextSplit { chunks: Vec<String>, piece: usize },
+    /// An HTTP error with this body and headers.
+    Error {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+    /// `chunks`, then an error event, then `[DONE]`.
+    FailMidStream { chunks: Vec<String>, error: Value },
+    /// `chunks`, then the connection closes without `[DONE]`.
+    Cut { chunks: Vec<String> },
+    /// Waits before sending the response headers.
+    StallBeforeHeaders(Duration),
+    /// Sends `chunks`, then waits before the next.
+    StallAfter { chunks: Vec<String>, wait: Duration },
+    /// Streams `count` chunks, one every `every`, and notes whether the client left early.
+    Slow { count: usize, every: Duration },
+}
+
+/// A request as the upstream received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Shared {
+    script: Mutex<VecDeque<Reply>>,
+    seen: Mutex<Vec<Recorded>>,
+    /// Slow streams whose client went away before the end.
+    abandoned: AtomicUsize,
+    /// Slow-stream chunks actually written.
+    slow_chunks_sent: AtomicUsize,
+}
+
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeUpstream {
+    pub async fn start() -> FakeUpstream {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/v1/completions", post(answer))
+            .route("/v1/chat/completions", post(answer))
+            .route(
+                "/v1/models",
+                get(|| async {
+                    axum::Json(
+                        json!({"object": "list", "data": [{"id": "fake", "object": "model"}]}),
+                    )
+                }),
+            )
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeUpstream {
+            addr,
+            shared,
+            _server: server,
+        }
+    }
+
+    /// The endpoint to register: `http://127.0.0.1:PORT/v1`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn script(&self, reply: Reply) {
+        self.shared.script.lock().unwrap().push_back(reply);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Recorded {
+        self.requests()
+            .pop()
+            .expect("the upstream received a request")
+    }
+
+    pub fn abandoned(&self) -> usize {
+        self.shared.abandoned.load(Ordering::SeqCst)
+    }
+
+    pub fn slow_chunks_sent(&self) -> usize {
+        self.shared.slow_chunks_sent.load(Ordering::SeqCst)
+    }
+}
+
+const DEFAULT_TEXT: &str = "fake completion";
+
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let chat = uri.path().ends_with("/chat/completions");
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let usage = body["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    shared.seen.lock().unwrap().push(Recorded {
+        path: uri.path().to_string(),
+        headers,
+        body,
+    });
+    let reply = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Reply::Text {
+            chunks: vec![DEFAULT_TEXT.into()],
+            finish: "stop",
+        });
+    let f = Frames { chat, usage };
+    match reply {
+        Reply::Text { chunks, finish } if !stream => f.whole(&chunks.concat(), finish),
+        Reply::Text { chunks, finish } => sse(f.events(&chunks, Some(finish), true), None),
+        Reply::TextSplit { chunks, .. } if !stream => f.whole(&chunks.concat(), "stop"),
+        Reply::TextSplit { chunks, piece } => {
+            sse(f.events(&chunks, Some("stop"), true), Some(piece))
+        }
+        Reply::Error {
+            status,
+            body,
+            headers,
+        } => {
+            let mut r = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            for (k, v) in headers {
+                r.headers_mut().insert(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            r
+        }
+        Reply::FailMidStream { chunks, error } => {
+            let mut events = f.events(&chunks, None, false);
+            events.push(format!("data: {error}\n\n"));
+            events.push("data: [DONE]\n\n".into());
+            sse(events, None)
+        }
+        Reply::Cut { chunks } => sse(f.events(&chunks, None, false), None),
+        Reply::StallBeforeHeaders(wait) => {
+            tokio::time::sleep(wait).await;
+            f.whole(DEFAULT_TEXT, "stop")
+        }
+        Reply::StallAfter { chunks, wait } => {
+            let events = f.events(&chunks, None, false);
+            let s = futures_util::stream::iter(
+                events
+                    .into_iter()
+                    .map(|e| Ok::<_, std::convert::Infallible>(Bytes::from(e))),
+            )
+            .chain(futures_util::stream::once(async move {
+                tokio::time::sleep(wait).await;
+                Ok(Bytes::from_static(b"data: [DONE]\n\n"))
+            }));
+            stream_response(Body::from_stream(s))
+        }
+        Reply::Slow { count, every } => {
+            let guard = Abandon {
+                shared: shared.clone(),
+                finished: false,
+            };
+            let s = futures_util::stream::unfold(
+                (0usize, guard, f),
+                move |(i, mut guard, f)| async move {
+                    if i > count {
+                        return None;
+                    }
+                    if i == count {
+                        guard.finished = true;
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(Bytes::from_static(
+                                b"data: [DONE]\n\n",
+                            )),
+                            (i + 1, guard, f),
+                        ));
+                    }
+                    tokio::time::sleep(every).await;
+                    guard.shared.slow_chunks_sent.fetch_add(1, Ordering::SeqCst);
+                    let event = f.event(&format!("tok{i} "), None);
+                    Some((Ok(Bytes::from(event)), (i + 1, guard, f)))
+                },
+            );
+            stream_response(Body::from_stream(s))
+        }
+    }
+}
+
+use futures_util::StreamExt;
+
+/// Counts a slow stream as abandoned when its body is dropped before the end.
+struct Abandon {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Frames {
+    chat: bool,
+    usage: bool,
+}
+
+impl Frames {
+    fn event(&self, text: &str, finish: Option<&str>) -> String {
+        let choice = if self.chat {
+            json!({"index": 0, "delta": {"content": text}, "finish_reason": finish})
+        } else {
+            json!({"index": 0, "text": text, "finish_reason": finish})
+        };
+        format!(
+            "data: {}\n\n",
+            json!({"id": "up-1", "object": "x", "created": 1, "model": "fake", "choices": [choice]})
+        )
+    }
+
+    fn events(&self, chunks: &[String], finish: Option<&str>, done: bool) -> Vec<String> {
+        let mut out: Vec<String> = chunks.iter().map(|c| self.event(c, None)).collect();
+        if let Some(f) = finish {
+            out.push(self.event("", Some(f)));
+        }
+        if done {
+            if self.usage {
+                out.push(format!(
+                    "data: {}\n\n",
+                    json!({"id": "up-1", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": chunks.len(), "total_tokens": 7 + chunks.len()}})
+                ));
+            }
+            out.push("data: [DONE]\n\n".into());
+        }
+        out
+    }
+
+    fn whole(&self, text: &str, finish: &str) -> Response {
+        let choice = if self.chat {
+            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+        } else {
+            json!({"index": 0, "text": text, "finish_reason": finish})
+        };
+        axum::Json(
+            json!({"id": "up-1", "object": "x", "created": 1, "model": "fake", "choices": [choice],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}),
+        )
+        .into_response()
+    }
+}
+
+fn stream_response(body: Body) -> Response {
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    r
+}
+
+/// Writes the events, optionally in pieces of `piece` bytes with a pause between, so the
+/// client really receives them split.
+fn sse(events: Vec<String>, piece: Option<usize>) -> Response {
+    let bytes: Vec<u8> = events.concat().into_bytes();
+    match piece {
+        None => stream_response(Body::from(bytes)),
+        Some(n) => {
+            let pieces: Vec<Vec<u8>> = bytes.chunks(n.max(1)).map(<[u8]>::to_vec).collect();
+            let s = futures_util::stream::iter(pieces).then(|p| async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                Ok::<_, std::convert::Infallible>(Bytes::from(p))
+            });
+            stream_response(Body::from_stream(s))
+        }
+    }
+}
