@@ -33,6 +33,9 @@ pub(crate) enum Command {
     /// Read and change instance settings
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Manage client API keys for the OpenAI-compatible routes
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -237,5 +240,28 @@ pub(crate) enum SettingsCommand {
         client: ClientArgs,
         name: String,
         value: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key; it is printed once and never again
+    Create {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What the key is for, e.g. "vscode-team-a"
+        name: String,
+    },
+    /// List keys (their prefixes, never the keys)
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a key
+    Revoke {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Key id or name
+        key: String,
     },
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod catalog;
 pub(crate) mod features;
+pub(crate) mod keys;
 pub(crate) mod models;
 pub(crate) mod plan;
 pub(crate) mod settings;

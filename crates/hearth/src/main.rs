@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Command::Settings(cmd) => commands::settings::run(cmd)
                 .await
                 .map(|()| ExitCode::SUCCESS),
+            Command::Keys(cmd) => commands::keys::run(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -288,3 +288,26 @@ fn catalog_and_plan_work_offline() {
         stderr(&out)
     );
 }
+
+#[test]
+fn keys_are_created_once_listed_by_prefix_and_revoked() {
+    let h = Hearth::start();
+    let out = hearth(Some(&h), &["keys", "create", "vscode-team-a", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let out = hearth(Some(&h), &["keys", "list"]);
+    let table = stdout(&out);
+    assert!(
+        table.contains("vscode-team-a") && table.contains("active"),
+        "{table}"
+    );
+    assert!(!table.contains(&key), "lists never show the key");
+    let out = hearth(Some(&h), &["keys", "revoke", "vscode-team-a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(Some(&h), &["keys", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["active"], false);
+    let out = hearth(Some(&h), &["keys", "revoke", "ghost"]);
+    assert!(!out.status.success());
+}
