@@ -54,6 +54,8 @@ pub struct Recorded {
 
 #[derive(Default)]
 struct Shared {
+    /// Keep no record of requests (for load tests, where the record would only grow).
+    quiet: bool,
     script: Mutex<VecDeque<Reply>>,
     seen: Mutex<Vec<Recorded>>,
     /// Slow streams whose client went away before the end.
@@ -70,7 +72,15 @@ pub struct FakeUpstream {
 
 impl FakeUpstream {
     pub async fn start() -> FakeUpstream {
-        let shared = Arc::new(Shared::default());
+        Self::start_on("127.0.0.1:0", false).await
+    }
+
+    /// Starts on `addr`; `quiet` keeps no record of requests.
+    pub async fn start_on(addr: &str, quiet: bool) -> FakeUpstream {
+        let shared = Arc::new(Shared {
+            quiet,
+            ..Default::default()
+        });
         let app = Router::new()
             .route("/v1/completions", post(answer))
             .route("/v1/chat/completions", post(answer))
@@ -83,7 +93,7 @@ impl FakeUpstream {
                 }),
             )
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -137,11 +147,13 @@ async fn answer(
     let usage = body["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    shared.seen.lock().unwrap().push(Recorded {
-        path: uri.path().to_string(),
-        headers,
-        body,
-    });
+    if !shared.quiet {
+        shared.seen.lock().unwrap().push(Recorded {
+            path: uri.path().to_string(),
+            headers,
+            body,
+        });
+    }
     let reply = shared
         .script
         .lock()

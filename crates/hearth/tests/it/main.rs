@@ -3,7 +3,7 @@
 //!
 //! Where new tests go: admin API rules in `deployments`, `features`, `settings`; malformed
 //! input, auth and concurrency in `robustness`; the OpenAI front door against a scripted
-//! upstream in `inference`; restarts and encryption in `persistence`;
+//! upstream in `inference`, against a real llama-server in `llama`; restarts and encryption in `persistence`;
 //! health, correlation ids, logs and shutdown in `server`; the command line in `cli`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
@@ -14,6 +14,7 @@ mod deployments;
 mod features;
 mod harness;
 mod inference;
+mod llama;
 mod persistence;
 mod robustness;
 mod server;
