@@ -48,6 +48,8 @@ impl Hearth {
 
     pub fn start_with(opts: Options<'_>) -> Hearth {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Built before the child starts, so no panic can leave a server behind.
+        let http = reqwest::Client::new();
         let (temp, data_dir) = match opts.data_dir {
             Some(d) => (None, d.to_path_buf()),
             None => {
@@ -128,7 +130,7 @@ impl Hearth {
             _temp: temp,
             logs,
             token,
-            http: reqwest::Client::new(),
+            http,
         }
     }
 
