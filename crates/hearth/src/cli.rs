@@ -134,6 +134,20 @@ pub(crate) struct ApiKeyArgs {
     pub api_key_file: Option<PathBuf>,
 }
 
+/// Per-deployment timeouts; unset keeps the feature's default.
+#[derive(Args)]
+pub(crate) struct TimeoutArgs {
+    /// Connect timeout in milliseconds
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3_600_000))]
+    pub connect_timeout_ms: Option<u32>,
+    /// Time to the first streamed token, in milliseconds
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3_600_000))]
+    pub first_token_timeout_ms: Option<u32>,
+    /// Time for the whole answer, in milliseconds
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3_600_000))]
+    pub total_timeout_ms: Option<u32>,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum ModelsCommand {
     /// Register a self-hosted model deployment
@@ -157,6 +171,8 @@ pub(crate) enum ModelsCommand {
         model: Option<String>,
         #[command(flatten)]
         key: ApiKeyArgs,
+        #[command(flatten)]
+        timeouts: TimeoutArgs,
     },
     /// List deployments
     List {
@@ -188,6 +204,8 @@ pub(crate) enum ModelsCommand {
         model: Option<String>,
         #[command(flatten)]
         key: ApiKeyArgs,
+        #[command(flatten)]
+        timeouts: TimeoutArgs,
         /// Remove the stored API key
         #[arg(long, conflicts_with_all = ["api_key", "api_key_file"])]
         clear_api_key: bool,

@@ -7,7 +7,7 @@ use anyhow::Context;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::cli::{ApiKeyArgs, ModelsCommand};
+use crate::cli::{ApiKeyArgs, ModelsCommand, TimeoutArgs};
 use crate::client::Client;
 use crate::output::{Table, Tone, plain, print_json, print_warnings};
 
@@ -21,9 +21,13 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             identifier,
             model,
             key,
+            timeouts,
         } => {
             let c = Client::new(&client)?;
             let mut body = json!({"name": name, "family": family, "identifier": identifier});
+            for (field, value) in timeout_fields(&timeouts) {
+                body[field] = json!(value);
+            }
             if let Some(e) = endpoint {
                 body["endpoint"] = json!(e);
             }
@@ -100,6 +104,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
                 ("endpoint", text(&d["endpoint"])),
                 ("identifier", text(&d["identifier"])),
                 ("api key", key_cell(&d).0),
+                ("timeouts", timeouts_text(&d)),
                 ("features", join(&d["features"])),
                 ("created", text(&d["created_at"])),
                 ("updated", text(&d["updated_at"])),
@@ -117,11 +122,15 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             identifier,
             model,
             key,
+            timeouts,
             clear_api_key,
         } => {
             let c = Client::new(&client)?;
             let id = c.deployment_id(&deployment).await?;
             let mut body = Map::new();
+            for (field, value) in timeout_fields(&timeouts) {
+                body.insert(field.into(), json!(value));
+            }
             for (field, value) in [
                 ("name", name),
                 ("family", family),
@@ -178,6 +187,17 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
     }
 }
 
+fn timeout_fields(t: &TimeoutArgs) -> Vec<(&'static str, u32)> {
+    [
+        ("connect_timeout_ms", t.connect_timeout_ms),
+        ("first_token_timeout_ms", t.first_token_timeout_ms),
+        ("total_timeout_ms", t.total_timeout_ms),
+    ]
+    .into_iter()
+    .filter_map(|(f, v)| v.map(|v| (f, v)))
+    .collect()
+}
+
 fn read_key(args: &ApiKeyArgs) -> anyhow::Result<Option<String>> {
     if let Some(k) = &args.api_key {
         return Ok(Some(k.clone()));
@@ -195,6 +215,19 @@ fn read_key(args: &ApiKeyArgs) -> anyhow::Result<Option<String>> {
             .with_context(|| format!("reading the API key from {}", path.display()))?;
     }
     Ok(Some(text.trim().to_string()))
+}
+
+fn timeouts_text(d: &Value) -> String {
+    let ms = |k: &str| {
+        d[k].as_u64()
+            .map_or("default".to_string(), |v| format!("{v} ms"))
+    };
+    format!(
+        "connect {}, first token {}, total {}",
+        ms("connect_timeout_ms"),
+        ms("first_token_timeout_ms"),
+        ms("total_timeout_ms")
+    )
 }
 
 pub(crate) fn text(v: &Value) -> String {

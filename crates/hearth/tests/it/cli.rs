@@ -124,12 +124,16 @@ fn models_features_and_settings_round_trip() {
             "--name",
             "renamed",
             "--clear-api-key",
+            "--first-token-timeout-ms",
+            "2500",
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let out = hearth(Some(&h), &["models", "show", "renamed", "--json"]);
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["api_key_set"], false);
+    assert_eq!(shown["first_token_timeout_ms"], 2500);
+    assert_eq!(shown["total_timeout_ms"], Value::Null);
     let out = hearth(Some(&h), &["models", "remove", "renamed"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
