@@ -28,6 +28,19 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route_layer(from_fn_with_state(state, auth::require_client_key))
 }
 
+/// Answers a route's result; a refusal (no model server called) is counted here.
+pub(crate) fn respond(
+    state: &AppState,
+    feature: Feature,
+    result: Result<axum::response::Response, OaiError>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    result.unwrap_or_else(|e| {
+        state.metrics.refused(feature, e.status.as_u16());
+        e.into_response()
+    })
+}
+
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -17,7 +17,7 @@ use crate::openai::stream::{Framing, Relay, Shape};
 use crate::openai::wire::{
     ChatBody, ChatChoice, ChatCompletion, ChatMessageOut, MessageContent, UsageOut,
 };
-use crate::openai::{check_sampling, exchange, now_secs, overhead_header};
+use crate::openai::{check_sampling, exchange, now_secs, overhead_header, respond};
 use crate::routing::resolve;
 
 const FEATURE: Feature = Feature::DuoChat;
@@ -27,13 +27,8 @@ pub(crate) async fn handle(
     Extension(cid): Extension<CorrelationId>,
     req: Request,
 ) -> Response {
-    match run(&state, cid.0, req).await {
-        Ok(r) => r,
-        Err(e) => {
-            state.metrics.refused(FEATURE, e.status.as_u16());
-            e.into_response()
-        }
-    }
+    let result = run(&state, cid.0, req).await;
+    respond(&state, FEATURE, result)
 }
 
 fn messages(body: &mut ChatBody) -> Result<Vec<ChatMessage>, OaiError> {

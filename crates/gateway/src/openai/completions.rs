@@ -19,7 +19,7 @@ use crate::extract::read_json;
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
 use crate::openai::wire::{CompletionBody, OneOrMany, TextChoice, TextCompletion, UsageOut};
-use crate::openai::{check_sampling, exchange, now_secs, overhead_header};
+use crate::openai::{check_sampling, exchange, now_secs, overhead_header, respond};
 use crate::routing::resolve;
 
 const FEATURE: Feature = Feature::CodeCompletions;
@@ -29,13 +29,8 @@ pub(crate) async fn handle(
     Extension(cid): Extension<CorrelationId>,
     req: Request,
 ) -> Response {
-    match run(&state, cid.0, req).await {
-        Ok(r) => r,
-        Err(e) => {
-            state.metrics.refused(FEATURE, e.status.as_u16());
-            e.into_response()
-        }
-    }
+    let result = run(&state, cid.0, req).await;
+    respond(&state, FEATURE, result)
 }
 
 /// `Err` is a refusal before any model server was called.

@@ -70,6 +70,15 @@ async fn sse_events(resp: reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// The message of the error event a failed stream ends with (just before `[DONE]`).
+fn error_event(events: &[String]) -> String {
+    let err: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    err["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error event: {err}"))
+        .to_string()
+}
+
 fn texts(events: &[String]) -> String {
     events
         .iter()
@@ -303,14 +312,8 @@ async fn failures_after_the_stream_started_become_an_error_event_then_done() {
     )
     .await;
     assert_eq!(texts(&events), "partial");
-    let err: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("CUDA out of memory"),
-        "{err}"
-    );
+    let err = error_event(&events);
+    assert!(err.contains("CUDA out of memory"), "{err}");
 
     up.script(Reply::Cut {
         chunks: vec!["half".into()],
@@ -324,14 +327,8 @@ async fn failures_after_the_stream_started_become_an_error_event_then_done() {
         .await,
     )
     .await;
-    let err: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("before [DONE]"),
-        "{err}"
-    );
+    let err = error_event(&events);
+    assert!(err.contains("before [DONE]"), "{err}");
 }
 
 #[tokio::test]
@@ -498,14 +495,8 @@ async fn each_timeout_is_a_504_or_an_error_event() {
     )
     .await;
     assert_eq!(texts(&events), "some");
-    let err: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("total timeout"),
-        "{err}"
-    );
+    let err = error_event(&events);
+    assert!(err.contains("total timeout"), "{err}");
 
     let (s, _) = h
         .patch(
