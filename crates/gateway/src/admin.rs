@@ -4,6 +4,7 @@
 
 mod auth;
 mod catalog;
+mod check;
 mod client_keys;
 mod deployments;
 mod features;
@@ -11,7 +12,7 @@ mod settings;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 
 use crate::AppState;
 
@@ -27,6 +28,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
                 .patch(deployments::update)
                 .delete(deployments::remove),
         )
+        .route("/api/v1/self_hosted_models/{id}/check", post(check::check))
         .route("/api/v1/feature_settings", get(features::list))
         .route(
             "/api/v1/feature_settings/{feature}",

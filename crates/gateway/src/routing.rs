@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use hearth_catalog::{Capability, FamilyVerdict, Feature};
-use hearth_providers::{Endpoint, Timeouts};
+use hearth_providers::{Endpoint, Flavor, Timeouts};
 use hearth_registry::{ApiKey, Binding, Deployment, DeploymentPlatform, Snapshot};
 
 use crate::openai::error::OaiError;
@@ -17,6 +17,9 @@ pub(crate) struct Route {
     pub deployment: Arc<Deployment>,
     pub endpoint: Endpoint,
 }
+
+/// The Azure OpenAI GA API version used when a deployment names none.
+pub(crate) const AZURE_API_VERSION: &str = "2024-10-21";
 
 /// Defaults per kind of work: completions must be quick or are useless; chat may think.
 fn default_timeouts(capability: Capability) -> Timeouts {
@@ -108,18 +111,41 @@ pub(crate) fn resolve(
             d
         }
     };
-    if deployment.platform != DeploymentPlatform::OpenaiCompatible {
-        return Err(OaiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "platform_not_served",
-            format!(
-                "deployment {:?} is on {}, which this version of Hearth cannot call yet; use an OpenAI-compatible (custom_openai/…) deployment",
-                deployment.name,
-                deployment.platform.as_str()
-            ),
-        ));
-    }
+    let endpoint = endpoint_for(&deployment, capability)?;
+    Ok(Route {
+        deployment,
+        endpoint,
+    })
+}
+
+/// How to reach `deployment` for work of kind `capability`: its platform's dialect, key and
+/// timeouts. Refuses deployments Hearth cannot call.
+pub(crate) fn endpoint_for(
+    deployment: &Deployment,
+    capability: Capability,
+) -> Result<Endpoint, OaiError> {
+    let flavor = match deployment.platform {
+        DeploymentPlatform::OpenaiCompatible => Flavor::OpenAi,
+        DeploymentPlatform::AzureOpenai => Flavor::Azure {
+            deployment: deployment.upstream_model().to_string(),
+            api_version: match deployment.api_version.as_deref() {
+                Some("v1") => None,
+                Some(v) => Some(v.to_string()),
+                None => Some(AZURE_API_VERSION.to_string()),
+            },
+        },
+        DeploymentPlatform::Bedrock => {
+            return Err(OaiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "platform_not_served",
+                format!(
+                    "deployment {:?} is on bedrock, which this version of Hearth cannot call yet; use an OpenAI-compatible or Azure deployment",
+                    deployment.name
+                ),
+            ));
+        }
+    };
     let Some(base_url) = deployment.endpoint.clone() else {
         return Err(OaiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -146,7 +172,8 @@ pub(crate) fn resolve(
     let defaults = default_timeouts(capability);
     let ms = |v: Option<u32>, d: Duration| v.map_or(d, |ms| Duration::from_millis(u64::from(ms)));
     let t = deployment.timeouts;
-    let endpoint = Endpoint {
+    Ok(Endpoint {
+        flavor,
         base_url,
         api_key,
         timeouts: Timeouts {
@@ -154,9 +181,5 @@ pub(crate) fn resolve(
             first_token: ms(t.first_token_ms, defaults.first_token),
             total: ms(t.total_ms, defaults.total),
         },
-    };
-    Ok(Route {
-        deployment,
-        endpoint,
     })
 }

@@ -137,6 +137,9 @@ pub(crate) struct ApiKeyArgs {
 /// Per-deployment timeouts; unset keeps the feature's default.
 #[derive(Args)]
 pub(crate) struct TimeoutArgs {
+    /// Azure only: API version, e.g. 2024-10-21 (the default) or v1 for the v1 API
+    #[arg(long)]
+    pub api_version: Option<String>,
     /// Connect timeout in milliseconds
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3_600_000))]
     pub connect_timeout_ms: Option<u32>,
@@ -209,6 +212,13 @@ pub(crate) enum ModelsCommand {
         /// Remove the stored API key
         #[arg(long, conflicts_with_all = ["api_key", "api_key_file"])]
         clear_api_key: bool,
+    },
+    /// Send the deployment one tiny real request and report the result
+    Check {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Deployment name or id
+        deployment: String,
     },
     /// Delete a deployment (refused while a feature uses it)
     Remove {

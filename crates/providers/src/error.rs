@@ -33,6 +33,8 @@ pub enum ProviderError {
     Upstream {
         status: u16,
         message: String,
+        /// The error's own code when it has one (`content_filter`, `DeploymentNotFound`).
+        code: Option<String>,
         retry_after: Option<String>,
     },
     /// The server sent something that is not the protocol.
@@ -45,6 +47,16 @@ pub enum ProviderError {
 
 /// Longest upstream message passed on; beyond it a server's HTML error page is noise.
 const MAX_MESSAGE: usize = 500;
+
+/// The `code` of an OpenAI-style error envelope, as text (vLLM sends an integer, Azure a name).
+pub(crate) fn upstream_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match &v["error"]["code"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
 
 /// Reads the message out of any of the error bodies OpenAI-compatible servers send: the
 /// OpenAI envelope (vLLM's has an integer `code`), the older flat `{"object":"error",…}`,
@@ -101,5 +113,9 @@ mod tests {
         );
         assert_eq!(upstream_message(b""), "no error message");
         assert!(upstream_message("é".repeat(400).as_bytes()).ends_with('…'));
+        assert_eq!(upstream_code(envelope).as_deref(), Some("400"));
+        let azure = br#"{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}"#;
+        assert_eq!(upstream_code(azure).as_deref(), Some("DeploymentNotFound"));
+        assert_eq!(upstream_code(br#"{"error":"Unauthorized"}"#), None);
     }
 }

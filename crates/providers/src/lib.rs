@@ -1,5 +1,5 @@
 //! Serving-platform adapters. Today: the OpenAI-compatible platform (vLLM, llama.cpp's
-//! llama-server, Ollama, TGI). Each adapter turns Hearth's request types into the platform's
+//! llama-server, Ollama, TGI) and Azure OpenAI, which speaks the same API in its own dialect. Each adapter turns Hearth's request types into the platform's
 //! wire format and its answers — whole or streamed — back into [`Reply`] and [`Chunk`], with
 //! every failure as one [`ProviderError`].
 
@@ -12,6 +12,6 @@ pub use error::{ProviderError, TimeoutPhase};
 pub use openai_compat::OpenAiCompatible;
 pub use sse::{SseDecoder, SseEvent};
 pub use types::{
-    CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest,
-    Timeouts, Usage,
+    CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply,
+    TextRequest, Timeouts, Usage,
 };

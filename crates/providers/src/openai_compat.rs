@@ -9,10 +9,10 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout, timeout_at};
 
-use crate::error::{ProviderError, TimeoutPhase, upstream_message};
+use crate::error::{ProviderError, TimeoutPhase, upstream_code, upstream_message};
 use crate::sse::{SseDecoder, SseEvent};
 use crate::types::{
-    CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
+    CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest, Usage,
 };
 
 /// What kind of answer to read: `choices[].text` or `choices[].message|delta.content`.
@@ -138,10 +138,41 @@ impl OpenAiCompatible {
         deadline: Duration,
         phase: TimeoutPhase,
     ) -> Result<reqwest::Response, ProviderError> {
-        let url = format!("{}{path}", ep.base_url.trim_end_matches('/'));
+        let base = ep.base_url.trim_end_matches('/');
+        let (url, body) = match &ep.flavor {
+            Flavor::OpenAi => (format!("{base}{path}"), body),
+            Flavor::Azure {
+                deployment,
+                api_version: Some(version),
+            } => {
+                // The classic form names the deployment in the URL; `model` is not needed.
+                let mut body = body;
+                if let Some(obj) = body.as_object_mut() {
+                    obj.remove("model");
+                }
+                (
+                    format!("{base}/openai/deployments/{deployment}{path}?api-version={version}"),
+                    body,
+                )
+            }
+            Flavor::Azure {
+                deployment,
+                api_version: None,
+            } => {
+                let mut body = body;
+                body["model"] = json!(deployment);
+                (format!("{base}/openai/v1{path}"), body)
+            }
+        };
         let mut request = self.client(ep)?.post(&url).json(&body);
         if let Some(key) = &ep.api_key {
-            request = request.bearer_auth(key.expose_secret());
+            let key = key.expose_secret();
+            request = match (&ep.flavor, key.strip_prefix("Bearer ")) {
+                (Flavor::OpenAi, _) => request.bearer_auth(key),
+                // An Entra ID token, stored with its scheme.
+                (Flavor::Azure { .. }, Some(token)) => request.bearer_auth(token),
+                (Flavor::Azure { .. }, None) => request.header("api-key", key),
+            };
         }
         if !ctx.request_id.is_empty() {
             request = request.header("x-request-id", &ctx.request_id);
@@ -182,24 +213,23 @@ impl OpenAiCompatible {
         if status.is_success() {
             return Ok(response);
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| {
-                // Azure's millisecond form, rounded up to whole seconds.
-                response
-                    .headers()
-                    .get("retry-after-ms")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map(|ms| ms.div_ceil(1000).to_string())
-            });
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        // Azure's millisecond form is the more precise; rounded up to whole seconds.
+        let retry_after = header("retry-after-ms")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|ms| ms.div_ceil(1000).to_string())
+            .or_else(|| header("retry-after"));
         let body = response.bytes().await.unwrap_or_default();
         Err(ProviderError::Upstream {
             status: status.as_u16(),
             message: upstream_message(&body),
+            code: upstream_code(&body),
             retry_after,
         })
     }

@@ -18,13 +18,28 @@ pub struct Timeouts {
     pub total: Duration,
 }
 
+/// Which dialect of the OpenAI API the server speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// vLLM, llama.cpp, Ollama, TGI: `{base}/completions`, `Authorization: Bearer`.
+    OpenAi,
+    /// Azure OpenAI: the deployment is in the URL (classic, with `api-version`) or in the
+    /// body's `model` (the v1 API); the key goes in `api-key`, or an Entra token as Bearer.
+    Azure {
+        deployment: String,
+        /// `None` for the v1 API (`/openai/v1/...`).
+        api_version: Option<String>,
+    },
+}
+
 /// Where and how to reach one deployment.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
-    /// The base URL ending in `/v1` (or the platform's equivalent).
+    /// vLLM-style: the base URL ending in `/v1`. Azure: `https://{resource}.openai.azure.com`.
     pub base_url: String,
     pub api_key: Option<SecretString>,
     pub timeouts: Timeouts,
+    pub flavor: Flavor,
 }
 
 /// Per-call context passed upstream.

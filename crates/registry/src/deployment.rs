@@ -103,6 +103,8 @@ pub struct Deployment {
     pub identifier: String,
     pub api_key: ApiKey,
     pub timeouts: TimeoutOverrides,
+    /// Azure only: `None` for Hearth's default, `"v1"` for the v1 API.
+    pub api_version: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -128,6 +130,7 @@ pub struct NewDeployment {
     pub identifier: String,
     pub api_key: Option<SecretString>,
     pub timeouts: TimeoutOverrides,
+    pub api_version: Option<String>,
 }
 
 /// A partial update. For the nullable fields, `Some(None)` clears the value.
@@ -141,6 +144,7 @@ pub struct DeploymentPatch {
     pub identifier: Option<String>,
     pub api_key: Option<Option<SecretString>>,
     pub timeouts: TimeoutPatch,
+    pub api_version: Option<Option<String>>,
 }
 
 /// A deployment that passed every rule, ready to store.
@@ -153,6 +157,7 @@ pub(crate) struct Validated {
     pub endpoint: Option<String>,
     pub identifier: String,
     pub timeouts: TimeoutOverrides,
+    pub api_version: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -220,6 +225,7 @@ pub(crate) fn validate(
 
     let endpoint = validate_endpoint(input.endpoint.as_deref(), platform)?;
     validate_timeouts(input.timeouts)?;
+    let api_version = validate_api_version(input.api_version.as_deref(), platform)?;
 
     let model = match input
         .model
@@ -273,8 +279,41 @@ pub(crate) fn validate(
         endpoint,
         identifier: identifier.to_string(),
         timeouts: input.timeouts,
+        api_version,
         warnings,
     })
+}
+
+/// Azure's versions are dates (`2024-10-21`, `2025-04-01-preview`), or `v1` for the v1 API.
+fn validate_api_version(raw: Option<&str>, platform: DeploymentPlatform) -> Result<Option<String>> {
+    let Some(v) = raw.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if platform != DeploymentPlatform::AzureOpenai {
+        return Err(RegistryError::invalid(
+            "api_version",
+            "api_version applies to azure/… deployments only; leave it out",
+        ));
+    }
+    let date = v.strip_suffix("-preview").unwrap_or(v);
+    let is_date = date.len() == 10
+        && date.char_indices().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if v == "v1" || is_date {
+        Ok(Some(v.to_string()))
+    } else {
+        Err(RegistryError::invalid(
+            "api_version",
+            format!(
+                "api_version {v:?} is not an Azure API version: use a date such as 2024-10-21 (or 2025-04-01-preview), or v1 for the v1 API"
+            ),
+        ))
+    }
 }
 
 fn validate_timeouts(t: TimeoutOverrides) -> Result<()> {
@@ -553,6 +592,24 @@ mod tests {
         assert!(
             msg.contains("custom_openai/<served model name>") && msg.contains("bedrock/<model id>")
         );
+    }
+
+    #[test]
+    fn api_versions_are_azure_dates_or_v1() {
+        let s = Settings::default();
+        let mut i = input("gpt", Some("https://r.openai.azure.com"), "azure/gpt-4o");
+        for ok in ["2024-10-21", "2025-04-01-preview", "v1"] {
+            i.api_version = Some(ok.into());
+            assert_eq!(
+                validate(&i, &s, true).unwrap().api_version.as_deref(),
+                Some(ok)
+            );
+        }
+        i.api_version = Some("latest".into());
+        assert_eq!(err_of(&i, &s).0, "api_version");
+        let mut v = input("mistral", Some("http://h:8000/v1"), "custom_openai/m");
+        v.api_version = Some("2024-10-21".into());
+        assert!(err_of(&v, &s).1.contains("azure/… deployments only"));
     }
 
     #[test]

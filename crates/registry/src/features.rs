@@ -129,6 +129,7 @@ mod tests {
             identifier: "custom_openai/x".into(),
             api_key: ApiKey::None,
             timeouts: Default::default(),
+            api_version: None,
             created_at: String::new(),
             updated_at: String::new(),
         }

@@ -182,6 +182,9 @@ impl Registry {
                 .unwrap_or_else(|| current.identifier.clone()),
             api_key: None,
             timeouts: current.timeouts.patched(patch.timeouts),
+            api_version: patch
+                .api_version
+                .unwrap_or_else(|| current.api_version.clone()),
         };
         let valid = validate(&merged, &snap.settings, family_changed)?;
         let mut warnings = valid.warnings.clone();
@@ -193,6 +196,7 @@ impl Registry {
             platform: valid.platform,
             name: valid.name.clone(),
             timeouts: valid.timeouts,
+            api_version: valid.api_version.clone(),
             ..(**current).clone()
         };
         for feature in snap.features_using(id) {

@@ -25,7 +25,7 @@ pub(crate) enum KeyChange {
 pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snapshot> {
     let rows = sqlx::query(
         "SELECT id, name, family, catalog_model, platform, endpoint, identifier, api_key_sealed, \
-         connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, created_at, updated_at \
+         connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_version, created_at, updated_at \
          FROM self_hosted_models ORDER BY id",
     )
     .fetch_all(pool)
@@ -72,6 +72,7 @@ pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snaps
                 first_token_ms: ms(&row, "first_token_timeout_ms")?,
                 total_ms: ms(&row, "total_timeout_ms")?,
             },
+            api_version: row.try_get("api_version")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         }));
@@ -146,7 +147,7 @@ pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snaps
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-/// Binds a deployment's columns as `$1`–`$9`, in the order both statements list them.
+/// Binds a deployment's columns as `$1`–`$10`, in the order both statements list them.
 fn bind_fields<'q>(query: SqliteQuery<'q>, v: &'q Validated) -> SqliteQuery<'q> {
     query
         .bind(&v.name)
@@ -158,6 +159,7 @@ fn bind_fields<'q>(query: SqliteQuery<'q>, v: &'q Validated) -> SqliteQuery<'q> 
         .bind(v.timeouts.connect_ms.map(i64::from))
         .bind(v.timeouts.first_token_ms.map(i64::from))
         .bind(v.timeouts.total_ms.map(i64::from))
+        .bind(&v.api_version)
 }
 
 fn ms(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<u32>> {
@@ -174,8 +176,9 @@ pub(crate) async fn insert_deployment(
     let query = sqlx::query(
         "INSERT INTO self_hosted_models \
          (name, family, catalog_model, platform, endpoint, identifier, \
-          connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_key_sealed, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+          connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_version, \
+          api_key_sealed, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
     );
     let row = bind_fields(query, v)
         .bind(sealed)
@@ -195,7 +198,7 @@ pub(crate) async fn update_deployment(
     let query = sqlx::query(
         "UPDATE self_hosted_models SET name = $1, family = $2, catalog_model = $3, platform = $4, \
          endpoint = $5, identifier = $6, connect_timeout_ms = $7, first_token_timeout_ms = $8, \
-         total_timeout_ms = $9, updated_at = $10 WHERE id = $11",
+         total_timeout_ms = $9, api_version = $10, updated_at = $11 WHERE id = $12",
     );
     bind_fields(query, v)
         .bind(now)

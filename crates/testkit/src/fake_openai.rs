@@ -42,12 +42,15 @@ pub enum Reply {
     StallAfter { chunks: Vec<String>, wait: Duration },
     /// Streams `count` chunks, one every `every`, and notes whether the client left early.
     Slow { count: usize, every: Duration },
+    /// `chunks`, then a chunk whose `finish_reason` is `content_filter` (Azure's filter).
+    ContentFiltered { chunks: Vec<String> },
 }
 
 /// A request as the upstream received it.
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub path: String,
+    pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Value,
 }
@@ -62,6 +65,10 @@ struct Shared {
     abandoned: AtomicUsize,
     /// Slow-stream chunks actually written.
     slow_chunks_sent: AtomicUsize,
+    /// Azure mode: the `api-key` every `/openai/...` request must carry, and the deployments
+    /// that exist.
+    azure_key: Mutex<Option<String>>,
+    azure_deployments: Mutex<Vec<String>>,
 }
 
 pub struct FakeUpstream {
@@ -84,6 +91,13 @@ impl FakeUpstream {
         let app = Router::new()
             .route("/v1/completions", post(answer))
             .route("/v1/chat/completions", post(answer))
+            .route("/openai/deployments/{deployment}/completions", post(answer))
+            .route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(answer),
+            )
+            .route("/openai/v1/completions", post(answer))
+            .route("/openai/v1/chat/completions", post(answer))
             .route(
                 "/v1/models",
                 get(|| async {
@@ -108,6 +122,19 @@ impl FakeUpstream {
     /// The endpoint to register: `http://127.0.0.1:PORT/v1`.
     pub fn endpoint(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// Makes the `/openai/...` routes behave as an Azure OpenAI resource with this key and
+    /// these deployments.
+    pub fn azure(&self, api_key: &str, deployments: &[&str]) {
+        *self.shared.azure_key.lock().unwrap() = Some(api_key.to_string());
+        *self.shared.azure_deployments.lock().unwrap() =
+            deployments.iter().map(|d| d.to_string()).collect();
+    }
+
+    /// The endpoint an Azure deployment registers: `http://127.0.0.1:PORT`.
+    pub fn azure_endpoint(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn script(&self, reply: Reply) {
@@ -147,12 +174,22 @@ async fn answer(
     let usage = body["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
+    let azure = uri.path().starts_with("/openai/");
+    let azure_refusal = if azure {
+        azure_check(&shared, &uri, &headers, &body)
+    } else {
+        None
+    };
     if !shared.quiet {
         shared.seen.lock().unwrap().push(Recorded {
             path: uri.path().to_string(),
+            query: uri.query().map(str::to_owned),
             headers,
             body,
         });
+    }
+    if let Some(refusal) = azure_refusal {
+        return refusal;
     }
     let reply = shared
         .script
@@ -163,7 +200,7 @@ async fn answer(
             chunks: vec![DEFAULT_TEXT.into()],
             finish: "stop",
         });
-    let f = Frames { chat, usage };
+    let f = Frames { chat, usage, azure };
     match reply {
         Reply::Text { chunks, finish } if !stream => f.whole(&chunks.concat(), finish),
         Reply::Text { chunks, finish } => sse(f.events(&chunks, Some(finish), true), None),
@@ -192,6 +229,10 @@ async fn answer(
             sse(events, None)
         }
         Reply::Cut { chunks } => sse(f.events(&chunks, None, false), None),
+        Reply::ContentFiltered { chunks } if !stream => f.whole(&chunks.concat(), "content_filter"),
+        Reply::ContentFiltered { chunks } => {
+            sse(f.events(&chunks, Some("content_filter"), true), None)
+        }
         Reply::StallBeforeHeaders(wait) => {
             tokio::time::sleep(wait).await;
             f.whole(DEFAULT_TEXT, "stop")
@@ -260,6 +301,7 @@ impl Drop for Abandon {
 struct Frames {
     chat: bool,
     usage: bool,
+    azure: bool,
 }
 
 impl Frames {
@@ -276,7 +318,16 @@ impl Frames {
     }
 
     fn events(&self, chunks: &[String], finish: Option<&str>, done: bool) -> Vec<String> {
-        let mut out: Vec<String> = chunks.iter().map(|c| self.event(c, None)).collect();
+        let mut out = Vec::new();
+        if self.azure {
+            // Azure opens with the prompt's filter results and no choices at all.
+            out.push(format!(
+                "data: {}\n\n",
+                json!({"id": "", "object": "", "created": 0, "model": "", "choices": [],
+                    "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}}]})
+            ));
+        }
+        out.extend(chunks.iter().map(|c| self.event(c, None)));
         if let Some(f) = finish {
             out.push(self.event("", Some(f)));
         }
@@ -328,4 +379,63 @@ fn sse(events: Vec<String>, piece: Option<usize>) -> Response {
             stream_response(Body::from_stream(s))
         }
     }
+}
+
+/// Azure's own refusals: a wrong key, a missing API version, an unknown deployment.
+fn azure_check(
+    shared: &Shared,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Option<Response> {
+    let refuse = |status: u16, code: &str, message: &str| {
+        Some(
+            (
+                StatusCode::from_u16(status).unwrap(),
+                axum::Json(json!({"error": {"code": code, "message": message}})),
+            )
+                .into_response(),
+        )
+    };
+    let key = shared.azure_key.lock().unwrap().clone();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let bearer = format!("Bearer {}", key.as_deref().unwrap_or_default());
+    // Either the resource key in `api-key`, or an Entra token as Bearer.
+    if let Some(key) = &key
+        && header("api-key").as_deref() != Some(key.as_str())
+        && header("authorization") != Some(bearer)
+    {
+        return refuse(
+            401,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint.",
+        );
+    }
+    let path = uri.path();
+    let deployment = if let Some(rest) = path.strip_prefix("/openai/deployments/") {
+        if !uri.query().unwrap_or_default().contains("api-version=") {
+            return refuse(404, "404", "Resource not found");
+        }
+        rest.split('/').next().unwrap_or_default().to_string()
+    } else {
+        body["model"].as_str().unwrap_or_default().to_string()
+    };
+    if !shared
+        .azure_deployments
+        .lock()
+        .unwrap()
+        .contains(&deployment)
+    {
+        return refuse(
+            404,
+            "DeploymentNotFound",
+            "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
+        );
+    }
+    None
 }

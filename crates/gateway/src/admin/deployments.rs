@@ -32,6 +32,8 @@ pub(crate) struct DeploymentView {
     connect_timeout_ms: Option<u32>,
     first_token_timeout_ms: Option<u32>,
     total_timeout_ms: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_version: Option<String>,
     features: Vec<Feature>,
     created_at: String,
     updated_at: String,
@@ -57,6 +59,7 @@ fn view(d: &Deployment, snap: &Snapshot, warnings: Option<Vec<String>>) -> Deplo
         connect_timeout_ms: d.timeouts.connect_ms,
         first_token_timeout_ms: d.timeouts.first_token_ms,
         total_timeout_ms: d.timeouts.total_ms,
+        api_version: d.api_version.clone(),
         features: snap.features_using(d.id),
         created_at: d.created_at.clone(),
         updated_at: d.updated_at.clone(),
@@ -84,6 +87,8 @@ pub(crate) struct CreateBody {
     first_token_timeout_ms: Option<u32>,
     #[serde(default)]
     total_timeout_ms: Option<u32>,
+    #[serde(default)]
+    api_version: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +114,8 @@ pub(crate) struct UpdateBody {
     first_token_timeout_ms: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
     total_timeout_ms: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    api_version: Option<Option<String>>,
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
@@ -160,6 +167,7 @@ pub(crate) async fn create(
                 first_token_ms: body.first_token_timeout_ms,
                 total_ms: body.total_timeout_ms,
             },
+            api_version: body.api_version,
         })
         .await?;
     let d = &outcome.value;
@@ -195,6 +203,7 @@ pub(crate) async fn update(
                     first_token_ms: body.first_token_timeout_ms,
                     total_ms: body.total_timeout_ms,
                 },
+                api_version: body.api_version,
             },
         )
         .await?;

@@ -77,45 +77,63 @@ impl OaiError {
             ProviderError::Upstream {
                 status,
                 message,
+                code,
                 retry_after,
             } => {
-                let mut err = match *status {
-                    429 => Self::new(
-                        S::TOO_MANY_REQUESTS,
-                        "rate_limit_error",
-                        "upstream_rate_limited",
-                        format!("deployment {name:?} is rate limited: {message}"),
-                    ),
-                    503 => gateway(
-                        S::SERVICE_UNAVAILABLE,
-                        "upstream_unavailable",
-                        format!("deployment {name:?} is unavailable: {message}"),
-                    ),
-                    400 | 413 | 422 => Self::new(
+                let mut err = match (*status, code.as_deref()) {
+                    (400, Some("content_filter")) => Self::new(
                         S::BAD_REQUEST,
                         "invalid_request_error",
-                        "upstream_rejected",
-                        format!("deployment {name:?} refused the request: {message}"),
-                    ),
-                    401 | 403 => gateway(
-                        S::BAD_GATEWAY,
-                        "upstream_auth",
+                        "content_filter",
                         format!(
-                            "deployment {name:?} refused Hearth's credentials ({status}: {message}); check the deployment's api_key"
+                            "the content filter of deployment {name:?} blocked the prompt: {message}"
                         ),
                     ),
-                    404 => gateway(
+                    (404, Some("DeploymentNotFound")) => gateway(
                         S::BAD_GATEWAY,
                         "upstream_not_found",
                         format!(
-                            "deployment {name:?} answered 404 ({message}); check its endpoint and identifier"
+                            "Azure has no deployment named in {name:?}'s identifier ({message}); check azure/<deployment name> and the endpoint's resource"
                         ),
                     ),
-                    _ => gateway(
-                        S::BAD_GATEWAY,
-                        "upstream_error",
-                        format!("deployment {name:?} failed ({status}): {message}"),
-                    ),
+                    (status, _) => match status {
+                        429 => Self::new(
+                            S::TOO_MANY_REQUESTS,
+                            "rate_limit_error",
+                            "upstream_rate_limited",
+                            format!("deployment {name:?} is rate limited: {message}"),
+                        ),
+                        503 => gateway(
+                            S::SERVICE_UNAVAILABLE,
+                            "upstream_unavailable",
+                            format!("deployment {name:?} is unavailable: {message}"),
+                        ),
+                        400 | 413 | 422 => Self::new(
+                            S::BAD_REQUEST,
+                            "invalid_request_error",
+                            "upstream_rejected",
+                            format!("deployment {name:?} refused the request: {message}"),
+                        ),
+                        401 | 403 => gateway(
+                            S::BAD_GATEWAY,
+                            "upstream_auth",
+                            format!(
+                                "deployment {name:?} refused Hearth's credentials ({status}: {message}); check the deployment's api_key"
+                            ),
+                        ),
+                        404 => gateway(
+                            S::BAD_GATEWAY,
+                            "upstream_not_found",
+                            format!(
+                                "deployment {name:?} answered 404 ({message}); check its endpoint and identifier"
+                            ),
+                        ),
+                        _ => gateway(
+                            S::BAD_GATEWAY,
+                            "upstream_error",
+                            format!("deployment {name:?} failed ({status}): {message}"),
+                        ),
+                    },
                 };
                 err.retry_after = retry_after.clone();
                 err

@@ -13,7 +13,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = snap
         .deployments()
         .iter()
-        .filter(|d| d.platform == DeploymentPlatform::OpenaiCompatible)
+        .filter(|d| d.platform != DeploymentPlatform::Bedrock)
         .map(|d| {
             let serves: Vec<&str> = [
                 (Capability::CodeCompletion, "completions"),

@@ -13,6 +13,34 @@ use crate::output::{Table, Tone, plain, print_json, print_warnings};
 
 pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
+        ModelsCommand::Check { client, deployment } => {
+            let c = Client::new(&client)?;
+            let id = c.deployment_id(&deployment).await?;
+            let answer = c
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/self_hosted_models/{id}/check"),
+                    None,
+                )
+                .await?;
+            if client.json {
+                print_json(&answer)?;
+            } else if answer["ok"].as_bool() == Some(true) {
+                println!(
+                    "OK: {} answered in {} ms ({}).",
+                    text(&answer["deployment"]),
+                    answer["latency_ms"],
+                    text(&answer["detail"])
+                );
+            } else {
+                println!("FAILED: {}", text(&answer["error"]));
+            }
+            if answer["ok"].as_bool() == Some(true) {
+                Ok(())
+            } else {
+                anyhow::bail!("the connection check of {deployment} failed")
+            }
+        }
         ModelsCommand::Add {
             client,
             name,
@@ -27,6 +55,9 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             let mut body = json!({"name": name, "family": family, "identifier": identifier});
             for (field, value) in timeout_fields(&timeouts) {
                 body[field] = json!(value);
+            }
+            if let Some(v) = &timeouts.api_version {
+                body["api_version"] = json!(v);
             }
             if let Some(e) = endpoint {
                 body["endpoint"] = json!(e);
@@ -130,6 +161,9 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             let mut body = Map::new();
             for (field, value) in timeout_fields(&timeouts) {
                 body.insert(field.into(), json!(value));
+            }
+            if let Some(v) = &timeouts.api_version {
+                body.insert("api_version".into(), json!(v));
             }
             for (field, value) in [
                 ("name", name),

@@ -1,0 +1,94 @@
+//! `POST /api/v1/self_hosted_models/{id}/check`: one tiny real request to the deployment, and
+//! the answer in plain words — what GitLab's "Test connection" button does for its gateway.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use hearth_catalog::Capability;
+use hearth_prompts::{CompletionStyle, completion_prompt};
+use hearth_providers::{CallContext, ChatMessage, ChatRequest, TextRequest};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::openai::error::OaiError;
+use crate::routing::endpoint_for;
+
+/// A check is a health probe, not a workload: it must answer quickly either way.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no self-hosted model has id {id:?}")))?;
+    let snap = state.registry.snapshot();
+    let d = snap
+        .deployment(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no self-hosted model has id {id}")))?;
+    let failed = |e: OaiError| {
+        Json(json!({"ok": false, "deployment": d.name, "code": e.code, "error": e.message}))
+    };
+    let mut endpoint = match endpoint_for(&d, Capability::CodeCompletion) {
+        Ok(ep) => ep,
+        Err(e) => return Ok(failed(e)),
+    };
+    endpoint.timeouts.total = endpoint.timeouts.total.min(CHECK_TIMEOUT);
+    endpoint.timeouts.first_token = endpoint.timeouts.first_token.min(CHECK_TIMEOUT);
+    let ctx = CallContext {
+        request_id: format!("check-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let model = d.upstream_model().to_string();
+    let chat =
+        completion_prompt(d.family, "", "", None, None).style == CompletionStyle::ChatInstruct;
+    let started = Instant::now();
+    let (request, result) = if chat {
+        let req = ChatRequest {
+            model,
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "Reply with OK.".into(),
+            }],
+            max_tokens: Some(1),
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        (
+            "chat/completions",
+            state.provider.chat(&endpoint, &req, &ctx).await,
+        )
+    } else {
+        let req = TextRequest {
+            model,
+            prompt: "def hello():".into(),
+            max_tokens: 1,
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        (
+            "completions",
+            state.provider.complete(&endpoint, &req, &ctx).await,
+        )
+    };
+    let latency_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        self_hosted_model_id = id,
+        ok = result.is_ok(),
+        latency_ms,
+        "connection check"
+    );
+    Ok(match result {
+        Ok(_) => Json(json!({
+            "ok": true,
+            "deployment": d.name,
+            "latency_ms": latency_ms,
+            "detail": format!("{} answered a 1-token {request} request as {model:?}", d.platform.as_str(), model = d.upstream_model()),
+        })),
+        Err(e) => failed(OaiError::upstream(&d.name, &e)),
+    })
+}
