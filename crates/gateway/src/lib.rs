@@ -22,7 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn;
 use axum::routing::get;
-use hearth_providers::OpenAiCompatible;
+use hearth_providers::{AwsDefaults, Providers};
 use hearth_registry::Registry;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -38,17 +38,20 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub(crate) struct AppState {
     registry: Arc<Registry>,
     admin_token: Arc<SecretString>,
-    provider: Arc<OpenAiCompatible>,
+    provider: Arc<Providers>,
+    /// Bedrock credentials and region from the environment, read once at start.
+    aws: Arc<AwsDefaults>,
     metrics: Arc<telemetry::Metrics>,
     /// Whether the listener is on a loopback address (see `openai::auth`).
     loopback: bool,
 }
 
 /// How the server is exposed, which decides what is safe to answer without credentials.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RouterOptions {
     /// True when listening on a loopback address only.
     pub loopback: bool,
+    pub aws: AwsDefaults,
 }
 
 /// Builds the router; `serve` runs it. Split so tests can drive it without a socket.
@@ -60,7 +63,8 @@ pub fn router(
     let state = AppState {
         registry,
         admin_token: Arc::new(admin_token),
-        provider: Arc::new(OpenAiCompatible::new()),
+        provider: Arc::new(Providers::new()),
+        aws: Arc::new(options.aws),
         metrics: Arc::new(telemetry::Metrics::new()),
         loopback: options.loopback,
     };

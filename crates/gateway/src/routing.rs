@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use hearth_catalog::{Capability, FamilyVerdict, Feature};
-use hearth_providers::{Endpoint, Flavor, Timeouts};
+use hearth_providers::{
+    AwsDefaults, BedrockTarget, Endpoint, Flavor, Timeouts, bedrock_auth_from_key,
+    bedrock_runtime_url,
+};
 use hearth_registry::{ApiKey, Binding, Deployment, DeploymentPlatform, Snapshot};
 
 use crate::openai::error::OaiError;
@@ -41,6 +44,7 @@ pub(crate) fn resolve(
     snap: &Snapshot,
     feature: Feature,
     model: Option<&str>,
+    aws: &AwsDefaults,
 ) -> Result<Route, OaiError> {
     let bound = match snap.feature(feature).binding {
         Binding::Disabled => {
@@ -111,7 +115,7 @@ pub(crate) fn resolve(
             d
         }
     };
-    let endpoint = endpoint_for(&deployment, capability)?;
+    let endpoint = endpoint_for(&deployment, capability, aws)?;
     Ok(Route {
         deployment,
         endpoint,
@@ -123,6 +127,7 @@ pub(crate) fn resolve(
 pub(crate) fn endpoint_for(
     deployment: &Deployment,
     capability: Capability,
+    aws: &AwsDefaults,
 ) -> Result<Endpoint, OaiError> {
     let flavor = match deployment.platform {
         DeploymentPlatform::OpenaiCompatible => Flavor::OpenAi,
@@ -135,26 +140,39 @@ pub(crate) fn endpoint_for(
             },
         },
         DeploymentPlatform::Bedrock => {
+            let region = deployment.region.clone().or_else(|| aws.region.clone()).ok_or_else(|| {
+                OaiError::new(StatusCode::BAD_GATEWAY, "server_error", "deployment_incomplete",
+                    format!("deployment {:?} has no AWS region: set its region, or start Hearth with AWS_REGION", deployment.name))
+            })?;
+            let auth = match &deployment.api_key {
+                ApiKey::Set(k) => bedrock_auth_from_key(k),
+                ApiKey::Unreadable(_) => return Err(unreadable_key(deployment)),
+                ApiKey::None => aws.auth.clone().ok_or_else(|| {
+                    OaiError::new(StatusCode::BAD_GATEWAY, "server_error", "no_aws_credentials",
+                        format!("deployment {:?} has no AWS credentials and Hearth's environment has none: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_BEARER_TOKEN_BEDROCK), or the deployment's api_key", deployment.name))
+                })?,
+            };
+            Flavor::Bedrock(BedrockTarget {
+                region,
+                model_id: deployment.upstream_model().to_string(),
+                auth,
+            })
+        }
+    };
+    let base_url = match (&flavor, deployment.endpoint.clone()) {
+        (_, Some(url)) => url,
+        (Flavor::Bedrock(t), None) => bedrock_runtime_url(&t.region),
+        (_, None) => {
             return Err(OaiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "platform_not_served",
-                format!(
-                    "deployment {:?} is on bedrock, which this version of Hearth cannot call yet; use an OpenAI-compatible or Azure deployment",
-                    deployment.name
-                ),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "deployment_incomplete",
+                format!("deployment {:?} has no endpoint", deployment.name),
             ));
         }
     };
-    let Some(base_url) = deployment.endpoint.clone() else {
-        return Err(OaiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "deployment_incomplete",
-            format!("deployment {:?} has no endpoint", deployment.name),
-        ));
-    };
     let api_key = match &deployment.api_key {
+        _ if matches!(flavor, Flavor::Bedrock(_)) => None,
         ApiKey::None => None,
         ApiKey::Set(k) => Some(k.clone()),
         ApiKey::Unreadable(_) => {
@@ -182,4 +200,16 @@ pub(crate) fn endpoint_for(
             total: ms(t.total_ms, defaults.total),
         },
     })
+}
+
+fn unreadable_key(deployment: &Deployment) -> OaiError {
+    OaiError::new(
+        StatusCode::BAD_GATEWAY,
+        "server_error",
+        "deployment_key_unreadable",
+        format!(
+            "deployment {:?} has an API key Hearth cannot decrypt (the secret key changed); an administrator sets it again",
+            deployment.name
+        ),
+    )
 }

@@ -15,6 +15,7 @@ async fn ready_turns_503_with_the_reason_when_the_database_is_gone() {
             data_dir: dir.path().to_path_buf(),
             database_url: None,
             secret_key: None,
+            cloud: Default::default(),
         })
         .await
         .unwrap(),
@@ -22,7 +23,10 @@ async fn ready_turns_503_with_the_reason_when_the_database_is_gone() {
     let router = hearth_gateway::router(
         registry.clone(),
         SecretString::from("x".repeat(20)),
-        hearth_gateway::RouterOptions { loopback: true },
+        hearth_gateway::RouterOptions {
+            loopback: true,
+            ..Default::default()
+        },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -140,6 +140,9 @@ pub(crate) struct TimeoutArgs {
     /// Azure only: API version, e.g. 2024-10-21 (the default) or v1 for the v1 API
     #[arg(long)]
     pub api_version: Option<String>,
+    /// Bedrock only: AWS region, e.g. us-east-1 [default: AWS_REGION or AWS_REGION_NAME]
+    #[arg(long)]
+    pub region: Option<String>,
     /// Connect timeout in milliseconds
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3_600_000))]
     pub connect_timeout_ms: Option<u32>,

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use hearth_registry::{KeySource, Registry, RegistryConfig, load_or_create_token};
+use hearth_registry::{
+    CloudEnvironment, KeySource, Registry, RegistryConfig, load_or_create_token,
+};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
@@ -20,7 +22,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = config::resolve(&args)?;
     logging::init(&cfg.log_level, cfg.log_format, cfg.log_file.as_deref())?;
 
+    // Read once: Bedrock credentials and region from the environment or the AWS profile.
+    let aws = hearth_providers::AwsDefaults::from_env();
     let registry = Registry::open(&RegistryConfig {
+        cloud: CloudEnvironment {
+            aws_credentials: aws.auth.is_some(),
+            aws_region: aws.region.clone(),
+        },
         data_dir: cfg.data_dir.clone(),
         database_url: cfg.database_url.clone(),
         secret_key: env_secret("HEARTH_SECRET_KEY").map(SecretString::from),
@@ -74,7 +82,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let router = hearth_gateway::router(
         registry.clone(),
         admin_token,
-        hearth_gateway::RouterOptions { loopback },
+        hearth_gateway::RouterOptions { loopback, aws },
     );
     hearth_gateway::serve(listener, router, shutdown_signal()).await?;
     registry.close().await;

@@ -46,6 +46,9 @@ pub enum CompletionStyle {
     FillInTheMiddle,
     PrefixContinuation,
     ChatInstruct,
+    /// An instruction in the family's raw instruct format, for platforms that take a raw
+    /// prompt for instruct models (Mistral and Mixtral on Bedrock).
+    InstructText,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -182,6 +185,32 @@ Reply with only the code that belongs at <CURSOR>: no explanation, no code fence
 /// Shortest suffix line worth treating as "the model started repeating the suffix".
 const MIN_ECHO_LEN: usize = 8;
 
+const INSTRUCT_ASK: &str = "Fill in the code at <CURSOR> in the file below. Answer with only the missing code, no explanation and no code fences.";
+
+/// The Mistral `[INST]` form of a completion request, for instruct models reached through a
+/// raw text-completion API (Mistral 7B and Mixtral on Bedrock): they have no FIM tokens, and
+/// continuing the prefix would leave them without the code after the cursor.
+pub fn instruct_completion_prompt(
+    family: Family,
+    prefix: &str,
+    suffix: &str,
+    max_tokens: Option<u32>,
+) -> CompletionPrompt {
+    let f = format(family);
+    let max_tokens = max_tokens.unwrap_or(f.max_tokens);
+    let (prefix, suffix) = trim_context(prefix, suffix, Budget::for_family(family, max_tokens));
+    CompletionPrompt {
+        body: PromptBody::Text(format!(
+            "<s>[INST] {INSTRUCT_ASK}\n\n{prefix}<CURSOR>{suffix} [/INST]"
+        )),
+        style: CompletionStyle::InstructText,
+        stops: vec!["</s>".into(), "[INST]".into()],
+        max_tokens,
+        temperature: 0.0,
+        suffix_echo: None,
+    }
+}
+
 /// Builds the completion prompt for `family`, trimming prefix and suffix to its context.
 pub fn completion_prompt(
     family: Family,
@@ -197,7 +226,10 @@ pub fn completion_prompt(
         CompletionStyle::FillInTheMiddle => {
             PromptBody::Text(fim_text(family, prefix, suffix).unwrap_or_else(|| prefix.to_string()))
         }
-        CompletionStyle::PrefixContinuation => PromptBody::Text(prefix.to_string()),
+        // `format` never picks InstructText; the platform asks for it explicitly.
+        CompletionStyle::PrefixContinuation | CompletionStyle::InstructText => {
+            PromptBody::Text(prefix.to_string())
+        }
         CompletionStyle::ChatInstruct => {
             let lang = language
                 .map(|l| format!("Language: {l}\n"))
@@ -289,6 +321,19 @@ mod tests {
             PromptBody::Chat(m) => {
                 assert_eq!(m[0].role, Role::System);
                 assert_eq!(m[1].content, "Language: python\na = <CURSOR>\nprint(a)");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn instruct_text_asks_for_the_middle_in_inst_tags() {
+        let p = instruct_completion_prompt(Family::Mixtral, "a = ", "\nprint(a)", None);
+        assert_eq!(p.style, CompletionStyle::InstructText);
+        match p.body {
+            PromptBody::Text(t) => {
+                assert!(t.starts_with("<s>[INST] "), "{t}");
+                assert!(t.ends_with("a = <CURSOR>\nprint(a) [/INST]"), "{t}");
             }
             other => panic!("{other:?}"),
         }

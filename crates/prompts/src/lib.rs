@@ -12,6 +12,7 @@ mod trim;
 
 pub use completion::{
     CompletionPrompt, CompletionStyle, Message, PromptBody, Role, completion_prompt,
+    instruct_completion_prompt,
 };
 pub use generation::{
     GenerationDefaults, clean_generation, generation_defaults, generation_messages,

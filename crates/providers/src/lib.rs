@@ -1,15 +1,21 @@
-//! Serving-platform adapters. Today: the OpenAI-compatible platform (vLLM, llama.cpp's
-//! llama-server, Ollama, TGI) and Azure OpenAI, which speaks the same API in its own dialect. Each adapter turns Hearth's request types into the platform's
+//! Serving-platform adapters: the OpenAI-compatible platform (vLLM, llama.cpp's llama-server,
+//! Ollama, TGI), Azure OpenAI (the same API in its own dialect) and AWS Bedrock. [`Providers`]
+//! dispatches on the endpoint's [`Flavor`]. Each adapter turns Hearth's request types into the platform's
 //! wire format and its answers — whole or streamed — back into [`Reply`] and [`Chunk`], with
 //! every failure as one [`ProviderError`].
 
+mod bedrock;
 mod error;
 mod openai_compat;
 mod sse;
 mod types;
 
+pub use bedrock::{
+    AwsDefaults, BedrockAuth, BedrockTarget, bedrock_auth_from_key, bedrock_runtime_url,
+    encode_label, sigv4_headers,
+};
 pub use error::{ProviderError, TimeoutPhase};
-pub use openai_compat::OpenAiCompatible;
+pub use openai_compat::Providers;
 pub use sse::{SseDecoder, SseEvent};
 pub use types::{
     CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply,

@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout, timeout_at};
 
+use crate::bedrock;
 use crate::error::{ProviderError, TimeoutPhase, upstream_code, upstream_message};
 use crate::sse::{SseDecoder, SseEvent};
 use crate::types::{
@@ -26,16 +27,17 @@ enum Kind {
 const POOL_IDLE_PER_HOST: usize = 32;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// One pooled client per (endpoint origin, connect timeout): keep-alive connections are reused
-/// across requests, and one slow endpoint's settings never apply to another.
+/// Every platform behind one entry point, with one pooled client per (endpoint origin,
+/// connect timeout): keep-alive connections are reused across requests, and one slow
+/// endpoint's settings never apply to another.
 #[derive(Default)]
-pub struct OpenAiCompatible {
+pub struct Providers {
     clients: RwLock<HashMap<(String, Duration), reqwest::Client>>,
 }
 
-impl OpenAiCompatible {
-    pub fn new() -> OpenAiCompatible {
-        OpenAiCompatible::default()
+impl Providers {
+    pub fn new() -> Providers {
+        Providers::default()
     }
 
     fn client(&self, ep: &Endpoint) -> Result<reqwest::Client, ProviderError> {
@@ -68,6 +70,9 @@ impl OpenAiCompatible {
         req: &TextRequest,
         ctx: &CallContext,
     ) -> Result<Reply, ProviderError> {
+        if let Flavor::Bedrock(t) = &ep.flavor {
+            return bedrock::complete(&self.client(ep)?, ep, t, req, ctx).await;
+        }
         self.whole(
             ep,
             "/completions",
@@ -85,6 +90,9 @@ impl OpenAiCompatible {
         include_usage: bool,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
+        if let Flavor::Bedrock(t) = &ep.flavor {
+            return bedrock::complete_stream(&self.client(ep)?, ep, t, req, ctx).await;
+        }
         self.streamed(
             ep,
             "/completions",
@@ -101,6 +109,9 @@ impl OpenAiCompatible {
         req: &ChatRequest,
         ctx: &CallContext,
     ) -> Result<Reply, ProviderError> {
+        if let Flavor::Bedrock(t) = &ep.flavor {
+            return bedrock::chat(&self.client(ep)?, ep, t, req, ctx).await;
+        }
         self.whole(
             ep,
             "/chat/completions",
@@ -118,6 +129,9 @@ impl OpenAiCompatible {
         include_usage: bool,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
+        if let Flavor::Bedrock(t) = &ep.flavor {
+            return bedrock::chat_stream(&self.client(ep)?, ep, t, req, ctx).await;
+        }
         self.streamed(
             ep,
             "/chat/completions",
@@ -140,7 +154,8 @@ impl OpenAiCompatible {
     ) -> Result<reqwest::Response, ProviderError> {
         let base = ep.base_url.trim_end_matches('/');
         let (url, body) = match &ep.flavor {
-            Flavor::OpenAi => (format!("{base}{path}"), body),
+            // Bedrock calls never reach here (see the public methods); treat as plain OpenAI.
+            Flavor::OpenAi | Flavor::Bedrock(_) => (format!("{base}{path}"), body),
             Flavor::Azure {
                 deployment,
                 api_version: Some(version),
@@ -168,7 +183,7 @@ impl OpenAiCompatible {
         if let Some(key) = &ep.api_key {
             let key = key.expose_secret();
             request = match (&ep.flavor, key.strip_prefix("Bearer ")) {
-                (Flavor::OpenAi, _) => request.bearer_auth(key),
+                (Flavor::OpenAi | Flavor::Bedrock(_), _) => request.bearer_auth(key),
                 // An Entra ID token, stored with its scheme.
                 (Flavor::Azure { .. }, Some(token)) => request.bearer_auth(token),
                 (Flavor::Azure { .. }, None) => request.header("api-key", key),

@@ -19,7 +19,7 @@ pub struct Timeouts {
 }
 
 /// Which dialect of the OpenAI API the server speaks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Flavor {
     /// vLLM, llama.cpp, Ollama, TGI: `{base}/completions`, `Authorization: Bearer`.
     OpenAi,
@@ -30,6 +30,8 @@ pub enum Flavor {
         /// `None` for the v1 API (`/openai/v1/...`).
         api_version: Option<String>,
     },
+    /// AWS Bedrock Runtime: its own API, SigV4 or a Bedrock API key.
+    Bedrock(crate::bedrock::BedrockTarget),
 }
 
 /// Where and how to reach one deployment.

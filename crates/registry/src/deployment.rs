@@ -105,6 +105,8 @@ pub struct Deployment {
     pub timeouts: TimeoutOverrides,
     /// Azure only: `None` for Hearth's default, `"v1"` for the v1 API.
     pub api_version: Option<String>,
+    /// Bedrock only: `None` for the process's AWS_REGION.
+    pub region: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -131,6 +133,7 @@ pub struct NewDeployment {
     pub api_key: Option<SecretString>,
     pub timeouts: TimeoutOverrides,
     pub api_version: Option<String>,
+    pub region: Option<String>,
 }
 
 /// A partial update. For the nullable fields, `Some(None)` clears the value.
@@ -145,6 +148,7 @@ pub struct DeploymentPatch {
     pub api_key: Option<Option<SecretString>>,
     pub timeouts: TimeoutPatch,
     pub api_version: Option<Option<String>>,
+    pub region: Option<Option<String>>,
 }
 
 /// A deployment that passed every rule, ready to store.
@@ -158,6 +162,7 @@ pub(crate) struct Validated {
     pub identifier: String,
     pub timeouts: TimeoutOverrides,
     pub api_version: Option<String>,
+    pub region: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -173,10 +178,20 @@ const IDENTIFIER_FORMS: &str = "custom_openai/<served model name> (vLLM and othe
 
 /// Checks a deployment's fields. `check_beta` is false when an update leaves the family as it
 /// was, so a beta deployment stays editable after beta models are turned off.
+/// What the process's environment offers deployments that name no credentials of their own.
+#[derive(Clone, Debug, Default)]
+pub struct CloudEnvironment {
+    /// AWS credentials or a Bedrock API key are available (environment or profile).
+    pub aws_credentials: bool,
+    /// AWS_REGION / AWS_REGION_NAME.
+    pub aws_region: Option<String>,
+}
+
 pub(crate) fn validate(
     input: &NewDeployment,
     settings: &Settings,
     check_beta: bool,
+    cloud: &CloudEnvironment,
 ) -> Result<Validated> {
     let mut warnings = Vec::new();
     let name = validate_name(&input.name)?;
@@ -226,6 +241,22 @@ pub(crate) fn validate(
     let endpoint = validate_endpoint(input.endpoint.as_deref(), platform)?;
     validate_timeouts(input.timeouts)?;
     let api_version = validate_api_version(input.api_version.as_deref(), platform)?;
+    let region = validate_region(input.region.as_deref(), platform)?;
+    if platform == DeploymentPlatform::Bedrock {
+        if region.is_none() && cloud.aws_region.is_none() {
+            return Err(RegistryError::invalid(
+                "region",
+                "no AWS region: set the deployment's region (e.g. us-east-1), or start Hearth with AWS_REGION (or AWS_REGION_NAME)",
+            ));
+        }
+        if input.api_key.is_none() && !cloud.aws_credentials {
+            return Err(RegistryError::invalid(
+                "api_key",
+                "no AWS credentials: set api_key to ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN] or a Bedrock API key, \
+                 or start Hearth with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_BEARER_TOKEN_BEDROCK, or an AWS profile)",
+            ));
+        }
+    }
 
     let model = match input
         .model
@@ -280,8 +311,40 @@ pub(crate) fn validate(
         identifier: identifier.to_string(),
         timeouts: input.timeouts,
         api_version,
+        region,
         warnings,
     })
+}
+
+/// AWS region names: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`.
+fn validate_region(raw: Option<&str>, platform: DeploymentPlatform) -> Result<Option<String>> {
+    let Some(r) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if platform != DeploymentPlatform::Bedrock {
+        return Err(RegistryError::invalid(
+            "region",
+            "region applies to bedrock/… deployments only; leave it out",
+        ));
+    }
+    let parts: Vec<&str> = r.split('-').collect();
+    let ok = (3..=4).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+    if ok {
+        Ok(Some(r.to_string()))
+    } else {
+        Err(RegistryError::invalid(
+            "region",
+            format!("region {r:?} is not an AWS region name such as us-east-1"),
+        ))
+    }
 }
 
 /// Azure's versions are dates (`2024-10-21`, `2025-04-01-preview`), or `v1` for the v1 API.
@@ -523,8 +586,57 @@ mod tests {
         }
     }
 
+    fn validate_t(
+        input: &NewDeployment,
+        settings: &Settings,
+        check_beta: bool,
+    ) -> Result<Validated> {
+        let cloud = CloudEnvironment {
+            aws_credentials: true,
+            aws_region: Some("us-east-1".into()),
+        };
+        validate(input, settings, check_beta, &cloud)
+    }
+
+    #[test]
+    fn bedrock_needs_a_region_and_credentials_from_somewhere() {
+        let s = Settings::default();
+        let i = input(
+            "claude_3",
+            None,
+            "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0",
+        );
+        let none = CloudEnvironment::default();
+        match validate(&i, &s, true, &none) {
+            Err(RegistryError::Invalid {
+                field: "region",
+                message,
+            }) => assert!(message.contains("AWS_REGION")),
+            other => panic!("{other:?}"),
+        }
+        let mut with_region = i.clone();
+        with_region.region = Some("eu-west-1".into());
+        match validate(&with_region, &s, true, &none) {
+            Err(RegistryError::Invalid {
+                field: "api_key",
+                message,
+            }) => assert!(message.contains("AWS_ACCESS_KEY_ID")),
+            other => panic!("{other:?}"),
+        }
+        with_region.api_key = Some(SecretString::from("AKIA:secret"));
+        assert_eq!(
+            validate(&with_region, &s, true, &none)
+                .unwrap()
+                .region
+                .as_deref(),
+            Some("eu-west-1")
+        );
+        with_region.region = Some("mars".into());
+        assert!(validate(&with_region, &s, true, &none).is_err());
+    }
+
     fn err_of(input: &NewDeployment, settings: &Settings) -> (&'static str, String) {
-        match validate(input, settings, true) {
+        match validate_t(input, settings, true) {
             Err(RegistryError::Invalid { field, message }) => (field, message),
             other => panic!("expected a refusal, got {other:?}"),
         }
@@ -546,7 +658,7 @@ mod tests {
             assert_eq!(field, "endpoint");
             assert!(msg.contains(fixed), "{given}: {msg}");
         }
-        let ok = validate(
+        let ok = validate_t(
             &input("mistral", Some("http://gpu:8000/v1/"), "custom_openai/m"),
             &s,
             true,
@@ -558,7 +670,7 @@ mod tests {
     #[test]
     fn identifiers_set_the_platform_and_bad_ones_list_the_forms() {
         let s = Settings::default();
-        let v = validate(
+        let v = validate_t(
             &input(
                 "mixtral",
                 None,
@@ -570,7 +682,7 @@ mod tests {
         .unwrap();
         assert_eq!(v.platform, DeploymentPlatform::Bedrock);
         assert_eq!(v.model.unwrap().id, "mixtral-8x7b-instruct-v0.1");
-        let v = validate(
+        let v = validate_t(
             &input("gpt", Some("https://r.openai.azure.com"), "azure/gpt-4o"),
             &s,
             true,
@@ -601,7 +713,7 @@ mod tests {
         for ok in ["2024-10-21", "2025-04-01-preview", "v1"] {
             i.api_version = Some(ok.into());
             assert_eq!(
-                validate(&i, &s, true).unwrap().api_version.as_deref(),
+                validate_t(&i, &s, true).unwrap().api_version.as_deref(),
                 Some(ok)
             );
         }
@@ -620,7 +732,7 @@ mod tests {
             "endpoint"
         );
         assert_eq!(err_of(&input("gpt", None, "azure/x"), &s).0, "endpoint");
-        assert!(validate(&input("claude_3", None, "bedrock/anthropic.x"), &s, true).is_ok());
+        assert!(validate_t(&input("claude_3", None, "bedrock/anthropic.x"), &s, true).is_ok());
         for bad in [
             "ftp://h/v1",
             "not a url",
@@ -655,7 +767,7 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            validate(
+            validate_t(
                 &input("codegemma", Some("http://h:8000/v1"), "custom_openai/cg"),
                 &on,
                 true
@@ -664,7 +776,7 @@ mod tests {
         );
         // An existing beta deployment stays editable.
         assert!(
-            validate(
+            validate_t(
                 &input("codegemma", Some("http://h:8000/v1"), "custom_openai/cg"),
                 &off,
                 false
@@ -696,7 +808,7 @@ mod tests {
         assert!(msg.contains("belongs to family codestral"), "{msg}");
         i.model = Some("mistral-7b-instruct-v0.3".into());
         assert_eq!(
-            validate(&i, &s, true).unwrap().model.unwrap().name,
+            validate_t(&i, &s, true).unwrap().model.unwrap().name,
             "Mistral 7B-it v0.3"
         );
     }
@@ -704,7 +816,7 @@ mod tests {
     #[test]
     fn unlisted_platform_combinations_warn() {
         let s = Settings::default();
-        let v = validate(
+        let v = validate_t(
             &input("gpt", Some("http://h:8000/v1"), "custom_openai/gpt-4o"),
             &s,
             true,
@@ -717,7 +829,7 @@ mod tests {
             "{:?}",
             v.warnings
         );
-        let v = validate(
+        let v = validate_t(
             &input(
                 "mixtral",
                 Some("http://h:8000/v1"),

@@ -130,6 +130,7 @@ mod tests {
             api_key: ApiKey::None,
             timeouts: Default::default(),
             api_version: None,
+            region: None,
             created_at: String::new(),
             updated_at: String::new(),
         }

@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use client_keys::ClientKey;
 pub use crypto::{KeySource, random_token};
 pub use deployment::{
-    ApiKey, Deployment, DeploymentPatch, DeploymentPlatform, NewDeployment, TimeoutOverrides,
-    TimeoutPatch,
+    ApiKey, CloudEnvironment, Deployment, DeploymentPatch, DeploymentPlatform, NewDeployment,
+    TimeoutOverrides, TimeoutPatch,
 };
 pub use error::RegistryError;
 pub use features::{Binding, FeatureSetting};
@@ -49,6 +49,8 @@ pub struct RegistryConfig {
     pub database_url: Option<String>,
     /// HEARTH_SECRET_KEY; without it a key file in the data directory is used.
     pub secret_key: Option<SecretString>,
+    /// What cloud credentials the environment provides, for the registration checks.
+    pub cloud: CloudEnvironment,
 }
 
 /// A result that went through, with anything the caller should be told about it.
@@ -67,6 +69,7 @@ pub struct Registry {
     write_lock: tokio::sync::Mutex<()>,
     key_source: KeySource,
     database: String,
+    cloud: CloudEnvironment,
 }
 
 impl Registry {
@@ -94,6 +97,7 @@ impl Registry {
             write_lock: tokio::sync::Mutex::new(()),
             key_source,
             database,
+            cloud: config.cloud.clone(),
         })
     }
 
@@ -127,7 +131,7 @@ impl Registry {
     ) -> Result<Outcome<Arc<Deployment>>> {
         let _guard = self.write_lock.lock().await;
         let snap = self.snapshot();
-        let valid = validate(&input, &snap.settings, true)?;
+        let valid = validate(&input, &snap.settings, true, &self.cloud)?;
         let sealed = match non_empty_key(input.api_key)? {
             Some(key) => Some(self.secrets.seal(&key)?),
             None => None,
@@ -171,6 +175,12 @@ impl Registry {
             None if family_changed || identifier_changed => None,
             None => current.model.map(|m| m.id.to_string()),
         };
+        // The key only matters to validation as "the deployment has credentials of its own".
+        let has_key = match &patch.api_key {
+            Some(new) => new.clone(),
+            None if current.api_key.is_set() => Some(SecretString::from("stored")),
+            None => None,
+        };
         let merged = NewDeployment {
             name: patch.name.unwrap_or_else(|| current.name.clone()),
             family: family_text,
@@ -180,13 +190,14 @@ impl Registry {
             identifier: patch
                 .identifier
                 .unwrap_or_else(|| current.identifier.clone()),
-            api_key: None,
+            api_key: has_key,
             timeouts: current.timeouts.patched(patch.timeouts),
             api_version: patch
                 .api_version
                 .unwrap_or_else(|| current.api_version.clone()),
+            region: patch.region.unwrap_or_else(|| current.region.clone()),
         };
-        let valid = validate(&merged, &snap.settings, family_changed)?;
+        let valid = validate(&merged, &snap.settings, family_changed, &self.cloud)?;
         let mut warnings = valid.warnings.clone();
 
         // The features bound to this deployment must still be allowed on what it becomes.
@@ -197,6 +208,7 @@ impl Registry {
             name: valid.name.clone(),
             timeouts: valid.timeouts,
             api_version: valid.api_version.clone(),
+            region: valid.region.clone(),
             ..(**current).clone()
         };
         for feature in snap.features_using(id) {

@@ -25,7 +25,7 @@ pub(crate) enum KeyChange {
 pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snapshot> {
     let rows = sqlx::query(
         "SELECT id, name, family, catalog_model, platform, endpoint, identifier, api_key_sealed, \
-         connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_version, created_at, updated_at \
+         connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_version, region, created_at, updated_at \
          FROM self_hosted_models ORDER BY id",
     )
     .fetch_all(pool)
@@ -73,6 +73,7 @@ pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snaps
                 total_ms: ms(&row, "total_timeout_ms")?,
             },
             api_version: row.try_get("api_version")?,
+            region: row.try_get("region")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         }));
@@ -147,7 +148,7 @@ pub(crate) async fn load(pool: &SqlitePool, secrets: &SecretBox) -> Result<Snaps
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-/// Binds a deployment's columns as `$1`–`$10`, in the order both statements list them.
+/// Binds a deployment's columns as `$1`–`$11`, in the order both statements list them.
 fn bind_fields<'q>(query: SqliteQuery<'q>, v: &'q Validated) -> SqliteQuery<'q> {
     query
         .bind(&v.name)
@@ -160,6 +161,7 @@ fn bind_fields<'q>(query: SqliteQuery<'q>, v: &'q Validated) -> SqliteQuery<'q> 
         .bind(v.timeouts.first_token_ms.map(i64::from))
         .bind(v.timeouts.total_ms.map(i64::from))
         .bind(&v.api_version)
+        .bind(&v.region)
 }
 
 fn ms(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<u32>> {
@@ -176,9 +178,9 @@ pub(crate) async fn insert_deployment(
     let query = sqlx::query(
         "INSERT INTO self_hosted_models \
          (name, family, catalog_model, platform, endpoint, identifier, \
-          connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_version, \
+          connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_version, region, \
           api_key_sealed, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
     );
     let row = bind_fields(query, v)
         .bind(sealed)
@@ -198,7 +200,7 @@ pub(crate) async fn update_deployment(
     let query = sqlx::query(
         "UPDATE self_hosted_models SET name = $1, family = $2, catalog_model = $3, platform = $4, \
          endpoint = $5, identifier = $6, connect_timeout_ms = $7, first_token_timeout_ms = $8, \
-         total_timeout_ms = $9, api_version = $10, updated_at = $11 WHERE id = $12",
+         total_timeout_ms = $9, api_version = $10, region = $11, updated_at = $12 WHERE id = $13",
     );
     bind_fields(query, v)
         .bind(now)

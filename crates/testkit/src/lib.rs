@@ -4,10 +4,13 @@
 // Test support: a panic here is a failed test, which is the point.
 #![allow(clippy::unwrap_used)]
 
+mod fake_bedrock;
 mod fake_openai;
 mod gguf;
 mod llama;
+pub mod sigv4_check;
 
+pub use fake_bedrock::{ACCESS_KEY, API_KEY, BedrockReply, FakeBedrock, REGION, SECRET_KEY};
 pub use fake_openai::{FakeUpstream, Recorded, Reply};
 pub use gguf::write_tiny_llama;
 pub use llama::LlamaServer;

@@ -34,6 +34,8 @@ pub(crate) struct DeploymentView {
     total_timeout_ms: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     api_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
     features: Vec<Feature>,
     created_at: String,
     updated_at: String,
@@ -60,6 +62,7 @@ fn view(d: &Deployment, snap: &Snapshot, warnings: Option<Vec<String>>) -> Deplo
         first_token_timeout_ms: d.timeouts.first_token_ms,
         total_timeout_ms: d.timeouts.total_ms,
         api_version: d.api_version.clone(),
+        region: d.region.clone(),
         features: snap.features_using(d.id),
         created_at: d.created_at.clone(),
         updated_at: d.updated_at.clone(),
@@ -89,6 +92,8 @@ pub(crate) struct CreateBody {
     total_timeout_ms: Option<u32>,
     #[serde(default)]
     api_version: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +121,8 @@ pub(crate) struct UpdateBody {
     total_timeout_ms: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
     api_version: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    region: Option<Option<String>>,
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
@@ -168,6 +175,7 @@ pub(crate) async fn create(
                 total_ms: body.total_timeout_ms,
             },
             api_version: body.api_version,
+            region: body.region,
         })
         .await?;
     let d = &outcome.value;
@@ -204,6 +212,7 @@ pub(crate) async fn update(
                     total_ms: body.total_timeout_ms,
                 },
                 api_version: body.api_version,
+                region: body.region,
             },
         )
         .await?;

@@ -9,8 +9,9 @@ use axum::{Extension, Json};
 use hearth_catalog::Feature;
 use hearth_prompts::{
     CompletionStyle, PromptBody, StopScanner, clean_generation, completion_prompt,
+    instruct_completion_prompt,
 };
-use hearth_providers::{CallContext, ChatMessage, ChatRequest, TextRequest};
+use hearth_providers::{CallContext, ChatMessage, ChatRequest, Flavor, TextRequest};
 use tokio::time::Instant;
 
 use crate::AppState;
@@ -57,9 +58,15 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     };
     let suffix = body.suffix.unwrap_or_default();
     let snap = state.registry.snapshot();
-    let route = resolve(&snap, FEATURE, body.model.as_deref())?;
+    let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.aws)?;
     let family = route.deployment.family;
-    let cp = completion_prompt(family, &prompt, &suffix, None, body.max_tokens);
+    let mut cp = completion_prompt(family, &prompt, &suffix, None, body.max_tokens);
+    // Bedrock serves Mistral and Mixtral instruct models through a raw prompt: ask in [INST].
+    if matches!(route.endpoint.flavor, Flavor::Bedrock(_))
+        && cp.style == CompletionStyle::PrefixContinuation
+    {
+        cp = instruct_completion_prompt(family, &prompt, &suffix, body.max_tokens);
+    }
     let mut stops = cp.stops.clone();
     for s in client_stops {
         if !stops.contains(&s) {
@@ -86,7 +93,10 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     let name = route.deployment.name.clone();
-    let chat_style = cp.style == CompletionStyle::ChatInstruct;
+    let chat_style = matches!(
+        cp.style,
+        CompletionStyle::ChatInstruct | CompletionStyle::InstructText
+    );
 
     let text_req = |prompt: String| TextRequest {
         model: model.clone(),

@@ -89,6 +89,66 @@ impl OaiError {
                             "the content filter of deployment {name:?} blocked the prompt: {message}"
                         ),
                     ),
+                    (
+                        _,
+                        Some(
+                            "ThrottlingException"
+                            | "ModelNotReadyException"
+                            | "ServiceQuotaExceededException",
+                        ),
+                    ) => {
+                        let mut e = Self::new(
+                            S::TOO_MANY_REQUESTS,
+                            "rate_limit_error",
+                            "upstream_rate_limited",
+                            format!("deployment {name:?} is throttled by Bedrock: {message}"),
+                        );
+                        // Bedrock sends no Retry-After; its SDKs back off from about a second.
+                        e.retry_after = Some("2".into());
+                        return e;
+                    }
+                    (_, Some("ValidationException")) => Self::new(
+                        S::BAD_REQUEST,
+                        "invalid_request_error",
+                        "upstream_rejected",
+                        format!("Bedrock refused the request for deployment {name:?}: {message}"),
+                    ),
+                    (_, Some("AccessDeniedException")) => Self::new(
+                        S::FORBIDDEN,
+                        "permission_error",
+                        "upstream_access_denied",
+                        format!(
+                            "Bedrock denied access for deployment {name:?} ({message}); Hearth's AWS identity needs bedrock:InvokeModel and bedrock:InvokeModelWithResponseStream on the model, and model access enabled in the Bedrock console"
+                        ),
+                    ),
+                    (_, Some("ModelTimeoutException")) => gateway(
+                        S::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                        format!(
+                            "the model behind deployment {name:?} timed out on Bedrock: {message}"
+                        ),
+                    ),
+                    (_, Some("ResourceNotFoundException")) => gateway(
+                        S::BAD_GATEWAY,
+                        "upstream_not_found",
+                        format!(
+                            "Bedrock does not know the model of deployment {name:?} ({message}); check bedrock/<model id> and the region"
+                        ),
+                    ),
+                    (
+                        _,
+                        Some(
+                            "InvalidSignatureException"
+                            | "UnrecognizedClientException"
+                            | "ExpiredTokenException",
+                        ),
+                    ) => gateway(
+                        S::BAD_GATEWAY,
+                        "upstream_auth",
+                        format!(
+                            "Bedrock refused Hearth's AWS credentials for deployment {name:?} ({message}); check the access key, secret and session token"
+                        ),
+                    ),
                     (404, Some("DeploymentNotFound")) => gateway(
                         S::BAD_GATEWAY,
                         "upstream_not_found",

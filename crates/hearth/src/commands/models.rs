@@ -59,6 +59,9 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             if let Some(v) = &timeouts.api_version {
                 body["api_version"] = json!(v);
             }
+            if let Some(v) = &timeouts.region {
+                body["region"] = json!(v);
+            }
             if let Some(e) = endpoint {
                 body["endpoint"] = json!(e);
             }
@@ -164,6 +167,9 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             }
             if let Some(v) = &timeouts.api_version {
                 body.insert("api_version".into(), json!(v));
+            }
+            if let Some(v) = &timeouts.region {
+                body.insert("region".into(), json!(v));
             }
             for (field, value) in [
                 ("name", name),

@@ -359,15 +359,7 @@ async fn connection_checks_report_success_or_the_platforms_error() {
     assert_eq!(ok["ok"], true, "{ok}");
     assert_eq!(up.last().path, "/v1/completions");
 
-    let bedrock = h.create(json!({"name": "claude", "family": "claude_3", "identifier": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"})).await;
-    let (_, no) = h
-        .post(
-            &format!("/api/v1/self_hosted_models/{bedrock}/check"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(no["ok"], false);
-    assert_eq!(no["code"], "platform_not_served");
+    // Bedrock checks are in `bedrock.rs`, against its stand-in: no test may reach AWS itself.
 
     // The CLI: exit 0 on success, 1 on failure, with the reason.
     let cli = |name: &str| {

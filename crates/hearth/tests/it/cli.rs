@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::harness::{ADMIN_TOKEN, BIN, Hearth, SECRET, api_key};
+use crate::harness::{ADMIN_TOKEN, BIN, Hearth, api_key};
 
 fn hearth(h: Option<&Hearth>, args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -25,7 +25,10 @@ fn hearth(h: Option<&Hearth>, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!all.contains(SECRET), "the CLI printed an API key: {all}");
+    assert!(
+        !all.contains(crate::harness::MARKER),
+        "the CLI printed a secret: {all}"
+    );
     out
 }
 

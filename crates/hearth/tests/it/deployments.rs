@@ -166,7 +166,7 @@ async fn cloud_platforms_follow_their_own_endpoint_rules() {
         .post(
             MODELS,
             json!({"name": "claude", "family": "claude_3",
-            "identifier": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"}),
+            "identifier": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0", "region": "us-east-1", "api_key": "AKIAIOSFODNN7EXAMPLE:SECRET-MARKER-7f3a9c-aws"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{bedrock}");

@@ -13,6 +13,8 @@ use serde_json::Value;
 
 /// Every API key a test stores contains this, so a leak anywhere is caught.
 pub const SECRET: &str = "sk-SECRET-MARKER-7f3a9c";
+/// The part every stored secret shares (API keys, AWS secrets, Azure keys).
+pub const MARKER: &str = "SECRET-MARKER-7f3a9c";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const BIN: &str = env!("CARGO_BIN_EXE_hearth");
 
@@ -73,10 +75,12 @@ impl Hearth {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         for (k, _) in std::env::vars() {
-            if k.starts_with("HEARTH_") {
+            if k.starts_with("HEARTH_") || k.starts_with("AWS_") {
                 cmd.env_remove(k);
             }
         }
+        // No ambient AWS profile either: tests say which credentials exist.
+        cmd.env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/hearth-test");
         if !opts.generated_token {
             cmd.env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN);
         }
@@ -169,8 +173,8 @@ impl Hearth {
         let status = resp.status();
         let text = resp.text().await.unwrap();
         assert!(
-            !text.contains(SECRET),
-            "an API key leaked in a response: {text}"
+            !text.contains(MARKER),
+            "a secret leaked in a response: {text}"
         );
         let json = if text.is_empty() {
             Value::Null
@@ -263,8 +267,8 @@ impl Hearth {
     fn assert_no_secret_in_logs(&self) {
         let logs = self.logs();
         assert!(
-            !logs.contains(SECRET),
-            "an API key leaked into the log:\n{logs}"
+            !logs.contains(MARKER),
+            "a secret leaked into the log:\n{logs}"
         );
         assert!(
             !logs.contains(&self.token),

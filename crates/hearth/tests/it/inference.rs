@@ -561,7 +561,6 @@ async fn routing_refusals_say_why() {
         ],
     )
     .await;
-    h.create(json!({"name": "claude", "family": "claude_3", "identifier": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"})).await;
 
     let err = |resp: reqwest::Response| async move {
         let status = resp.status();
@@ -601,7 +600,7 @@ async fn routing_refusals_say_why() {
         (s, code.as_str()),
         (StatusCode::NOT_FOUND, "model_not_found")
     );
-    // CodeGemma 2b does no generation or chat; Claude on Bedrock is not served yet.
+    // CodeGemma 2b does no generation or chat.
     h.put(
         "/api/v1/feature_settings/duo_chat",
         json!({"provider": "self_hosted", "self_hosted_model_id": 2}),
@@ -618,17 +617,6 @@ async fn routing_refusals_say_why() {
         (s, code.as_str()),
         (StatusCode::BAD_REQUEST, "model_not_capable"),
         "{msg}"
-    );
-    let (s, code, _) = err(post(
-        &h,
-        "/v1/completions",
-        json!({"model": "claude", "prompt": "x"}),
-    )
-    .await)
-    .await;
-    assert_eq!(
-        (s, code.as_str()),
-        (StatusCode::BAD_REQUEST, "platform_not_served")
     );
 
     for (body, param) in [

@@ -18,7 +18,7 @@ async fn everything_survives_a_restart_and_the_key_still_decrypts() {
     let id = first.create(body).await;
     first
         .create(json!({"name": "claude", "family": "claude_3",
-        "identifier": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"}))
+        "identifier": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0", "region": "us-east-1", "api_key": "AKIAIOSFODNN7EXAMPLE:SECRET-MARKER-7f3a9c-aws"}))
         .await;
     first
         .put(

@@ -1,0 +1,947 @@
+//! AWS Bedrock Runtime: Converse / ConverseStream for chat, InvokeModel(WithResponseStream)
+//! with Mistral's native text-completion body for raw prompts. Requests are signed with SigV4
+//! (signing name `bedrock`) over the exact bytes and path sent, or carry a Bedrock API key.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use aws_smithy_eventstream::smithy::parse_response_headers;
+use base64::Engine;
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::error::{ProviderError, TimeoutPhase};
+use crate::types::{
+    CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
+};
+
+/// How Hearth proves itself to Bedrock.
+#[derive(Clone, Debug)]
+pub enum BedrockAuth {
+    /// Access key, secret and optional session token: SigV4.
+    SigV4 {
+        access_key_id: String,
+        secret_access_key: SecretString,
+        session_token: Option<SecretString>,
+    },
+    /// A Bedrock API key, sent as `Authorization: Bearer`.
+    ApiKey(SecretString),
+}
+
+/// The Bedrock half of an endpoint.
+#[derive(Clone, Debug)]
+pub struct BedrockTarget {
+    pub region: String,
+    pub model_id: String,
+    pub auth: BedrockAuth,
+}
+
+/// The public endpoint for a region; deployments may override it (VPC endpoints).
+pub fn bedrock_runtime_url(region: &str) -> String {
+    format!("https://bedrock-runtime.{region}.amazonaws.com")
+}
+
+/// Percent-encodes a path label the way the AWS SDKs do: everything but unreserved characters,
+/// so `anthropic.claude-3-5-sonnet-20240620-v1:0` travels as `…v1%3A0`.
+pub fn encode_label(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for b in label.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Signs a POST of `body` to `url` (sent byte for byte as given) and returns the headers to add.
+pub fn sigv4_headers(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    region: &str,
+    auth: &BedrockAuth,
+    time: SystemTime,
+) -> Result<Vec<(String, String)>, String> {
+    let BedrockAuth::SigV4 {
+        access_key_id,
+        secret_access_key,
+        session_token,
+    } = auth
+    else {
+        return Ok(Vec::new());
+    };
+    let identity = Credentials::new(
+        access_key_id,
+        secret_access_key.expose_secret(),
+        session_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_string()),
+        None,
+        "hearth",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("bedrock")
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(request, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Converse,
+    ConverseStream,
+    Invoke,
+    InvokeStream,
+}
+
+impl Op {
+    fn path(self) -> &'static str {
+        match self {
+            Op::Converse => "converse",
+            Op::ConverseStream => "converse-stream",
+            Op::Invoke => "invoke",
+            Op::InvokeStream => "invoke-with-response-stream",
+        }
+    }
+}
+
+pub(crate) async fn chat(
+    client: &reqwest::Client,
+    ep: &Endpoint,
+    target: &BedrockTarget,
+    req: &ChatRequest,
+    ctx: &CallContext,
+) -> Result<Reply, ProviderError> {
+    let v = whole(client, ep, target, Op::Converse, converse_body(req), ctx).await?;
+    let text: String = v["output"]["message"]["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    Ok(Reply {
+        text,
+        finish_reason: v["stopReason"].as_str().map(finish_reason),
+        usage: converse_usage(&v["usage"]),
+    })
+}
+
+pub(crate) async fn complete(
+    client: &reqwest::Client,
+    ep: &Endpoint,
+    target: &BedrockTarget,
+    req: &TextRequest,
+    ctx: &CallContext,
+) -> Result<Reply, ProviderError> {
+    let v = whole(client, ep, target, Op::Invoke, mistral_body(req), ctx).await?;
+    let out = &v["outputs"][0];
+    if out.is_null() {
+        return Err(ProviderError::Protocol(
+            "InvokeModel answer has no outputs".into(),
+        ));
+    }
+    Ok(Reply {
+        text: out["text"].as_str().unwrap_or_default().to_string(),
+        finish_reason: out["stop_reason"].as_str().map(finish_reason),
+        usage: None,
+    })
+}
+
+pub(crate) async fn chat_stream(
+    client: &reqwest::Client,
+    ep: &Endpoint,
+    target: &BedrockTarget,
+    req: &ChatRequest,
+    ctx: &CallContext,
+) -> Result<ChunkStream, ProviderError> {
+    streamed(
+        client,
+        ep,
+        target,
+        Op::ConverseStream,
+        converse_body(req),
+        ctx,
+    )
+    .await
+}
+
+pub(crate) async fn complete_stream(
+    client: &reqwest::Client,
+    ep: &Endpoint,
+    target: &BedrockTarget,
+    req: &TextRequest,
+    ctx: &CallContext,
+) -> Result<ChunkStream, ProviderError> {
+    streamed(client, ep, target, Op::InvokeStream, mistral_body(req), ctx).await
+}
+
+/// Bedrock's stop reasons in OpenAI's words.
+fn finish_reason(reason: &str) -> String {
+    match reason {
+        "max_tokens" | "length" | "model_context_window_exceeded" => "length",
+        "content_filtered" | "guardrail_intervened" => "content_filter",
+        _ => "stop",
+    }
+    .to_string()
+}
+
+fn converse_usage(v: &Value) -> Option<Usage> {
+    Some(Usage {
+        prompt_tokens: v["inputTokens"].as_u64()?,
+        completion_tokens: v["outputTokens"].as_u64().unwrap_or(0),
+    })
+}
+
+fn converse_body(req: &ChatRequest) -> Value {
+    let system: Vec<Value> = req
+        .messages
+        .iter()
+        .filter(|m| m.role == "system")
+        .map(|m| json!({"text": m.content}))
+        .collect();
+    // Converse wants alternating turns: consecutive messages of one role are joined.
+    let mut messages: Vec<(String, String)> = Vec::new();
+    for m in req.messages.iter().filter(|m| m.role != "system") {
+        match messages.last_mut() {
+            Some((role, text)) if *role == m.role => {
+                text.push_str("\n\n");
+                text.push_str(&m.content);
+            }
+            _ => messages.push((m.role.clone(), m.content.clone())),
+        }
+    }
+    let messages: Vec<Value> = messages
+        .into_iter()
+        .map(|(role, text)| json!({"role": role, "content": [{"text": text}]}))
+        .collect();
+    let mut config = json!({});
+    if let Some(n) = req.max_tokens {
+        config["maxTokens"] = json!(n);
+    }
+    if let Some(t) = req.temperature {
+        // Bedrock takes 0..1.
+        config["temperature"] = json!(t.min(1.0));
+    }
+    if let Some(p) = req.top_p {
+        config["topP"] = json!(p);
+    }
+    if !req.stop.is_empty() {
+        config["stopSequences"] = json!(req.stop);
+    }
+    let mut body = json!({"messages": messages, "inferenceConfig": config});
+    if !system.is_empty() {
+        body["system"] = json!(system);
+    }
+    body
+}
+
+fn mistral_body(req: &TextRequest) -> Value {
+    let mut body = json!({"prompt": req.prompt, "max_tokens": req.max_tokens});
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t.min(1.0));
+    }
+    if let Some(p) = req.top_p {
+        body["top_p"] = json!(p);
+    }
+    if !req.stop.is_empty() {
+        body["stop"] = json!(req.stop);
+    }
+    body
+}
+
+async fn send(
+    client: &reqwest::Client,
+    ep: &Endpoint,
+    target: &BedrockTarget,
+    op: Op,
+    body: Value,
+    ctx: &CallContext,
+    (deadline, phase): (Duration, TimeoutPhase),
+) -> Result<reqwest::Response, ProviderError> {
+    let url = format!(
+        "{}/model/{}/{}",
+        ep.base_url.trim_end_matches('/'),
+        encode_label(&target.model_id),
+        op.path()
+    );
+    let bytes = serde_json::to_vec(&body).map_err(|e| ProviderError::Protocol(e.to_string()))?;
+    let accept = match op {
+        Op::Converse | Op::Invoke => "application/json",
+        Op::ConverseStream | Op::InvokeStream => "application/vnd.amazon.eventstream",
+    };
+    let signed: Vec<(&str, &str)> = vec![("content-type", "application/json"), ("accept", accept)];
+    let mut request = client.post(&url).body(bytes.clone());
+    for (k, v) in &signed {
+        request = request.header(*k, *v);
+    }
+    match &target.auth {
+        BedrockAuth::ApiKey(key) => request = request.bearer_auth(key.expose_secret()),
+        auth @ BedrockAuth::SigV4 { .. } => {
+            let headers = sigv4_headers(
+                &url,
+                &signed,
+                &bytes,
+                &target.region,
+                auth,
+                SystemTime::now(),
+            )
+            .map_err(|e| ProviderError::Protocol(format!("cannot sign the request: {e}")))?;
+            for (k, v) in headers {
+                request = request.header(k, v);
+            }
+        }
+    }
+    if !ctx.request_id.is_empty() {
+        // Unsigned, so it cannot break the signature; Bedrock logs it as a trace id.
+        request = request.header("x-request-id", &ctx.request_id);
+    }
+    let response = match timeout(deadline, request.send()).await {
+        Err(_) => {
+            return Err(ProviderError::Timeout {
+                phase,
+                after: deadline,
+            });
+        }
+        Ok(Err(e)) => {
+            return Err(ProviderError::Connect {
+                endpoint: ep.base_url.clone(),
+                message: std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), |s| s.to_string()),
+            });
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    // `x-amzn-ErrorType: ThrottlingException:http://internal.amazon.com/…`
+    let code = response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(':')
+                .next()
+                .unwrap_or(v)
+                .rsplit('#')
+                .next()
+                .unwrap_or(v)
+                .to_string()
+        });
+    let body = response.bytes().await.unwrap_or_default();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let message = parsed["message"]
+        .as_str()
+        .or_else(|| parsed["Message"].as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+    let code = code.or_else(|| {
+        parsed["__type"]
+            .as_str()
+            .or_else(|| parsed["code"].as_str())
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+    });
+    Err(ProviderError::Upstream {
+        status: status.as_u16(),
+        message,
+        code,
+        retry_after: None,
+    })
+}
+
+async fn whole(
+    client: &reqwest::Client,
+    ep: &Endpoint,
+    target: &BedrockTarget,
+    op: Op,
+    body: Value,
+    ctx: &CallContext,
+) -> Result<Value, ProviderError> {
+    let started = Instant::now();
+    let total = ep.timeouts.total;
+    let response = send(
+        client,
+        ep,
+        target,
+        op,
+        body,
+        ctx,
+        (total, TimeoutPhase::Total),
+    )
+    .await?;
+    let left = total.saturating_sub(started.elapsed());
+    let bytes = match timeout(left, response.bytes()).await {
+        Err(_) => {
+            return Err(ProviderError::Timeout {
+                phase: TimeoutPhase::Total,
+                after: total,
+            });
+        }
+        Ok(Err(e)) => return Err(ProviderError::Protocol(format!("reading the answer: {e}"))),
+        Ok(Ok(b)) => b,
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ProviderError::Protocol(format!("answer is not JSON: {e}")))
+}
+
+async fn streamed(
+    client: &reqwest::Client,
+    ep: &Endpoint,
+    target: &BedrockTarget,
+    op: Op,
+    body: Value,
+    ctx: &CallContext,
+) -> Result<ChunkStream, ProviderError> {
+    let started = Instant::now();
+    let first = ep.timeouts.first_token.min(ep.timeouts.total);
+    let response = send(
+        client,
+        ep,
+        target,
+        op,
+        body,
+        ctx,
+        (first, TimeoutPhase::FirstToken),
+    )
+    .await?;
+    let state = EventStream {
+        body: Box::pin(response.bytes_stream()),
+        buf: BytesMut::new(),
+        decoder: MessageFrameDecoder::new(),
+        pending: VecDeque::new(),
+        first_deadline: started + first,
+        total_deadline: started + ep.timeouts.total,
+        timeouts: (first, ep.timeouts.total),
+        seen_token: false,
+        finished: false,
+        invoke: op == Op::InvokeStream,
+        partial: false,
+        ended: false,
+    };
+    Ok(Box::pin(futures_util::stream::unfold(state, next_event)))
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+struct EventStream {
+    body: ByteStream,
+    buf: BytesMut,
+    decoder: MessageFrameDecoder,
+    pending: VecDeque<Result<Chunk, ProviderError>>,
+    first_deadline: Instant,
+    total_deadline: Instant,
+    timeouts: (Duration, Duration),
+    seen_token: bool,
+    finished: bool,
+    /// InvokeModelWithResponseStream (`chunk` events) rather than ConverseStream.
+    invoke: bool,
+    /// A frame has begun arriving but is not complete.
+    partial: bool,
+    /// The answer's end was seen (`messageStop`, or a chunk with a stop reason).
+    ended: bool,
+}
+
+async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>, EventStream)> {
+    loop {
+        if let Some(item) = s.pending.pop_front() {
+            if item.is_err() {
+                s.finished = true;
+                s.pending.clear();
+            }
+            return Some((item, s));
+        }
+        if s.finished {
+            return None;
+        }
+        let (deadline, phase, after) = if s.seen_token {
+            (s.total_deadline, TimeoutPhase::Total, s.timeouts.1)
+        } else {
+            (
+                s.first_deadline.min(s.total_deadline),
+                TimeoutPhase::FirstToken,
+                s.timeouts.0,
+            )
+        };
+        match timeout_at(deadline, s.body.next()).await {
+            Err(_) => {
+                s.finished = true;
+                return Some((Err(ProviderError::Timeout { phase, after }), s));
+            }
+            Ok(Some(Err(e))) => {
+                s.finished = true;
+                return Some((
+                    Err(ProviderError::Stream(format!("connection broke: {e}"))),
+                    s,
+                ));
+            }
+            Ok(Some(Ok(bytes))) => {
+                s.buf.extend_from_slice(&bytes);
+                s.drain_frames();
+            }
+            Ok(None) => {
+                s.finished = true;
+                if s.partial || !s.buf.is_empty() {
+                    return Some((
+                        Err(ProviderError::Stream(
+                            "the event stream was cut off mid-frame".into(),
+                        )),
+                        s,
+                    ));
+                }
+                if !s.ended {
+                    return Some((
+                        Err(ProviderError::Stream(
+                            "the event stream ended before the answer did".into(),
+                        )),
+                        s,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl EventStream {
+    fn drain_frames(&mut self) {
+        loop {
+            let before = self.buf.len();
+            match self.decoder.decode_frame(&mut self.buf) {
+                Ok(DecodedFrame::Incomplete) => {
+                    // The decoder keeps a frame's prelude once read: bytes may be in flight.
+                    self.partial = self.partial || self.buf.len() < before || !self.buf.is_empty();
+                    return;
+                }
+                Ok(DecodedFrame::Complete(message)) => {
+                    self.partial = false;
+                    self.handle(&message);
+                }
+                Err(e) => {
+                    self.pending.push_back(Err(ProviderError::Stream(format!(
+                        "corrupted event-stream frame: {e}"
+                    ))));
+                    self.buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, message: &aws_smithy_types::event_stream::Message) {
+        let headers = match parse_response_headers(message) {
+            Ok(h) => h,
+            Err(e) => {
+                self.pending.push_back(Err(ProviderError::Stream(format!(
+                    "event without its headers: {e}"
+                ))));
+                return;
+            }
+        };
+        let payload: Value = serde_json::from_slice(message.payload()).unwrap_or(Value::Null);
+        let kind = headers.smithy_type.as_str();
+        match headers.message_type.as_str() {
+            "event" => {}
+            "exception" => {
+                let text = payload["message"]
+                    .as_str()
+                    .or_else(|| payload["Message"].as_str())
+                    .unwrap_or("no message");
+                self.pending.push_back(Err(ProviderError::Stream(format!(
+                    "Bedrock {kind}: {text}"
+                ))));
+                return;
+            }
+            other => {
+                self.pending.push_back(Err(ProviderError::Stream(format!(
+                    "Bedrock sent a {other} message"
+                ))));
+                return;
+            }
+        }
+        let chunk = match (self.invoke, kind) {
+            (false, "contentBlockDelta") => Chunk {
+                text: payload["delta"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                ..Default::default()
+            },
+            (false, "messageStop") => {
+                self.ended = true;
+                Chunk {
+                    finish_reason: Some(finish_reason(
+                        payload["stopReason"].as_str().unwrap_or("end_turn"),
+                    )),
+                    ..Default::default()
+                }
+            }
+            (false, "metadata") => Chunk {
+                usage: converse_usage(&payload["usage"]),
+                ..Default::default()
+            },
+            (true, "chunk") => {
+                let inner = payload["bytes"]
+                    .as_str()
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+                let Some(inner) = inner else {
+                    self.pending.push_back(Err(ProviderError::Protocol(
+                        "a chunk event without base64 JSON bytes".into(),
+                    )));
+                    return;
+                };
+                let out = &inner["outputs"][0];
+                let stop = out["stop_reason"].as_str().map(finish_reason);
+                self.ended |= stop.is_some();
+                let metrics = &inner["amazon-bedrock-invocationMetrics"];
+                Chunk {
+                    text: out["text"].as_str().unwrap_or_default().to_string(),
+                    finish_reason: stop,
+                    usage: metrics["inputTokenCount"].as_u64().map(|i| Usage {
+                        prompt_tokens: i,
+                        completion_tokens: metrics["outputTokenCount"].as_u64().unwrap_or(0),
+                    }),
+                }
+            }
+            _ => return, // messageStart, contentBlockStart/Stop, and events added later
+        };
+        if !chunk.text.is_empty() || chunk.finish_reason.is_some() {
+            self.seen_token = true;
+        }
+        self.pending.push_back(Ok(chunk));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AK: &str = "AKIDEXAMPLE";
+    const SK: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+    fn creds() -> BedrockAuth {
+        BedrockAuth::SigV4 {
+            access_key_id: AK.into(),
+            secret_access_key: SecretString::from(SK),
+            session_token: None,
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn signature(headers: &[(String, String)]) -> String {
+        let auth = &headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
+        auth.rsplit("Signature=").next().unwrap().to_string()
+    }
+
+    /// The fixed-input signatures in shared/reference/providers.md §3.4: the same request with
+    /// the model id's colon sent encoded (`%3A`, as the AWS SDKs do) and raw.
+    #[test]
+    fn signs_the_exact_wire_path_colon_encoded_or_raw() {
+        let body = br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}]}"#;
+        let t = at(1_440_938_160); // 2015-08-30T12:36:00Z
+        let base = "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-5-sonnet-20240620-v1";
+        let encoded = sigv4_headers(
+            &format!("{base}%3A0/converse"),
+            &[("content-type", "application/json")],
+            body,
+            "us-east-1",
+            &creds(),
+            t,
+        )
+        .unwrap();
+        assert_eq!(
+            signature(&encoded),
+            "1c91d22c6dfb49efad9e8de45bc4dde894ea14c06a0f4b54d7682ee99e1cd6d6"
+        );
+        let raw = sigv4_headers(
+            &format!("{base}:0/converse"),
+            &[("content-type", "application/json")],
+            body,
+            "us-east-1",
+            &creds(),
+            t,
+        )
+        .unwrap();
+        assert_eq!(
+            signature(&raw),
+            "6118daf6151a241c625e7f6ad4a2f2f4149d45acadc0fdd806e6df333e0e86b7"
+        );
+        let date = encoded.iter().find(|(k, _)| k == "x-amz-date").unwrap();
+        assert_eq!(date.1, "20150830T123600Z");
+    }
+
+    /// The InvokeModel request of shared/reference/local-env.md §5, which boto3 signs the same.
+    #[test]
+    fn matches_boto3_on_invoke_model() {
+        let body = br#"{"messages": [{"role": "user", "content": [{"text": "hi"}]}]}"#;
+        let url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke";
+        let headers = sigv4_headers(
+            url,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+            ],
+            body,
+            "us-east-1",
+            &creds(),
+            at(1_704_067_200),
+        )
+        .unwrap();
+        let auth = &headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
+        assert_eq!(
+            auth,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/bedrock/aws4_request, \
+             SignedHeaders=accept;content-type;host;x-amz-date, \
+             Signature=4d48955bf1f21e3518ac0cd69faeb754335d62e71a1576dabfcf2985e81406c5"
+        );
+        assert!(!headers.iter().any(|(k, _)| k == "x-amz-content-sha256"));
+    }
+
+    #[test]
+    fn session_tokens_are_sent_and_api_keys_are_not_signed() {
+        let auth = BedrockAuth::SigV4 {
+            access_key_id: AK.into(),
+            secret_access_key: SecretString::from(SK),
+            session_token: Some(SecretString::from("TOKEN")),
+        };
+        let h = sigv4_headers(
+            "https://h/model/m/converse",
+            &[],
+            b"{}",
+            "eu-west-1",
+            &auth,
+            at(0),
+        )
+        .unwrap();
+        assert!(
+            h.iter()
+                .any(|(k, v)| k == "x-amz-security-token" && v == "TOKEN")
+        );
+        let key = BedrockAuth::ApiKey(SecretString::from("bedrock-api-key"));
+        assert!(
+            sigv4_headers(
+                "https://h/model/m/converse",
+                &[],
+                b"{}",
+                "eu-west-1",
+                &key,
+                at(0)
+            )
+            .unwrap()
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn labels_are_encoded_like_the_sdks() {
+        assert_eq!(
+            encode_label("anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            "anthropic.claude-3-5-sonnet-20240620-v1%3A0"
+        );
+        assert_eq!(
+            encode_label("arn:aws:bedrock:us-east-1::foundation-model/x"),
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fx"
+        );
+    }
+
+    #[test]
+    fn stop_reasons_map_to_openai_words() {
+        assert_eq!(finish_reason("end_turn"), "stop");
+        assert_eq!(finish_reason("max_tokens"), "length");
+        assert_eq!(finish_reason("guardrail_intervened"), "content_filter");
+        let req = ChatRequest {
+            model: "m".into(),
+            messages: vec![
+                crate::ChatMessage {
+                    role: "system".into(),
+                    content: "be brief".into(),
+                },
+                crate::ChatMessage {
+                    role: "user".into(),
+                    content: "a".into(),
+                },
+                crate::ChatMessage {
+                    role: "user".into(),
+                    content: "b".into(),
+                },
+            ],
+            max_tokens: Some(5),
+            temperature: Some(1.5),
+            ..Default::default()
+        };
+        let body = converse_body(&req);
+        assert_eq!(body["system"], json!([{"text": "be brief"}]));
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": [{"text": "a\n\nb"}]}])
+        );
+        assert_eq!(
+            body["inferenceConfig"],
+            json!({"maxTokens": 5, "temperature": 1.0})
+        );
+    }
+}
+
+/// Bedrock credentials and region the process's environment provides: AWS_ACCESS_KEY_ID /
+/// AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else AWS_BEARER_TOKEN_BEDROCK, else the shared
+/// credentials file's profile (AWS_PROFILE or `default`); AWS_REGION, AWS_REGION_NAME (GitLab's
+/// name) or AWS_DEFAULT_REGION.
+#[derive(Clone, Debug, Default)]
+pub struct AwsDefaults {
+    pub auth: Option<BedrockAuth>,
+    pub region: Option<String>,
+}
+
+impl AwsDefaults {
+    pub fn from_env() -> AwsDefaults {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let region = var("AWS_REGION")
+            .or_else(|| var("AWS_REGION_NAME"))
+            .or_else(|| var("AWS_DEFAULT_REGION"));
+        let auth = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => Some(BedrockAuth::SigV4 {
+                access_key_id: id,
+                secret_access_key: SecretString::from(secret),
+                session_token: var("AWS_SESSION_TOKEN").map(SecretString::from),
+            }),
+            _ => var("AWS_BEARER_TOKEN_BEDROCK")
+                .map(|t| BedrockAuth::ApiKey(SecretString::from(t)))
+                .or_else(|| {
+                    let path = var("AWS_SHARED_CREDENTIALS_FILE")
+                        .map(std::path::PathBuf::from)
+                        .or_else(|| {
+                            var("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials"))
+                        })?;
+                    let text = std::fs::read_to_string(path).ok()?;
+                    profile_credentials(
+                        &text,
+                        &var("AWS_PROFILE").unwrap_or_else(|| "default".into()),
+                    )
+                }),
+        };
+        AwsDefaults { auth, region }
+    }
+}
+
+/// Reads one profile's keys from a shared credentials file (INI).
+fn profile_credentials(text: &str, profile: &str) -> Option<BedrockAuth> {
+    let mut in_profile = false;
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = name.trim() == profile;
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if !in_profile {
+            continue;
+        }
+        match k.trim() {
+            "aws_access_key_id" => id = Some(v.trim().to_string()),
+            "aws_secret_access_key" => secret = Some(v.trim().to_string()),
+            "aws_session_token" => token = Some(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    Some(BedrockAuth::SigV4 {
+        access_key_id: id?,
+        secret_access_key: SecretString::from(secret?),
+        session_token: token.map(SecretString::from),
+    })
+}
+
+/// A deployment's stored key: `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]` for SigV4,
+/// anything else is a Bedrock API key.
+pub fn bedrock_auth_from_key(key: &SecretString) -> BedrockAuth {
+    let text = key.expose_secret();
+    let parts: Vec<&str> = text.splitn(3, ':').collect();
+    let looks_like_key_id = |s: &str| {
+        s.len() >= 16
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    match parts.as_slice() {
+        [id, secret, rest @ ..] if looks_like_key_id(id) && !secret.is_empty() => {
+            BedrockAuth::SigV4 {
+                access_key_id: id.to_string(),
+                secret_access_key: SecretString::from(secret.to_string()),
+                session_token: rest.first().map(|t| SecretString::from(t.to_string())),
+            }
+        }
+        _ => BedrockAuth::ApiKey(key.clone()),
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+
+    #[test]
+    fn stored_keys_and_profiles_parse() {
+        match bedrock_auth_from_key(&SecretString::from(
+            "AKIAIOSFODNN7EXAMPLE:wJalr/K7MDENG:tok",
+        )) {
+            BedrockAuth::SigV4 {
+                access_key_id,
+                session_token,
+                ..
+            } => {
+                assert_eq!(access_key_id, "AKIAIOSFODNN7EXAMPLE");
+                assert!(session_token.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            bedrock_auth_from_key(&SecretString::from("ABSKQmVkcm9ja0FQSUtleQ==")),
+            BedrockAuth::ApiKey(_)
+        ));
+        let file = "[default]\naws_access_key_id = AKIAONE\naws_secret_access_key = s1\n\n[work]\naws_access_key_id=AKIATWO\naws_secret_access_key=s2\n";
+        match profile_credentials(file, "work") {
+            Some(BedrockAuth::SigV4 { access_key_id, .. }) => assert_eq!(access_key_id, "AKIATWO"),
+            other => panic!("{other:?}"),
+        }
+        assert!(profile_credentials(file, "missing").is_none());
+    }
+}
