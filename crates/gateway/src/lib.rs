@@ -39,8 +39,8 @@ pub(crate) struct AppState {
     registry: Arc<Registry>,
     admin_token: Arc<SecretString>,
     provider: Arc<Providers>,
-    /// Bedrock credentials and region from the environment, read once at start.
-    aws: Arc<AwsDefaults>,
+    /// Cloud credentials from the environment, read once at start.
+    cloud: Arc<routing::CloudDefaults>,
     metrics: Arc<telemetry::Metrics>,
     /// Whether the listener is on a loopback address (see `openai::auth`).
     loopback: bool,
@@ -52,6 +52,8 @@ pub struct RouterOptions {
     /// True when listening on a loopback address only.
     pub loopback: bool,
     pub aws: AwsDefaults,
+    /// AZURE_OPENAI_API_KEY, for Azure deployments without a key of their own.
+    pub azure_api_key: Option<SecretString>,
 }
 
 /// Builds the router; `serve` runs it. Split so tests can drive it without a socket.
@@ -64,7 +66,10 @@ pub fn router(
         registry,
         admin_token: Arc::new(admin_token),
         provider: Arc::new(Providers::new()),
-        aws: Arc::new(options.aws),
+        cloud: Arc::new(routing::CloudDefaults {
+            aws: options.aws,
+            azure_api_key: options.azure_api_key,
+        }),
         metrics: Arc::new(telemetry::Metrics::new()),
         loopback: options.loopback,
     };

@@ -21,6 +21,14 @@ pub(crate) struct Route {
     pub endpoint: Endpoint,
 }
 
+/// Credentials the process's environment offers deployments that have none of their own.
+#[derive(Clone, Debug, Default)]
+pub struct CloudDefaults {
+    pub aws: AwsDefaults,
+    /// AZURE_OPENAI_API_KEY.
+    pub azure_api_key: Option<secrecy::SecretString>,
+}
+
 /// The Azure OpenAI GA API version used when a deployment names none.
 pub(crate) const AZURE_API_VERSION: &str = "2024-10-21";
 
@@ -44,7 +52,7 @@ pub(crate) fn resolve(
     snap: &Snapshot,
     feature: Feature,
     model: Option<&str>,
-    aws: &AwsDefaults,
+    cloud: &CloudDefaults,
 ) -> Result<Route, OaiError> {
     let bound = match snap.feature(feature).binding {
         Binding::Disabled => {
@@ -115,7 +123,7 @@ pub(crate) fn resolve(
             d
         }
     };
-    let endpoint = endpoint_for(&deployment, capability, aws)?;
+    let endpoint = endpoint_for(&deployment, capability, cloud)?;
     Ok(Route {
         deployment,
         endpoint,
@@ -127,8 +135,9 @@ pub(crate) fn resolve(
 pub(crate) fn endpoint_for(
     deployment: &Deployment,
     capability: Capability,
-    aws: &AwsDefaults,
+    cloud: &CloudDefaults,
 ) -> Result<Endpoint, OaiError> {
+    let aws = &cloud.aws;
     let flavor = match deployment.platform {
         DeploymentPlatform::OpenaiCompatible => Flavor::OpenAi,
         DeploymentPlatform::AzureOpenai => Flavor::Azure {
@@ -173,6 +182,7 @@ pub(crate) fn endpoint_for(
     };
     let api_key = match &deployment.api_key {
         _ if matches!(flavor, Flavor::Bedrock(_)) => None,
+        ApiKey::None if matches!(flavor, Flavor::Azure { .. }) => cloud.azure_api_key.clone(),
         ApiKey::None => None,
         ApiKey::Set(k) => Some(k.clone()),
         ApiKey::Unreadable(_) => {

@@ -28,6 +28,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cloud: CloudEnvironment {
             aws_credentials: aws.auth.is_some(),
             aws_region: aws.region.clone(),
+            azure_key: env_secret("AZURE_OPENAI_API_KEY").is_some(),
         },
         data_dir: cfg.data_dir.clone(),
         database_url: cfg.database_url.clone(),
@@ -82,7 +83,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let router = hearth_gateway::router(
         registry.clone(),
         admin_token,
-        hearth_gateway::RouterOptions { loopback, aws },
+        hearth_gateway::RouterOptions {
+            loopback,
+            aws,
+            azure_api_key: env_secret("AZURE_OPENAI_API_KEY").map(SecretString::from),
+        },
     );
     hearth_gateway::serve(listener, router, shutdown_signal()).await?;
     registry.close().await;

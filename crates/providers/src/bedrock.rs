@@ -62,7 +62,8 @@ pub fn encode_label(label: &str) -> String {
     out
 }
 
-/// Signs a POST of `body` to `url` (sent byte for byte as given) and returns the headers to add.
+/// Signs a POST of `body` to `url` (sent byte for byte as given) for Bedrock and returns the
+/// headers to add.
 pub fn sigv4_headers(
     url: &str,
     headers: &[(&str, &str)],

@@ -185,6 +185,8 @@ pub struct CloudEnvironment {
     pub aws_credentials: bool,
     /// AWS_REGION / AWS_REGION_NAME.
     pub aws_region: Option<String>,
+    /// AZURE_OPENAI_API_KEY is set.
+    pub azure_key: bool,
 }
 
 pub(crate) fn validate(
@@ -242,6 +244,12 @@ pub(crate) fn validate(
     validate_timeouts(input.timeouts)?;
     let api_version = validate_api_version(input.api_version.as_deref(), platform)?;
     let region = validate_region(input.region.as_deref(), platform)?;
+    if platform == DeploymentPlatform::AzureOpenai && input.api_key.is_none() && !cloud.azure_key {
+        return Err(RegistryError::invalid(
+            "api_key",
+            "azure deployments need credentials: set api_key to the resource's key (or \"Bearer <Entra ID token>\"), or start Hearth with AZURE_OPENAI_API_KEY",
+        ));
+    }
     if platform == DeploymentPlatform::Bedrock {
         if region.is_none() && cloud.aws_region.is_none() {
             return Err(RegistryError::invalid(
@@ -594,6 +602,7 @@ mod tests {
         let cloud = CloudEnvironment {
             aws_credentials: true,
             aws_region: Some("us-east-1".into()),
+            azure_key: true,
         };
         validate(input, settings, check_beta, &cloud)
     }

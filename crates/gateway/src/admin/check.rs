@@ -34,7 +34,7 @@ pub(crate) async fn check(
     let failed = |e: OaiError| {
         Json(json!({"ok": false, "deployment": d.name, "code": e.code, "error": e.message}))
     };
-    let mut endpoint = match endpoint_for(&d, Capability::CodeCompletion, &state.aws) {
+    let mut endpoint = match endpoint_for(&d, Capability::CodeCompletion, &state.cloud) {
         Ok(ep) => ep,
         Err(e) => return Ok(failed(e)),
     };

@@ -93,7 +93,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     )?;
     let msgs = messages(&mut body)?;
     let snap = state.registry.snapshot();
-    let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.aws)?;
+    let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
     let verbose = snap.settings().verbose_ai_logs;
     let logged = if verbose {
         msgs.iter()

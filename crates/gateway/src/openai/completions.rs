@@ -58,7 +58,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     };
     let suffix = body.suffix.unwrap_or_default();
     let snap = state.registry.snapshot();
-    let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.aws)?;
+    let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
     let family = route.deployment.family;
     let mut cp = completion_prompt(family, &prompt, &suffix, None, body.max_tokens);
     // Bedrock serves Mistral and Mixtral instruct models through a raw prompt: ask in [INST].

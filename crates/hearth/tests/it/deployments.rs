@@ -181,11 +181,19 @@ async fn cloud_platforms_follow_their_own_endpoint_rules() {
         )
         .await;
     expect_error(&got, StatusCode::UNPROCESSABLE_ENTITY, Some("endpoint"));
+    let keyless = json!({"name": "gpt", "family": "gpt", "identifier": "azure/gpt-4o",
+        "endpoint": "https://acme.openai.azure.com"});
+    let msg = expect_error(
+        &h.post(MODELS, keyless).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("api_key"),
+    );
+    assert!(msg.contains("AZURE_OPENAI_API_KEY"), "{msg}");
     let (status, azure) = h
         .post(
             MODELS,
             json!({"name": "gpt", "family": "gpt", "identifier": "azure/gpt-4o",
-            "endpoint": "https://acme.openai.azure.com"}),
+            "endpoint": "https://acme.openai.azure.com", "api_key": "azure-SECRET-MARKER-7f3a9c"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{azure}");
