@@ -8,6 +8,7 @@ mod admin;
 mod correlation;
 mod error;
 mod extract;
+mod inference;
 mod monitoring;
 mod openai;
 mod routing;

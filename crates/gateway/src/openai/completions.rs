@@ -7,16 +7,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_catalog::Feature;
-use hearth_prompts::{
-    CompletionStyle, PromptBody, StopScanner, clean_generation, completion_prompt,
-    instruct_completion_prompt,
-};
-use hearth_providers::{CallContext, ChatMessage, ChatRequest, Flavor, TextRequest};
+use hearth_providers::CallContext;
 use tokio::time::Instant;
 
 use crate::AppState;
 use crate::correlation::CorrelationId;
 use crate::extract::read_json;
+use crate::inference::{CompletionPlan, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
 use crate::openai::wire::{CompletionBody, OneOrMany, TextChoice, TextCompletion, UsageOut};
@@ -59,86 +56,50 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     let suffix = body.suffix.unwrap_or_default();
     let snap = state.registry.snapshot();
     let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
-    let family = route.deployment.family;
-    let mut cp = completion_prompt(family, &prompt, &suffix, None, body.max_tokens);
-    // Bedrock serves Mistral and Mixtral instruct models through a raw prompt: ask in [INST].
-    if matches!(route.endpoint.flavor, Flavor::Bedrock(_))
-        && cp.style == CompletionStyle::PrefixContinuation
-    {
-        cp = instruct_completion_prompt(family, &prompt, &suffix, body.max_tokens);
-    }
-    let mut stops = cp.stops.clone();
-    for s in client_stops {
-        if !stops.contains(&s) {
-            stops.push(s);
-        }
-    }
-    let mut scanner = StopScanner::new(stops.clone(), cp.suffix_echo.clone());
+    let plan = CompletionPlan::new(
+        route.deployment.family,
+        &route.endpoint,
+        &prompt,
+        &suffix,
+        None,
+        body.max_tokens,
+        client_stops,
+    );
     let verbose = snap.settings().verbose_ai_logs;
-    let logged_prompt = match &cp.body {
-        PromptBody::Text(t) => t.clone(),
-        PromptBody::Chat(m) => m
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n"),
-    };
-    let mut record = exchange(&route, FEATURE, &cid, verbose, logged_prompt, started);
+    let mut record = exchange(
+        &route,
+        FEATURE,
+        &cid,
+        verbose,
+        plan.logged_prompt(),
+        started,
+    );
     let ctx = CallContext { request_id: cid };
-    let temperature = Some(body.temperature.unwrap_or(cp.temperature));
     let model = route.deployment.upstream_model().to_string();
-    let stream = body.stream.unwrap_or(false);
     let include_usage = body
         .stream_options
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     let name = route.deployment.name.clone();
-    let chat_style = matches!(
-        cp.style,
-        CompletionStyle::ChatInstruct | CompletionStyle::InstructText
-    );
-
-    let text_req = |prompt: String| TextRequest {
-        model: model.clone(),
-        prompt,
-        max_tokens: cp.max_tokens,
-        temperature,
+    let sampling = Sampling {
+        temperature: body.temperature,
         top_p: body.top_p,
-        stop: stops.clone(),
-        user: body.user.clone(),
+        user: body.user.as_deref(),
     };
-    let chat_req = |messages: Vec<hearth_prompts::Message>| ChatRequest {
-        model: model.clone(),
-        messages: messages
-            .into_iter()
-            .map(|m| ChatMessage {
-                role: m.role.as_str().into(),
-                content: m.content,
-            })
-            .collect(),
-        max_tokens: Some(cp.max_tokens),
-        temperature,
-        top_p: body.top_p,
-        stop: stops.clone(),
-        user: body.user.clone(),
-    };
-    let provider = &state.provider;
     let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
     let upstream_started = Instant::now();
 
-    if stream {
-        let upstream = match cp.body.clone() {
-            PromptBody::Text(p) => {
-                provider
-                    .complete_stream(&route.endpoint, &text_req(p), include_usage, &ctx)
-                    .await
-            }
-            PromptBody::Chat(m) => {
-                provider
-                    .chat_stream(&route.endpoint, &chat_req(m), include_usage, &ctx)
-                    .await
-            }
-        };
+    if body.stream.unwrap_or(false) {
+        let upstream = plan
+            .stream(
+                &state.provider,
+                &route.endpoint,
+                &model,
+                &sampling,
+                include_usage,
+                &ctx,
+            )
+            .await;
         record.upstream_time = upstream_started.elapsed();
         record.overhead = started.elapsed().saturating_sub(record.upstream_time);
         let upstream = match upstream {
@@ -154,7 +115,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         };
         let relay = Relay::new(
             upstream,
-            Some(scanner),
+            Some(plan.scanner()),
             framing,
             record,
             state.metrics.clone(),
@@ -162,30 +123,24 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         return Ok(sse_response(relay, overhead));
     }
 
-    let reply = match cp.body.clone() {
-        PromptBody::Text(p) => provider.complete(&route.endpoint, &text_req(p), &ctx).await,
-        PromptBody::Chat(m) => provider.chat(&route.endpoint, &chat_req(m), &ctx).await,
-    };
+    let answer = plan
+        .complete(
+            &state.provider,
+            &route.endpoint,
+            &model,
+            &prompt,
+            &sampling,
+            &ctx,
+        )
+        .await;
     record.upstream_time = upstream_started.elapsed();
-    let reply = match reply {
-        Ok(r) => r,
+    let (text, finish, usage) = match answer {
+        Ok(a) => a,
         Err(e) => return Ok(failed(state, record, &name, &e)),
     };
-    let raw = if chat_style {
-        clean_generation(&reply.text, &prompt)
-    } else {
-        reply.text
-    };
-    let mut text = scanner.push(&raw);
-    let cut = scanner.is_done();
-    text.push_str(&scanner.finish());
-    let finish_reason = if cut {
-        "stop".to_string()
-    } else {
-        reply.finish_reason.unwrap_or_else(|| "stop".into())
-    };
+    let finish_reason = finish.unwrap_or_else(|| "stop".into());
     record.record_text(&text);
-    record.usage = reply.usage;
+    record.usage = usage;
     let body = TextCompletion {
         id: &id,
         object: "text_completion",
@@ -197,7 +152,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
             logprobs: None,
             finish_reason: Some(&finish_reason),
         }],
-        usage: reply.usage.map(|u| Some(UsageOut::from(u))),
+        usage: usage.map(|u| Some(UsageOut::from(u))),
     };
     let mut response = Json(body).into_response();
     record.overhead = started.elapsed().saturating_sub(record.upstream_time);
