@@ -8,6 +8,7 @@ mod admin;
 mod correlation;
 mod error;
 mod extract;
+mod gitlab;
 mod inference;
 mod monitoring;
 mod openai;
@@ -45,6 +46,9 @@ pub(crate) struct AppState {
     metrics: Arc<telemetry::Metrics>,
     /// Whether the listener is on a loopback address (see `openai::auth`).
     loopback: bool,
+    gitlab: Arc<gitlab::Verifier>,
+    /// GitLab auth bypassed (local testing only).
+    gitlab_bypass: bool,
 }
 
 /// How the server is exposed, which decides what is safe to answer without credentials.
@@ -55,6 +59,10 @@ pub struct RouterOptions {
     pub aws: AwsDefaults,
     /// AZURE_OPENAI_API_KEY, for Azure deployments without a key of their own.
     pub azure_api_key: Option<SecretString>,
+    /// The GitLab instance whose tokens the GitLab routes accept (its OIDC issuer).
+    pub gitlab_url: Option<String>,
+    /// Skip GitLab token checks (local testing; the binary refuses it beyond loopback).
+    pub gitlab_auth_bypass: bool,
 }
 
 /// Builds the router; `serve` runs it. Split so tests can drive it without a socket.
@@ -73,6 +81,8 @@ pub fn router(
         }),
         metrics: Arc::new(telemetry::Metrics::new()),
         loopback: options.loopback,
+        gitlab: Arc::new(gitlab::Verifier::new(options.gitlab_url)),
+        gitlab_bypass: options.gitlab_auth_bypass,
     };
     Router::new()
         .route("/monitoring/healthz", get(monitoring::healthz))
@@ -80,6 +90,7 @@ pub fn router(
         .route("/metrics", get(metrics))
         .merge(admin::routes(state.clone()))
         .merge(openai::routes(state.clone()))
+        .merge(gitlab::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

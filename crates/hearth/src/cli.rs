@@ -68,6 +68,15 @@ pub(crate) struct ServeArgs {
     /// Also append log lines to this file
     #[arg(long, env = "HEARTH_LOG_FILE")]
     pub log_file: Option<PathBuf>,
+    /// The GitLab instance whose tokens the GitLab routes accept (AIGW_GITLAB_URL)
+    #[arg(long, env = "HEARTH_GITLAB_URL")]
+    pub gitlab_url: Option<String>,
+    /// Skip GitLab token checks, for local testing only (AIGW_AUTH__BYPASS_EXTERNAL)
+    #[arg(long, env = "HEARTH_AUTH_BYPASS")]
+    pub auth_bypass: Option<bool>,
+    /// Allow the auth bypass on a non-loopback address too
+    #[arg(long, env = "HEARTH_AUTH_BYPASS_FORCE", default_value_t = false)]
+    pub auth_bypass_force: bool,
 }
 
 /// How CLI commands reach a running Hearth.

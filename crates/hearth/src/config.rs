@@ -17,6 +17,8 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    gitlab_url: Option<String>,
+    auth_bypass: Option<bool>,
     log: Option<LogSection>,
 }
 
@@ -30,6 +32,8 @@ struct LogSection {
 
 #[derive(Debug)]
 pub(crate) struct ServeConfig {
+    pub gitlab_url: Option<String>,
+    pub auth_bypass: bool,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
@@ -44,12 +48,33 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         None => FileConfig::default(),
     };
     let log = file.log.unwrap_or_default();
+    let aigw = |k: &str| {
+        std::env::var(format!("AIGW_{k}"))
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    };
     let listen = match (args.listen, file.listen) {
         (Some(addr), _) => addr,
         (None, Some(text)) => text.parse().with_context(|| {
             format!("config file: listen = {text:?} is not an address like 127.0.0.1:5052")
         })?,
+        // GitLab's names, as its AI gateway image takes them (host 0.0.0.0, port 5052).
+        (None, None)
+            if aigw("FASTAPI__API_HOST").is_some() || aigw("FASTAPI__API_PORT").is_some() =>
+        {
+            let host = aigw("FASTAPI__API_HOST").unwrap_or_else(|| "0.0.0.0".into());
+            let port = aigw("FASTAPI__API_PORT").unwrap_or_else(|| "5052".into());
+            format!("{host}:{port}").parse().with_context(|| {
+                format!("AIGW_FASTAPI__API_HOST / __API_PORT give {host}:{port}, which is not an address")
+            })?
+        }
         (None, None) => DEFAULT_LISTEN.parse()?,
+    };
+    let bool_text = |v: &str| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "on"
+        )
     };
     Ok(ServeConfig {
         listen,
@@ -63,9 +88,28 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
             .log_level
             .clone()
             .or(log.level)
+            .or_else(|| aigw("LOGGING__LEVEL").map(|l| l.to_lowercase()))
             .unwrap_or_else(|| "info".into()),
-        log_format: args.log_format.or(log.format).unwrap_or(LogFormat::Json),
-        log_file: args.log_file.clone().or(log.file),
+        log_format: args.log_format.or(log.format).unwrap_or_else(|| {
+            match aigw("LOGGING__FORMAT_JSON") {
+                Some(v) if !bool_text(&v) => LogFormat::Text,
+                _ => LogFormat::Json,
+            }
+        }),
+        log_file: args
+            .log_file
+            .clone()
+            .or(log.file)
+            .or_else(|| aigw("LOGGING__TO_FILE").map(PathBuf::from)),
+        gitlab_url: args
+            .gitlab_url
+            .clone()
+            .or(file.gitlab_url)
+            .or_else(|| aigw("GITLAB_URL")),
+        auth_bypass: args
+            .auth_bypass
+            .or(file.auth_bypass)
+            .unwrap_or_else(|| aigw("AUTH__BYPASS_EXTERNAL").is_some_and(|v| bool_text(&v))),
     })
 }
 

@@ -20,6 +20,7 @@ const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = config::resolve(&args)?;
+    let args_force = args.auth_bypass_force;
     logging::init(&cfg.log_level, cfg.log_format, cfg.log_file.as_deref())?;
 
     // Read once: Bedrock credentials and region from the environment or the AWS profile.
@@ -80,6 +81,19 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let registry = Arc::new(registry);
     let loopback = addr.ip().is_loopback();
+    if cfg.auth_bypass {
+        if !loopback && !args_force {
+            anyhow::bail!(
+                "the GitLab auth bypass is for local testing and Hearth listens on {addr}, beyond loopback; \
+                 turn it off, listen on 127.0.0.1, or force it with HEARTH_AUTH_BYPASS_FORCE=true"
+            );
+        }
+        tracing::warn!(addr = %addr, "GITLAB AUTH BYPASS IS ON: every GitLab route accepts requests without a token");
+    } else if cfg.gitlab_url.is_none() {
+        tracing::info!(
+            "no GitLab URL (HEARTH_GITLAB_URL / AIGW_GITLAB_URL): the GitLab routes refuse every request"
+        );
+    }
     let router = hearth_gateway::router(
         registry.clone(),
         admin_token,
@@ -87,6 +101,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             loopback,
             aws,
             azure_api_key: env_secret("AZURE_OPENAI_API_KEY").map(SecretString::from),
+            gitlab_url: cfg.gitlab_url.clone(),
+            gitlab_auth_bypass: cfg.auth_bypass,
         },
     );
     hearth_gateway::serve(listener, router, shutdown_signal()).await?;

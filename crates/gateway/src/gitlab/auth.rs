@@ -15,7 +15,7 @@ const AUDIENCE: &str = "gitlab-ai-gateway";
 /// GitLab's gateway caches the merged key set this long.
 const JWKS_TTL: Duration = Duration::from_secs(86_400);
 /// An unknown `kid` triggers a refetch, but not more often than this.
-const REFETCH_GAP: Duration = Duration::from_secs(10);
+const REFETCH_GAP: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Deserialize, Default, Clone)]
 pub(crate) struct Claims {
@@ -67,7 +67,9 @@ impl Verifier {
     }
 
     async fn fetch(&self, base: &str) -> Result<JwkSet, GitlabError> {
-        let unavailable = |why: String| GitlabError::unauthorized(format!("cannot load GitLab's signing keys: {why}"));
+        let unavailable = |why: String| {
+            GitlabError::unauthorized(format!("cannot load GitLab's signing keys: {why}"))
+        };
         let discovery: serde_json::Value = self
             .http
             .get(format!("{base}/.well-known/openid-configuration"))
@@ -77,7 +79,9 @@ impl Verifier {
             .json()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        let jwks_uri = discovery["jwks_uri"].as_str().ok_or_else(|| unavailable("no jwks_uri in the discovery document".into()))?;
+        let jwks_uri = discovery["jwks_uri"]
+            .as_str()
+            .ok_or_else(|| unavailable("no jwks_uri in the discovery document".into()))?;
         self.http
             .get(jwks_uri)
             .send()
@@ -118,17 +122,29 @@ impl Verifier {
 
     /// Verifies a request's token and headers.
     pub(crate) async fn verify(&self, headers: &HeaderMap) -> Result<Claims, GitlabError> {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        // A header sent twice is never trusted: both copies would have to be checked.
+        let header = |name: &str| {
+            let mut values = headers.get_all(name).iter();
+            match (values.next(), values.next()) {
+                (Some(v), None) => v.to_str().unwrap_or("\u{0}"),
+                (None, _) => "",
+                (Some(_), Some(_)) => "\u{0}",
+            }
+        };
         let auth = header("authorization");
         if auth.is_empty() {
-            return Err(GitlabError::unauthorized("No authorization header presented"));
+            return Err(GitlabError::unauthorized(
+                "No authorization header presented",
+            ));
         }
         let token = match auth.split_once(' ') {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => return Err(GitlabError::unauthorized("Invalid authorization header")),
         };
         if header("x-gitlab-authentication-type") != "oidc" {
-            return Err(GitlabError::unauthorized("Invalid authentication token type - only OIDC is supported"));
+            return Err(GitlabError::unauthorized(
+                "Invalid authentication token type - only OIDC is supported",
+            ));
         }
         // `alg: none` and every algorithm but RS256 stop here.
         let head = decode_header(token).map_err(|_| GitlabError::forbidden_by_provider())?;
@@ -151,7 +167,11 @@ impl Verifier {
         if !claims.gitlab_instance_id.is_empty() && instance != claims.gitlab_instance_id {
             return Err(mismatch("X-Gitlab-Instance-Id"));
         }
-        if claims.iss != AUDIENCE && !claims.sub.is_empty() && claims.gitlab_instance_id.is_empty() && instance != claims.sub {
+        if claims.iss != AUDIENCE
+            && !claims.sub.is_empty()
+            && claims.gitlab_instance_id.is_empty()
+            && instance != claims.sub
+        {
             return Err(mismatch("X-Gitlab-Instance-Id"));
         }
         Ok(claims)

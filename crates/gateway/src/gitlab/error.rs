@@ -17,7 +17,12 @@ pub(crate) struct GitlabError {
 
 impl GitlabError {
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
-        GitlabError { status: StatusCode::UNAUTHORIZED, auth: true, message: message.into(), retry_after: None }
+        GitlabError {
+            status: StatusCode::UNAUTHORIZED,
+            auth: true,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub(crate) fn forbidden_by_provider() -> Self {
@@ -25,15 +30,27 @@ impl GitlabError {
     }
 
     pub(crate) fn detail(status: StatusCode, message: impl Into<String>) -> Self {
-        GitlabError { status, auth: false, message: message.into(), retry_after: None }
+        GitlabError {
+            status,
+            auth: false,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 }
 
 impl IntoResponse for GitlabError {
     fn into_response(self) -> Response {
-        let body = if self.auth { json!({"error": self.message}) } else { json!({"detail": self.message}) };
+        let body = if self.auth {
+            json!({"error": self.message})
+        } else {
+            json!({"detail": self.message})
+        };
         let mut r = (self.status, Json(body)).into_response();
-        if let Some(v) = self.retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        if let Some(v) = self
+            .retry_after
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
         r

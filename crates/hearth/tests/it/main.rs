@@ -4,7 +4,8 @@
 //! Where new tests go: admin API rules in `deployments`, `features`, `settings`; malformed
 //! input, auth and concurrency in `robustness`; the OpenAI front door against a scripted
 //! upstream in `inference`, against a real llama-server in `llama`, against an Azure OpenAI
-//! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; restarts and encryption in `persistence`;
+//! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; GitLab's
+//! AI-gateway routes and their JWT auth in `gitlab`; restarts and encryption in `persistence`;
 //! health, correlation ids, logs and shutdown in `server`; the command line in `cli`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
@@ -15,6 +16,7 @@ mod bedrock;
 mod cli;
 mod deployments;
 mod features;
+mod gitlab;
 mod harness;
 mod inference;
 mod llama;

@@ -1,0 +1,544 @@
+//! Code suggestions: `/v2/code/completions` (and `/v2/completions`), `/v2/code/generations`,
+//! `/v3/code/completions` and the SSE `/v4/code/suggestions`.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures_util::StreamExt;
+use hearth_catalog::Feature;
+use hearth_prompts::{StopScanner, clean_generation, generation_defaults, generation_messages};
+use hearth_providers::{CallContext, ChatMessage, ChatRequest, ChunkStream, ProviderError, Usage};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::correlation::CorrelationId;
+use crate::gitlab::error::GitlabError;
+use crate::gitlab::model::{ModelFields, Selected, UseCase, language, select};
+use crate::gitlab::{authorize, feature_flags};
+use crate::inference::{CompletionPlan, Sampling};
+use crate::openai::error::OaiError;
+use crate::openai::now_secs;
+
+const CONTENT_MAX: usize = 100_000;
+const FILE_NAME_MAX: usize = 255;
+
+#[derive(Deserialize)]
+struct CurrentFile {
+    file_name: String,
+    #[serde(default)]
+    language_identifier: Option<String>,
+    content_above_cursor: String,
+    content_below_cursor: String,
+}
+
+#[derive(Deserialize)]
+struct V2Body {
+    current_file: CurrentFile,
+    #[serde(default)]
+    model_provider: Option<String>,
+    #[serde(default)]
+    model_name: Option<String>,
+    #[serde(default)]
+    model_endpoint: Option<String>,
+    #[serde(default)]
+    model_api_key: Option<String>,
+    #[serde(default)]
+    model_identifier: Option<String>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    prompt: Option<Value>,
+}
+
+/// What any of the code routes asks for, once decoded.
+struct Ask {
+    file_name: String,
+    language: String,
+    above: String,
+    below: String,
+    instruction: Option<String>,
+    stream: bool,
+    model: ModelFields,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, GitlabError> {
+    serde_json::from_slice(body).map_err(|e| {
+        GitlabError::detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Validation error: {e}"),
+        )
+    })
+}
+
+fn check_sizes(file_name: &str, above: &str, below: &str) -> Result<(), GitlabError> {
+    let too_long = |field: &str, max: usize| {
+        GitlabError::detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Validation error: {field} is longer than {max} characters"),
+        )
+    };
+    if file_name.chars().count() > FILE_NAME_MAX {
+        return Err(too_long("current_file.file_name", FILE_NAME_MAX));
+    }
+    if above.chars().count() > CONTENT_MAX {
+        return Err(too_long("current_file.content_above_cursor", CONTENT_MAX));
+    }
+    if below.chars().count() > CONTENT_MAX {
+        return Err(too_long("current_file.content_below_cursor", CONTENT_MAX));
+    }
+    Ok(())
+}
+
+fn v2_ask(body: &Bytes, use_case: UseCase) -> Result<Ask, GitlabError> {
+    let b: V2Body = parse(body)?;
+    let f = b.current_file;
+    let file_name = f.file_name.trim().to_string();
+    check_sizes(&file_name, &f.content_above_cursor, &f.content_below_cursor)?;
+    if let Some(p) = b.model_provider.as_deref()
+        && ![
+            "anthropic",
+            "vertex-ai",
+            "litellm",
+            "codestral",
+            "fireworks_ai",
+            "amazon_q",
+            "gitlab",
+        ]
+        .contains(&p)
+    {
+        return Err(GitlabError::detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Validation error: model_provider {p:?} is not supported"),
+        ));
+    }
+    let instruction = match (use_case, b.prompt) {
+        (UseCase::Generation, Some(Value::String(s))) => Some(s),
+        _ => None,
+    };
+    Ok(Ask {
+        language: language(f.language_identifier.as_deref(), &file_name),
+        file_name,
+        above: f.content_above_cursor,
+        below: f.content_below_cursor,
+        instruction,
+        stream: b.stream,
+        model: ModelFields {
+            provider: b.model_provider,
+            name: b.model_name,
+            endpoint: b.model_endpoint,
+            api_key: b.model_api_key,
+            identifier: b.model_identifier,
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct Component {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    payload: Value,
+}
+
+#[derive(Deserialize)]
+struct V3Body {
+    prompt_components: Vec<Component>,
+    #[serde(default)]
+    model_metadata: Option<ModelFields>,
+}
+
+fn v3_ask(body: &Bytes) -> Result<(Ask, UseCase), GitlabError> {
+    let b: V3Body = parse(body)?;
+    let invalid = |m: &str| {
+        GitlabError::detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Validation error: {m}"),
+        )
+    };
+    if b.prompt_components.is_empty() || b.prompt_components.len() > 100 {
+        return Err(invalid("prompt_components takes 1 to 100 components"));
+    }
+    let first = &b.prompt_components[0];
+    let use_case = match first.kind.as_str() {
+        "code_editor_completion" => UseCase::Completion,
+        "code_editor_generation" => UseCase::Generation,
+        other => {
+            return Err(invalid(&format!(
+                "the first prompt component must be code_editor_completion or code_editor_generation, not {other:?}"
+            )));
+        }
+    };
+    let p = &first.payload;
+    let text = |k: &str| p[k].as_str().map(str::to_owned);
+    let file_name = text("file_name").ok_or_else(|| invalid("payload.file_name is required"))?;
+    let above = text("content_above_cursor")
+        .ok_or_else(|| invalid("payload.content_above_cursor is required"))?;
+    let below = text("content_below_cursor")
+        .ok_or_else(|| invalid("payload.content_below_cursor is required"))?;
+    check_sizes(&file_name, &above, &below)?;
+    Ok((
+        Ask {
+            language: language(p["language_identifier"].as_str(), &file_name),
+            file_name,
+            above,
+            below,
+            instruction: text("prompt").filter(|_| use_case == UseCase::Generation),
+            stream: p["stream"].as_bool().unwrap_or(false),
+            model: b.model_metadata.unwrap_or_default(),
+        },
+        use_case,
+    ))
+}
+
+fn upstream_error(name: &str, e: &ProviderError) -> GitlabError {
+    let o = OaiError::upstream(name, e);
+    let message = if o.status == StatusCode::TOO_MANY_REQUESTS {
+        "Too many requests. Please try again later.".to_string()
+    } else {
+        o.message
+    };
+    let mut g = GitlabError::detail(o.status, message);
+    g.retry_after = o.retry_after;
+    g
+}
+
+/// The model's answer: whole, or as a stream of cleaned text pieces.
+enum Answer {
+    Whole { text: String, usage: Option<Usage> },
+    Stream(ChunkStream, Option<StopScanner>),
+}
+
+async fn answer(
+    state: &AppState,
+    sel: &Selected,
+    ask: &Ask,
+    use_case: UseCase,
+    cid: &str,
+) -> Result<Answer, GitlabError> {
+    let ctx = CallContext {
+        request_id: cid.to_string(),
+    };
+    let model = sel.deployment.upstream_model().to_string();
+    let family = sel.deployment.family;
+    let fail = |e: ProviderError| upstream_error(&sel.deployment.name, &e);
+    if use_case == UseCase::Completion {
+        let plan = CompletionPlan::new(
+            family,
+            &sel.endpoint,
+            &ask.above,
+            &ask.below,
+            Some(&ask.language),
+            None,
+            Vec::new(),
+        );
+        let sampling = Sampling {
+            temperature: None,
+            top_p: None,
+            user: None,
+        };
+        return if ask.stream {
+            let s = plan
+                .stream(
+                    &state.provider,
+                    &sel.endpoint,
+                    &model,
+                    &sampling,
+                    false,
+                    &ctx,
+                )
+                .await
+                .map_err(fail)?;
+            Ok(Answer::Stream(s, Some(plan.scanner())))
+        } else {
+            let (text, _, usage) = plan
+                .complete(
+                    &state.provider,
+                    &sel.endpoint,
+                    &model,
+                    &ask.above,
+                    &sampling,
+                    &ctx,
+                )
+                .await
+                .map_err(fail)?;
+            Ok(Answer::Whole { text, usage })
+        };
+    }
+    let defaults = generation_defaults(family);
+    let req = ChatRequest {
+        model,
+        messages: generation_messages(
+            family,
+            &ask.above,
+            &ask.below,
+            Some(&ask.language),
+            ask.instruction.as_deref(),
+        )
+        .into_iter()
+        .map(|m| ChatMessage {
+            role: m.role.as_str().into(),
+            content: m.content,
+        })
+        .collect(),
+        max_tokens: Some(defaults.max_tokens),
+        temperature: Some(defaults.temperature),
+        ..Default::default()
+    };
+    if ask.stream {
+        let s = state
+            .provider
+            .chat_stream(&sel.endpoint, &req, false, &ctx)
+            .await
+            .map_err(fail)?;
+        Ok(Answer::Stream(s, None))
+    } else {
+        let reply = state
+            .provider
+            .chat(&sel.endpoint, &req, &ctx)
+            .await
+            .map_err(fail)?;
+        Ok(Answer::Whole {
+            text: clean_generation(&reply.text, &ask.above),
+            usage: reply.usage,
+        })
+    }
+}
+
+/// Cleaned text pieces of a stream, each framed by `frame`; `start` and `end` wrap them.
+fn pieces(
+    upstream: ChunkStream,
+    scanner: Option<StopScanner>,
+    start: Option<Bytes>,
+    end: Option<Bytes>,
+    frame: fn(&str) -> Bytes,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
+    let body = futures_util::stream::unfold(
+        (upstream, scanner, false),
+        move |(mut up, mut sc, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match up.next().await {
+                    Some(Ok(chunk)) => {
+                        let text = match sc.as_mut() {
+                            Some(s) => s.push(&chunk.text),
+                            None => chunk.text,
+                        };
+                        let stop = sc.as_ref().is_some_and(StopScanner::is_done);
+                        if !text.is_empty() || stop {
+                            let bytes = if text.is_empty() {
+                                Bytes::new()
+                            } else {
+                                frame(&text)
+                            };
+                            return Some((bytes, (up, sc, stop)));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "upstream failed mid-stream");
+                        return None;
+                    }
+                    None => {
+                        let rest = sc.as_mut().map(StopScanner::finish).unwrap_or_default();
+                        return (!rest.is_empty()).then(|| (frame(&rest), (up, sc, true)));
+                    }
+                }
+            }
+        },
+    );
+    futures_util::stream::iter(start)
+        .chain(body)
+        .chain(futures_util::stream::iter(end))
+        .filter(|b| std::future::ready(!b.is_empty()))
+        .map(Ok)
+}
+
+fn model_json(engine: &str, name: &str, lang: &str) -> Value {
+    json!({"engine": engine, "name": name, "lang": lang})
+}
+
+async fn v2(
+    state: AppState,
+    cid: String,
+    headers: HeaderMap,
+    body: Bytes,
+    use_case: UseCase,
+) -> Result<Response, GitlabError> {
+    let (scope, feature) = match use_case {
+        UseCase::Generation => ("generate_code", Feature::CodeGenerations),
+        _ => ("complete_code", Feature::CodeCompletions),
+    };
+    authorize(&state, &headers, Some(scope)).await?;
+    let ask = v2_ask(&body, use_case)?;
+    let sel = select(&state, &ask.model, feature, use_case)?;
+    tracing::debug!(file = %ask.file_name, "code suggestion");
+    match answer(&state, &sel, &ask, use_case, &cid).await? {
+        Answer::Stream(up, sc) => {
+            let mut r = Response::new(Body::from_stream(pieces(up, sc, None, None, |t| {
+                Bytes::from(t.to_string())
+            })));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
+            Ok(r)
+        }
+        Answer::Whole { text, usage } => {
+            let mut model = model_json("litellm", &sel.name, &ask.language);
+            model["tokens_consumption_metadata"] = json!({
+                "input_tokens": usage.map_or(0, |u| u.prompt_tokens),
+                "output_tokens": usage.map_or(0, |u| u.completion_tokens),
+                "max_output_tokens_used": false,
+                "context_tokens_sent": 0,
+                "context_tokens_used": 0,
+            });
+            let choices: Vec<Value> = if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![json!({"text": text, "index": 0, "finish_reason": "length"})]
+            };
+            Ok(Json(json!({
+                "id": "id",
+                "model": model,
+                "experiments": [],
+                "object": "text_completion",
+                "created": now_secs(),
+                "choices": choices,
+                "metadata": {"enabled_feature_flags": feature_flags(&headers)},
+            }))
+            .into_response())
+        }
+    }
+}
+
+pub(crate) async fn v2_completions(
+    State(state): State<AppState>,
+    Extension(cid): Extension<CorrelationId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    v2(state, cid.0, headers, body, UseCase::Completion)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn v2_generations(
+    State(state): State<AppState>,
+    Extension(cid): Extension<CorrelationId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    v2(state, cid.0, headers, body, UseCase::Generation)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn v3_or_v4(
+    state: AppState,
+    cid: String,
+    headers: HeaderMap,
+    body: Bytes,
+    sse: bool,
+) -> Result<Response, GitlabError> {
+    authorize(&state, &headers, None).await?;
+    let (mut ask, use_case) = v3_ask(&body)?;
+    let (scope, feature) = match use_case {
+        UseCase::Generation => ("generate_code", Feature::CodeGenerations),
+        _ => ("complete_code", Feature::CodeCompletions),
+    };
+    authorize(&state, &headers, Some(scope)).await?;
+    if sse {
+        ask.stream = true;
+    }
+    let sel = select(&state, &ask.model, feature, use_case)?;
+    let engine = if use_case == UseCase::Generation {
+        "agent".to_string()
+    } else {
+        ask.model
+            .provider
+            .clone()
+            .unwrap_or_else(|| "litellm".into())
+    };
+    let model = model_json(&engine, &sel.name, &ask.language);
+    let metadata = json!({"model": model, "timestamp": now_secs(), "enabled_feature_flags": feature_flags(&headers), "region": null});
+    match answer(&state, &sel, &ask, use_case, &cid).await? {
+        Answer::Stream(up, sc) if sse => {
+            let start = Bytes::from(format!(
+                "event: stream_start\r\ndata: {}\r\n\r\n",
+                json!({"metadata": metadata})
+            ));
+            let end = Bytes::from_static(b"event: stream_end\r\ndata: null\r\n\r\n");
+            let frame = |t: &str| {
+                Bytes::from(format!(
+                    "event: content_chunk\r\ndata: {}\r\n\r\n",
+                    json!({"choices": [{"delta": {"content": t}, "index": 0}]})
+                ))
+            };
+            let mut r = Response::new(Body::from_stream(pieces(
+                up,
+                sc,
+                Some(start),
+                Some(end),
+                frame,
+            )));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert("x-streaming-format", HeaderValue::from_static("sse"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            Ok(r)
+        }
+        Answer::Stream(up, sc) => {
+            let mut r = Response::new(Body::from_stream(pieces(up, sc, None, None, |t| {
+                Bytes::from(t.to_string())
+            })));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
+            Ok(r)
+        }
+        Answer::Whole { text, .. } => {
+            let choices: Vec<Value> = if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![json!({"text": text, "index": 0, "finish_reason": "length"})]
+            };
+            Ok(
+                Json(json!({"choices": choices, "metadata": metadata, "model": model}))
+                    .into_response(),
+            )
+        }
+    }
+}
+
+pub(crate) async fn v3(
+    State(state): State<AppState>,
+    Extension(cid): Extension<CorrelationId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    v3_or_v4(state, cid.0, headers, body, false)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn v4(
+    State(state): State<AppState>,
+    Extension(cid): Extension<CorrelationId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    v3_or_v4(state, cid.0, headers, body, true)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}

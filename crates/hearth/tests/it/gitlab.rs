@@ -1,0 +1,625 @@
+//! GitLab's AI-gateway routes as a GitLab instance calls them: tokens signed with a key the
+//! stand-in instance publishes through OIDC discovery, the payloads of gitlab-aigw.md §7, and
+//! the exact answers and stream framing of §1 and §9.
+
+use futures_util::StreamExt;
+use hearth_testkit::{FakeGitlab, FakeUpstream, GITLAB_KEY, INSTANCE_ID, OTHER_KEY, Reply, mint};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{Hearth, Options};
+
+struct Env {
+    h: Hearth,
+    gl: FakeGitlab,
+    up: FakeUpstream,
+}
+
+async fn setup() -> Env {
+    let gl = FakeGitlab::start().await;
+    let up = FakeUpstream::start().await;
+    let h = Hearth::start_with(Options {
+        env: vec![("HEARTH_GITLAB_URL", gl.url())],
+        ..Default::default()
+    });
+    Env { h, gl, up }
+}
+
+const SCOPES: &[&str] = &["complete_code", "generate_code", "duo_chat"];
+
+impl Env {
+    fn token(&self) -> String {
+        mint(&self.gl.claims(SCOPES), "k1", GITLAB_KEY)
+    }
+
+    fn request(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let mut r = self
+            .h
+            .http()
+            .post(self.h.url(path))
+            .header("x-gitlab-authentication-type", "oidc")
+            .header("x-gitlab-realm", "self-managed")
+            .header("x-gitlab-instance-id", INSTANCE_ID)
+            .header("x-gitlab-enabled-feature-flags", "flag_a,flag_b");
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.request(path, Some(&self.token()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The completion payload GitLab's Rails sends for a self-hosted model (§7).
+    fn completion(&self, family: &str) -> Value {
+        json!({
+            "current_file": {"file_name": "app/calc.py", "content_above_cursor": "def add(a, b):\n    ",
+                "content_below_cursor": "\n\nprint(add(1, 2))\n"},
+            "stream": false, "choices_count": 0, "telemetry": [], "prompt_version": 2, "prompt": null,
+            "model_provider": "litellm", "model_name": family, "model_endpoint": self.up.endpoint(),
+            "model_api_key": "upstream-SECRET-MARKER-7f3a9c", "model_identifier": format!("custom_openai/{family}-served"),
+            "project_path": "group/project", "unknown_field": "ignored",
+        })
+    }
+}
+
+async fn auth_error(resp: reqwest::Response) -> (StatusCode, Value) {
+    let s = resp.status();
+    (s, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn every_auth_failure_has_its_answer() {
+    let env = setup().await;
+    let body = env.completion("codestral");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let with_claims = |edit: &dyn Fn(&mut Value)| {
+        let mut c = env.gl.claims(SCOPES);
+        edit(&mut c);
+        mint(&c, "k1", GITLAB_KEY)
+    };
+    let unauthorized = |v: &Value, text: &str| {
+        assert_eq!(v["error"].as_str(), Some(text), "{v}");
+    };
+
+    let (s, v) = auth_error(
+        env.request("/v2/code/completions", None)
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    unauthorized(&v, "No authorization header presented");
+
+    let (s, v) = auth_error(
+        env.request("/v2/code/completions", Some(&env.token()))
+            .header("x-gitlab-authentication-type", "pat")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    unauthorized(
+        &v,
+        "Invalid authentication token type - only OIDC is supported",
+    );
+
+    let forbidden = [
+        (
+            "bad signature",
+            mint(&env.gl.claims(SCOPES), "k1", OTHER_KEY),
+        ),
+        ("alg none", {
+            use base64::Engine;
+            let e =
+                |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            format!(
+                "{}.{}.",
+                e(&json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
+                e(&env.gl.claims(SCOPES))
+            )
+        }),
+        ("expired", with_claims(&|c| c["exp"] = json!(now - 60))),
+        (
+            "not yet valid",
+            with_claims(&|c| c["nbf"] = json!(now + 600)),
+        ),
+        (
+            "wrong audience",
+            with_claims(&|c| c["aud"] = json!(["someone-else"])),
+        ),
+        ("garbage", "not.a.jwt".to_string()),
+    ];
+    for (case, token) in forbidden {
+        let (s, v) = auth_error(
+            env.request("/v2/code/completions", Some(&token))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{case}");
+        unauthorized(&v, "Forbidden by auth provider");
+    }
+
+    let (s, v) = auth_error(
+        env.request("/v2/code/completions", Some(&env.token()))
+            .header("x-gitlab-realm", "saas")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    unauthorized(&v, "Header mismatch 'X-Gitlab-Realm'");
+    let (s, v) = auth_error(
+        env.request("/v2/code/completions", Some(&env.token()))
+            .header(
+                "x-gitlab-instance-id",
+                "00000000-0000-0000-0000-000000000000",
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    unauthorized(&v, "Header mismatch 'X-Gitlab-Instance-Id'");
+
+    let no_scope = mint(&env.gl.claims(&["duo_chat"]), "k1", GITLAB_KEY);
+    let (s, v) = auth_error(
+        env.request("/v2/code/completions", Some(&no_scope))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v["detail"], "Unauthorized to access complete_code");
+    let (s, _) = auth_error(
+        env.request("/v2/code/generations", Some(&no_scope))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // An unknown kid: one refetch, then refused; after GitLab rotates, the refetch finds it.
+    let rotated = mint(&env.gl.claims(SCOPES), "k2", OTHER_KEY);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = env.gl.jwks_fetches();
+    let (s, v) = auth_error(
+        env.request("/v2/code/completions", Some(&rotated))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    unauthorized(&v, "Forbidden by auth provider");
+    assert_eq!(env.gl.jwks_fetches(), before + 1, "refetched once");
+    env.gl.rotate_in("k2");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let resp = env
+        .request("/v2/code/completions", Some(&rotated))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    assert!(
+        env.up.requests().len() == 1,
+        "only the accepted request reached the model"
+    );
+}
+
+#[tokio::test]
+async fn keys_are_cached_and_no_gitlab_url_means_no_access() {
+    let env = setup().await;
+    for _ in 0..5 {
+        assert_eq!(
+            env.post("/v2/code/completions", env.completion("codestral"))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        env.gl.jwks_fetches(),
+        1,
+        "the key set is fetched once and cached"
+    );
+
+    let bare = Hearth::start();
+    let resp = bare
+        .http()
+        .post(bare.url("/v2/code/completions"))
+        .bearer_auth(env.token())
+        .header("x-gitlab-authentication-type", "oidc")
+        .json(&env.completion("codestral"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("HEARTH_GITLAB_URL"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn v2_completions_answer_field_for_field_with_the_families_fim_prompt() {
+    let env = setup().await;
+    env.up.script(Reply::Text {
+        chunks: vec!["return a + b".into()],
+        finish: "length",
+    });
+    let resp = env
+        .post("/v2/code/completions", env.completion("codestral"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["id"], "id");
+    assert_eq!(v["object"], "text_completion");
+    assert!(v["created"].as_u64().unwrap() > 1_700_000_000);
+    assert_eq!(v["experiments"], json!([]));
+    assert_eq!(
+        v["choices"],
+        json!([{"text": "return a + b", "index": 0, "finish_reason": "length"}])
+    );
+    assert_eq!(v["model"]["engine"], "litellm");
+    assert_eq!(v["model"]["name"], "codestral");
+    assert_eq!(v["model"]["lang"], "python");
+    assert_eq!(
+        v["model"]["tokens_consumption_metadata"],
+        json!({"input_tokens": 7, "output_tokens": 3,
+        "max_output_tokens_used": false, "context_tokens_sent": 0, "context_tokens_used": 0})
+    );
+    assert_eq!(
+        v["metadata"]["enabled_feature_flags"],
+        json!(["flag_a", "flag_b"])
+    );
+    let seen = env.up.last();
+    assert_eq!(seen.path, "/v1/completions");
+    assert_eq!(seen.body["model"], "codestral-served");
+    assert_eq!(
+        seen.body["prompt"],
+        "<s>[SUFFIX]\n\nprint(add(1, 2))\n[PREFIX]def add(a, b):\n    "
+    );
+    assert_eq!(
+        seen.headers["authorization"],
+        "Bearer upstream-SECRET-MARKER-7f3a9c"
+    );
+
+    // The alias, and an empty answer dropping its choice.
+    env.up.script(Reply::Text {
+        chunks: vec!["   ".into()],
+        finish: "stop",
+    });
+    let v: Value = env
+        .post("/v2/completions", env.completion("codestral"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"], json!([]));
+
+    // Raw text streaming: the pieces, no SSE framing.
+    env.up.script(Reply::Text {
+        chunks: vec!["return ".into(), "a + b".into()],
+        finish: "stop",
+    });
+    let mut body = env.completion("codestral");
+    body["stream"] = json!(true);
+    let resp = env.post("/v2/code/completions", body).await;
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    assert_eq!(resp.text().await.unwrap(), "return a + b");
+}
+
+#[tokio::test]
+async fn v2_requests_are_validated_like_gitlabs() {
+    let env = setup().await;
+    let mut bad_name = env.completion("codestral");
+    bad_name["model_name"] = json!("gemini");
+    let mut too_long = env.completion("codestral");
+    too_long["current_file"]["content_above_cursor"] = json!("x".repeat(100_001));
+    let mut missing = env.completion("codestral");
+    missing["current_file"]
+        .as_object_mut()
+        .unwrap()
+        .remove("file_name");
+    for body in [bad_name, too_long, missing] {
+        let resp = env.post("/v2/code/completions", body).await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v: Value = resp.json().await.unwrap();
+        assert!(v["detail"].is_string(), "{v}");
+    }
+    let mut gen_only = env.completion("codestral");
+    gen_only["model_name"] = json!("qwen2p5-coder-7b");
+    let resp = env.post("/v2/code/generations", gen_only).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "qwen is for completions only"
+    );
+}
+
+#[tokio::test]
+async fn without_model_fields_hearths_feature_setting_serves() {
+    let env = setup().await;
+    let id = env.h.create(json!({"name": "cg", "family": "codestral", "endpoint": env.up.endpoint(), "identifier": "custom_openai/cs-local"})).await;
+    env.h
+        .put(
+            "/api/v1/feature_settings/code_completions",
+            json!({"provider": "self_hosted", "self_hosted_model_id": id}),
+        )
+        .await;
+    let body = json!({"current_file": {"file_name": "a.rs", "content_above_cursor": "fn main() {", "content_below_cursor": "}"}});
+    let resp = env.post("/v2/code/completions", body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["model"]["lang"], "rust");
+    assert_eq!(env.up.last().body["model"], "cs-local");
+}
+
+#[tokio::test]
+async fn generations_through_v2_v3_and_v4() {
+    let env = setup().await;
+    env.up.script(Reply::Text {
+        chunks: vec!["```python\ndef sub(a, b):\n    return a - b\n```".into()],
+        finish: "stop",
+    });
+    let mut body = env.completion("mistral");
+    body["prompt"] = json!("write a subtract function");
+    let v: Value = env
+        .post("/v2/code/generations", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["text"], "def sub(a, b):\n    return a - b");
+    let seen = env.up.last();
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert!(
+        seen.body["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("write a subtract function")
+    );
+
+    let components = |kind: &str| {
+        json!({
+            "prompt_components": [{"type": kind, "metadata": {"source": "GitLab EE", "version": "17.9.0"},
+                "payload": {"file_name": "calc.py", "content_above_cursor": "import math\n", "content_below_cursor": "",
+                    "language_identifier": "Python", "prompt_id": "code_suggestions/generations", "prompt_version": "^1.0.0",
+                    "prompt": "compute a circle's area", "prompt_enhancer": {}}}],
+            "model_metadata": {"provider": "openai", "name": "mistral", "endpoint": env.up.endpoint(),
+                "api_key": "k-SECRET-MARKER-7f3a9c", "identifier": "custom_openai/mistral-served"},
+        })
+    };
+    env.up.script(Reply::Text {
+        chunks: vec!["area = math.pi * r ** 2".into()],
+        finish: "stop",
+    });
+    let v: Value = env
+        .post("/v3/code/completions", components("code_editor_generation"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["choices"],
+        json!([{"text": "area = math.pi * r ** 2", "index": 0, "finish_reason": "length"}])
+    );
+    assert_eq!(
+        v["model"],
+        json!({"engine": "agent", "name": "mistral", "lang": "python"})
+    );
+    assert_eq!(v["metadata"]["model"], v["model"]);
+    assert!(v["metadata"]["timestamp"].is_u64());
+    assert_eq!(v["metadata"]["region"], Value::Null);
+
+    env.up.script(Reply::Text {
+        chunks: vec!["area = ".into(), "math.pi".into()],
+        finish: "stop",
+    });
+    let resp = env
+        .post("/v4/code/suggestions", components("code_editor_generation"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-streaming-format"], "sse");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert_eq!(resp.headers()["x-accel-buffering"], "no");
+    let mut raw = String::new();
+    let mut s = resp.bytes_stream();
+    while let Some(c) = s.next().await {
+        raw.push_str(&String::from_utf8_lossy(&c.unwrap()));
+    }
+    let events: Vec<&str> = raw.split("\r\n\r\n").filter(|e| !e.is_empty()).collect();
+    assert!(
+        events[0].starts_with("event: stream_start\r\ndata: {\"metadata\":{"),
+        "{raw:?}"
+    );
+    assert_eq!(
+        events[1],
+        "event: content_chunk\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"area = \"},\"index\":0}]}"
+    );
+    assert_eq!(
+        events[2],
+        "event: content_chunk\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"math.pi\"},\"index\":0}]}"
+    );
+    assert_eq!(*events.last().unwrap(), "event: stream_end\r\ndata: null");
+
+    // A v3 completion goes through the FIM path, engine = the metadata's provider.
+    env.up.script(Reply::Text {
+        chunks: vec!["x = 1".into()],
+        finish: "stop",
+    });
+    let mut completion = components("code_editor_completion");
+    completion["model_metadata"]["name"] = json!("codestral");
+    let v: Value = env
+        .post("/v3/code/completions", completion)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["model"]["engine"], "openai");
+    assert_eq!(env.up.last().path, "/v1/completions");
+}
+
+#[tokio::test]
+async fn model_configuration_check_answers_like_gitlabs_test_connection_expects() {
+    let env = setup().await;
+    let check = |status: Option<u16>| {
+        if let Some(s) = status {
+            env.up.script(Reply::Error {
+                status: s,
+                body: r#"{"error":"Unauthorized"}"#.into(),
+                headers: vec![],
+            });
+        } else {
+            env.up.script(Reply::Text {
+                chunks: vec!["OK".into()],
+                finish: "stop",
+            });
+        }
+        json!({"stream": false, "inputs": {}, "prompt_version": "^1.0.0",
+            "model_metadata": {"provider": "openai", "name": "mistral", "endpoint": env.up.endpoint(),
+                "api_key": "k-SECRET-MARKER-7f3a9c", "identifier": "custom_openai/mistral-served"}})
+    };
+    let resp = env
+        .post("/v1/prompts/model_configuration%2Fcheck", check(None))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!("OK"),
+        "v1: a bare JSON string"
+    );
+    let resp = env
+        .post("/v2/prompts/model_configuration/check", check(None))
+        .await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["content"], "OK");
+    let resp = env
+        .post("/v1/prompts/model_configuration%2Fcheck", check(Some(401)))
+        .await;
+    assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"detail": "401: Unauthorized"})
+    );
+    let resp = env
+        .post("/v1/prompts/chat%2Fexplain_code", check(None))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    let defs: Value = env
+        .h
+        .open_get("/v1/models/definitions")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        defs["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["gitlab_identifier"] == "codestral")
+    );
+    assert!(
+        defs["unit_primitives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["unit_primitive"] == "complete_code")
+    );
+}
+
+#[tokio::test]
+async fn upstream_failures_on_code_routes_are_json_details() {
+    let env = setup().await;
+    env.up.script(Reply::Error {
+        status: 429,
+        body: "{}".into(),
+        headers: vec![("retry-after".into(), "4".into())],
+    });
+    let resp = env
+        .post("/v2/code/completions", env.completion("codestral"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "4");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"detail": "Too many requests. Please try again later."})
+    );
+    env.up.script(Reply::Error {
+        status: 500,
+        body: "boom".into(),
+        headers: vec![],
+    });
+    let resp = env
+        .post("/v2/code/completions", env.completion("codestral"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        resp.json::<Value>().await.unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("boom")
+    );
+}
+
+#[tokio::test]
+async fn the_auth_bypass_is_loopback_only_unless_forced() {
+    let up = FakeUpstream::start().await;
+    let h = Hearth::start_with(Options {
+        env: vec![("AIGW_AUTH__BYPASS_EXTERNAL", "true".into())],
+        ..Default::default()
+    });
+    let body = json!({"current_file": {"file_name": "a.py", "content_above_cursor": "x", "content_below_cursor": ""},
+        "model_provider": "litellm", "model_name": "codestral", "model_endpoint": up.endpoint()});
+    let resp = h
+        .http()
+        .post(h.url("/v2/code/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(h.logs().contains("GITLAB AUTH BYPASS IS ON"));
+    let stderr = crate::harness::serve_must_fail(
+        &["--listen", "0.0.0.0:0"],
+        &[("HEARTH_AUTH_BYPASS", "true")],
+    );
+    assert!(stderr.contains("HEARTH_AUTH_BYPASS_FORCE"), "{stderr}");
+}

@@ -1,0 +1,118 @@
+//! A GitLab instance as far as token checks go: `/.well-known/openid-configuration` and the
+//! JWKS it points to, with keys that can rotate, and a minter for tokens signed with them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+pub const GITLAB_KEY: &str = include_str!("../fixtures/gitlab-test-key.pem");
+pub const OTHER_KEY: &str = include_str!("../fixtures/other-test-key.pem");
+const GITLAB_N: &str = include_str!("../fixtures/gitlab-test-key.n");
+const OTHER_N: &str = include_str!("../fixtures/other-test-key.n");
+pub const INSTANCE_ID: &str = "7f3a9c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+
+#[derive(Default)]
+struct Shared {
+    /// (kid, modulus) pairs the JWKS serves.
+    keys: Mutex<Vec<(String, &'static str)>>,
+    jwks_fetches: AtomicUsize,
+    url: Mutex<String>,
+}
+
+pub struct FakeGitlab {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeGitlab {
+    /// Serves the GitLab key as kid `k1`.
+    pub async fn start() -> FakeGitlab {
+        let shared = Arc::new(Shared::default());
+        shared
+            .keys
+            .lock()
+            .unwrap()
+            .push(("k1".into(), GITLAB_N.trim()));
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/oauth/discovery/keys", get(jwks))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        *shared.url.lock().unwrap() = format!("http://{addr}");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeGitlab {
+            addr,
+            shared,
+            _server: server,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Publishes the other key as `kid` too (GitLab rotated its keys).
+    pub fn rotate_in(&self, kid: &str) {
+        self.shared
+            .keys
+            .lock()
+            .unwrap()
+            .push((kid.into(), OTHER_N.trim()));
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        self.shared.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Claims GitLab puts in a self-managed instance's token, valid for an hour.
+    pub fn claims(&self, scopes: &[&str]) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        json!({
+            "iss": self.url(), "sub": INSTANCE_ID, "aud": ["gitlab-ai-gateway"],
+            "iat": now, "nbf": now - 5, "exp": now + 3600,
+            "gitlab_realm": "self-managed", "gitlab_instance_id": INSTANCE_ID, "scopes": scopes,
+        })
+    }
+}
+
+/// Signs `claims` with RS256 and `key` (PEM), under `kid`.
+pub fn mint(claims: &Value, kid: &str, key: &str) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.into());
+    encode(
+        &header,
+        claims,
+        &EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn discovery(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
+    let url = s.url.lock().unwrap().clone();
+    axum::Json(json!({"issuer": url, "jwks_uri": format!("{url}/oauth/discovery/keys")}))
+}
+
+async fn jwks(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
+    s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let keys: Vec<Value> = s
+        .keys
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(kid, n)| json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"}))
+        .collect();
+    axum::Json(json!({"keys": keys}))
+}
