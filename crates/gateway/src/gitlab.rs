@@ -2,6 +2,7 @@
 //! its `AI_GATEWAY_URL`. Requests, responses, errors and auth follow GitLab's own gateway.
 
 mod auth;
+mod chat;
 mod code;
 mod error;
 mod model;
@@ -23,6 +24,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v2/code/generations", post(code::v2_generations))
         .route("/v3/code/completions", post(code::v3))
         .route("/v4/code/suggestions", post(code::v4))
+        .route("/v2/chat/agent", post(chat::agent))
+        .route("/v1/chat/{tool}", post(chat::tool))
         .route("/v1/prompts/{*prompt_id}", post(prompts::v1))
         .route("/v2/prompts/{*prompt_id}", post(prompts::v2))
         .route("/v1/models/definitions", get(prompts::definitions))

@@ -623,3 +623,176 @@ async fn the_auth_bypass_is_loopback_only_unless_forced() {
     );
     assert!(stderr.contains("HEARTH_AUTH_BYPASS_FORCE"), "{stderr}");
 }
+
+async fn ndjson(resp: reqwest::Response) -> Vec<Value> {
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/x-ndjson; charset=utf-8"
+    );
+    let text = resp.text().await.unwrap();
+    assert!(text.ends_with('\n'));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn agent_body(env: &Env, messages: Value) -> Value {
+    json!({"messages": messages, "unavailable_resources": ["Pipelines", "Vulnerabilities"],
+        "model_metadata": {"provider": "openai", "name": "mixtral", "endpoint": env.up.endpoint(),
+            "api_key": "k-SECRET-MARKER-7f3a9c", "identifier": "custom_openai/mixtral-served"}})
+}
+
+#[tokio::test]
+async fn chat_agent_streams_the_final_answer_and_reports_actions() {
+    let env = setup().await;
+    env.up.script(Reply::Text {
+        chunks: vec![
+            "Thought: I can answer now\nFinal ".into(),
+            "Answer: Hello".into(),
+            " there".into(),
+        ],
+        finish: "stop",
+    });
+    let lines = ndjson(
+        env.post(
+            "/v2/chat/agent",
+            agent_body(&env, json!([{"role": "user", "content": "hi"}])),
+        )
+        .await,
+    )
+    .await;
+    let deltas: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "final_answer_delta")
+        .collect();
+    let text: String = deltas
+        .iter()
+        .filter_map(|l| l["data"]["text"].as_str())
+        .collect();
+    assert_eq!(text, "Hello there");
+    assert_eq!(
+        deltas.last().unwrap()["data"],
+        json!({"text": "", "finish_reason": "stop"})
+    );
+    assert_eq!(lines.last().unwrap()["type"], "usage");
+    assert_eq!(
+        lines.last().unwrap()["data"]["usage"]["mixtral-served"]["input_tokens"],
+        7
+    );
+    let seen = env.up.last();
+    assert_eq!(seen.body["stop"], json!(["Observation:"]));
+    let system = seen.body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("issue_reader") && !system.contains("build_reader"),
+        "Pipelines are unavailable: {system}"
+    );
+
+    // A step that calls a tool, with the scratchpad of an earlier step.
+    env.up.script(Reply::Text { chunks: vec!["Thought: I need the job log\nAction: gitlab_documentation\nAction Input: how to retry a job\n".into()], finish: "stop" });
+    let messages = json!([
+        {"role": "user", "content": "why did my job fail?"},
+        {"role": "assistant", "agent_scratchpad": [{"action": {"tool": "issue_reader", "tool_input": "#42", "thought": "read the issue"},
+            "observation": "the issue says the runner died"}]},
+    ]);
+    let lines = ndjson(env.post("/v2/chat/agent", agent_body(&env, messages)).await).await;
+    assert_eq!(
+        lines[0],
+        json!({"type": "action", "data": {"tool": "gitlab_documentation", "tool_input": "how to retry a job", "thought": "I need the job log"}})
+    );
+    let sent = env.up.last().body["messages"].to_string();
+    assert!(
+        sent.contains("Action: issue_reader")
+            && sent.contains("Observation: the issue says the runner died"),
+        "{sent}"
+    );
+
+    // Neither an action nor an answer.
+    env.up.script(Reply::Text {
+        chunks: vec!["just rambling".into()],
+        finish: "stop",
+    });
+    let lines = ndjson(
+        env.post(
+            "/v2/chat/agent",
+            agent_body(&env, json!([{"role": "user", "content": "hi"}])),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        lines[0],
+        json!({"type": "unknown", "data": {"text": "just rambling"}})
+    );
+
+    let bad = json!([{"role": "user", "content": "x", "agent_scratchpad": []}]);
+    let resp = env.post("/v2/chat/agent", agent_body(&env, bad)).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let no_scope = mint(&env.gl.claims(&["complete_code"]), "k1", GITLAB_KEY);
+    let resp = env
+        .request("/v2/chat/agent", Some(&no_scope))
+        .json(&agent_body(
+            &env,
+            json!([{"role": "user", "content": "hi"}]),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn v1_chat_tools_answer_whole_or_streamed() {
+    let env = setup().await;
+    let body = |stream: bool| {
+        json!({"stream": stream, "prompt_components": [{"type": "prompt", "metadata": {"source": "GitLab EE", "version": "17.9"},
+        "payload": {"content": "Explain this code: x = 1", "provider": "litellm", "model": "mistral",
+            "params": {"stop_sequences": ["</s>"], "temperature": 0.1, "max_tokens_to_sample": 64},
+            "model_endpoint": env.up.endpoint(), "model_identifier": "custom_openai/mistral-served"}}]})
+    };
+    let mut claims = env.gl.claims(&["explain_code"]);
+    claims["scopes"] = json!(["explain_code"]);
+    let token = mint(&claims, "k1", GITLAB_KEY);
+    env.up.script(Reply::Text {
+        chunks: vec!["It assigns 1.".into()],
+        finish: "stop",
+    });
+    let v: Value = env
+        .request("/v1/chat/explain_code", Some(&token))
+        .json(&body(false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["response"], "It assigns 1.");
+    assert_eq!(v["metadata"]["provider"], "litellm");
+    assert_eq!(v["metadata"]["model"], "mistral");
+    assert_eq!(env.up.last().body["max_tokens"], 64);
+    env.up.script(Reply::Text {
+        chunks: vec!["It ".into(), "assigns.".into()],
+        finish: "stop",
+    });
+    let text = env
+        .request("/v1/chat/explain_code", Some(&token))
+        .json(&body(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "It assigns.");
+    let resp = env
+        .request("/v1/chat/write_tests", Some(&token))
+        .json(&body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "the token lacks write_tests"
+    );
+}
