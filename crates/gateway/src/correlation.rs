@@ -2,15 +2,21 @@
 //!
 //! Every request gets an id: the caller's `X-Request-ID` when it is sane, else a new one. It is
 //! echoed in the response, carried by the request's tracing span (so every log line of the
-//! request has it) and written as `correlation_id` on the access-log line.
+//! request has it) and written as `correlation_id` on the access-log line. That line is written
+//! when the response body ends — for a stream, when the last chunk went out — with the time to
+//! the first chunk and the GitLab context of the request's headers.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use tracing::Instrument;
 
 pub(crate) const HEADER: &str = "x-request-id";
@@ -32,6 +38,138 @@ fn sane(value: &HeaderValue) -> Option<&str> {
     .then_some(s)
 }
 
+/// GitLab's context headers, logged as `gitlab_*` as its own gateway does.
+const GITLAB_HEADERS: [(&str, &str); 9] = [
+    ("x-gitlab-instance-id", "gitlab_instance_id"),
+    ("x-gitlab-global-user-id", "gitlab_global_user_id"),
+    ("x-gitlab-host-name", "gitlab_host_name"),
+    ("x-gitlab-version", "gitlab_version"),
+    ("x-gitlab-realm", "gitlab_realm"),
+    (
+        "x-gitlab-language-server-version",
+        "gitlab_language_server_version",
+    ),
+    (
+        "x-gitlab-feature-enabled-by-namespace-ids",
+        "gitlab_feature_enabled_by_namespace_ids",
+    ),
+    (
+        "x-gitlab-feature-enablement-type",
+        "gitlab_feature_enablement_type",
+    ),
+    ("x-gitlab-root-namespace-id", "gitlab_root_namespace_id"),
+];
+
+fn gitlab_context(headers: &HeaderMap) -> Option<[String; 9]> {
+    if !GITLAB_HEADERS.iter().any(|(h, _)| headers.contains_key(*h)) {
+        return None;
+    }
+    Some(GITLAB_HEADERS.map(|(h, _)| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect())
+            .unwrap_or_default()
+    }))
+}
+
+struct AccessLog {
+    id: String,
+    method: String,
+    path: String,
+    status: u16,
+    client_ip: String,
+    gitlab: Option<[String; 9]>,
+    started: Instant,
+    first_chunk: Option<f64>,
+    span: tracing::Span,
+}
+
+impl AccessLog {
+    fn write(self, completed: bool) {
+        let _entered = self.span.enter();
+        let duration_s = self.started.elapsed().as_secs_f64();
+        let first_chunk_duration_s = self.first_chunk.unwrap_or(duration_s);
+        let (id, method, path, status, ip) = (
+            &self.id,
+            &self.method,
+            &self.path,
+            self.status,
+            &self.client_ip,
+        );
+        match &self.gitlab {
+            None => tracing::info!(
+                target: "hearth::access",
+                correlation_id = %id, method = %method, path = %path, status_code = status,
+                duration_s, first_chunk_duration_s, client_ip = %ip, completed,
+                "{method} {path} {status}"
+            ),
+            Some(g) => tracing::info!(
+                target: "hearth::access",
+                correlation_id = %id, method = %method, path = %path, status_code = status,
+                duration_s, first_chunk_duration_s, client_ip = %ip, completed,
+                gitlab_instance_id = %g[0], gitlab_global_user_id = %g[1], gitlab_host_name = %g[2],
+                gitlab_version = %g[3], gitlab_realm = %g[4], gitlab_language_server_version = %g[5],
+                gitlab_feature_enabled_by_namespace_ids = %g[6], gitlab_feature_enablement_type = %g[7],
+                gitlab_root_namespace_id = %g[8],
+                "{method} {path} {status}"
+            ),
+        }
+    }
+}
+
+/// The response body, passed through unchanged, noting its first chunk and its end.
+struct LoggedBody {
+    inner: Body,
+    log: Option<AccessLog>,
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
+                if let Some(log) = self.log.as_mut()
+                    && log.first_chunk.is_none()
+                {
+                    log.first_chunk = Some(log.started.elapsed().as_secs_f64());
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
+                if let Some(log) = self.log.take() {
+                    log.write(true);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        // Bodies hyper never polls (empty ones), and clients that left mid-stream.
+        if let Some(log) = self.log.take() {
+            let completed = self.inner.is_end_stream();
+            log.write(completed);
+        }
+    }
+}
+
 pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
@@ -41,12 +179,14 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     req.extensions_mut().insert(CorrelationId(id.clone()));
-    let method = req.method().clone();
+    let method = req.method().to_string();
     let path = req.uri().path().to_owned();
-    let client = req
+    let client_ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default();
+    let gitlab = gitlab_context(req.headers());
 
     let span = tracing::info_span!("request", correlation_id = %id);
     let mut response = next.run(req).instrument(span.clone()).await;
@@ -54,16 +194,23 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
         response.headers_mut().insert(HEADER, value);
     }
     let status = response.status().as_u16();
-    let _entered = span.enter();
-    tracing::info!(
-        target: "hearth::access",
-        correlation_id = %id,
-        method = %method,
-        path = %path,
-        status_code = status,
-        duration_s = started.elapsed().as_secs_f64(),
-        client_ip = client.map(|a| a.ip().to_string()).unwrap_or_default(),
-        "{method} {path} {status}"
-    );
-    response
+    let (parts, body) = response.into_parts();
+    let log = AccessLog {
+        id,
+        method,
+        path,
+        status,
+        client_ip,
+        gitlab,
+        started,
+        first_chunk: None,
+        span,
+    };
+    Response::from_parts(
+        parts,
+        Body::new(LoggedBody {
+            inner: body,
+            log: Some(log),
+        }),
+    )
 }

@@ -49,6 +49,8 @@ pub(crate) struct AppState {
     gitlab: Arc<gitlab::Verifier>,
     /// GitLab auth bypassed (local testing only).
     gitlab_bypass: bool,
+    /// Requests may name their own model endpoint (GitLab's custom models).
+    custom_models: bool,
 }
 
 /// How the server is exposed, which decides what is safe to answer without credentials.
@@ -63,6 +65,8 @@ pub struct RouterOptions {
     pub gitlab_url: Option<String>,
     /// Skip GitLab token checks (local testing; the binary refuses it beyond loopback).
     pub gitlab_auth_bypass: bool,
+    /// Refuse GitLab requests that name their own model endpoint (custom models off).
+    pub custom_models_disabled: bool,
 }
 
 /// Builds the router; `serve` runs it. Split so tests can drive it without a socket.
@@ -83,6 +87,7 @@ pub fn router(
         loopback: options.loopback,
         gitlab: Arc::new(gitlab::Verifier::new(options.gitlab_url)),
         gitlab_bypass: options.gitlab_auth_bypass,
+        custom_models: !options.custom_models_disabled,
     };
     Router::new()
         .route("/monitoring/healthz", get(monitoring::healthz))

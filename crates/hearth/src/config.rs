@@ -33,6 +33,8 @@ struct LogSection {
 #[derive(Debug)]
 pub(crate) struct ServeConfig {
     pub gitlab_url: Option<String>,
+    pub gitlab_api_url: Option<String>,
+    pub custom_models: bool,
     pub auth_bypass: bool,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -101,6 +103,13 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
             .clone()
             .or(log.file)
             .or_else(|| aigw("LOGGING__TO_FILE").map(PathBuf::from)),
+        gitlab_api_url: std::env::var("HEARTH_GITLAB_API_URL")
+            .ok()
+            .or_else(|| aigw("GITLAB_API_URL")),
+        custom_models: std::env::var("HEARTH_CUSTOM_MODELS")
+            .ok()
+            .or_else(|| aigw("CUSTOM_MODELS__ENABLED"))
+            .is_none_or(|v| bool_text(&v)),
         gitlab_url: args
             .gitlab_url
             .clone()

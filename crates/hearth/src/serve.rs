@@ -89,7 +89,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         tracing::warn!(addr = %addr, "GITLAB AUTH BYPASS IS ON: every GitLab route accepts requests without a token");
-    } else if cfg.gitlab_url.is_none() {
+    }
+    if let Some(api) = &cfg.gitlab_api_url {
+        tracing::info!(gitlab_api_url = %api, "GitLab API URL (for set-up checks)");
+    }
+    if !cfg.auth_bypass && cfg.gitlab_url.is_none() {
         tracing::info!(
             "no GitLab URL (HEARTH_GITLAB_URL / AIGW_GITLAB_URL): the GitLab routes refuse every request"
         );
@@ -103,6 +107,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             azure_api_key: env_secret("AZURE_OPENAI_API_KEY").map(SecretString::from),
             gitlab_url: cfg.gitlab_url.clone(),
             gitlab_auth_bypass: cfg.auth_bypass,
+            custom_models_disabled: !cfg.custom_models,
         },
     );
     hearth_gateway::serve(listener, router, shutdown_signal()).await?;

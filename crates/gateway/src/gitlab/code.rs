@@ -213,6 +213,40 @@ enum Answer {
     Stream(ChunkStream, Option<StopScanner>),
 }
 
+/// Whether to log prompts and answers: the instance setting, or GitLab's own per-request header.
+fn verbose(state: &AppState, headers: &HeaderMap) -> bool {
+    state.registry.snapshot().settings().verbose_ai_logs
+        || headers
+            .get("x-gitlab-enabled-instance-verbose-ai-logs")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+fn log_input(sel: &Selected, ask: &Ask) {
+    tracing::info!(
+        target: "hearth::ai",
+        model_name = %sel.name,
+        deployment = %sel.deployment.name,
+        file_name = %ask.file_name,
+        language = %ask.language,
+        prefix = %ask.above,
+        suffix = %ask.below,
+        instruction = ask.instruction.as_deref().unwrap_or(""),
+        "code suggestion input"
+    );
+}
+
+fn log_output(sel: &Selected, text: &str, usage: Option<Usage>) {
+    tracing::info!(
+        target: "hearth::ai",
+        model_name = %sel.name,
+        completion = %text,
+        input_tokens = usage.map(|u| u.prompt_tokens),
+        output_tokens = usage.map(|u| u.completion_tokens),
+        "code suggestion output"
+    );
+}
+
 async fn answer(
     state: &AppState,
     sel: &Selected,
@@ -377,7 +411,10 @@ async fn v2(
     authorize(&state, &headers, Some(scope)).await?;
     let ask = v2_ask(&body, use_case)?;
     let sel = select(&state, &ask.model, feature, use_case)?;
-    tracing::debug!(file = %ask.file_name, "code suggestion");
+    let verbose = verbose(&state, &headers);
+    if verbose {
+        log_input(&sel, &ask);
+    }
     match answer(&state, &sel, &ask, use_case, &cid).await? {
         Answer::Stream(up, sc) => {
             let mut r = Response::new(Body::from_stream(pieces(up, sc, None, None, |t| {
@@ -390,6 +427,9 @@ async fn v2(
             Ok(r)
         }
         Answer::Whole { text, usage } => {
+            if verbose {
+                log_output(&sel, &text, usage);
+            }
             let mut model = model_json("litellm", &sel.name, &ask.language);
             model["tokens_consumption_metadata"] = json!({
                 "input_tokens": usage.map_or(0, |u| u.prompt_tokens),
@@ -457,6 +497,10 @@ async fn v3_or_v4(
         ask.stream = true;
     }
     let sel = select(&state, &ask.model, feature, use_case)?;
+    let verbose = verbose(&state, &headers);
+    if verbose {
+        log_input(&sel, &ask);
+    }
     let engine = if use_case == UseCase::Generation {
         "agent".to_string()
     } else {
@@ -507,7 +551,10 @@ async fn v3_or_v4(
             );
             Ok(r)
         }
-        Answer::Whole { text, .. } => {
+        Answer::Whole { text, usage } => {
+            if verbose {
+                log_output(&sel, &text, usage);
+            }
             let choices: Vec<Value> = if text.is_empty() {
                 Vec::new()
             } else {

@@ -117,6 +117,13 @@ pub(crate) fn select(
         });
     }
     let invalid = |m: String| GitlabError::detail(StatusCode::UNPROCESSABLE_ENTITY, m);
+    if !state.custom_models {
+        return Err(invalid(
+            "custom models are disabled (AIGW_CUSTOM_MODELS__ENABLED=false): requests may not name a model endpoint; \
+             bind the feature in Hearth instead"
+                .into(),
+        ));
+    }
     let name = fields.name.clone().ok_or_else(|| {
         invalid("model_name is required with model_endpoint or model_identifier".into())
     })?;

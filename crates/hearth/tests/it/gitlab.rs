@@ -796,3 +796,82 @@ async fn v1_chat_tools_answer_whole_or_streamed() {
         "the token lacks write_tests"
     );
 }
+
+#[tokio::test]
+async fn access_lines_carry_gitlab_context_and_prompts_log_only_when_asked() {
+    let env = setup().await;
+    let mut body = env.completion("codestral");
+    body["current_file"]["content_above_cursor"] = json!("PREFIX-MARKER-31 = ");
+    env.up.script(Reply::Text {
+        chunks: vec!["a".into()],
+        finish: "stop",
+    });
+    let resp = env
+        .request("/v2/code/completions", Some(&env.token()))
+        .header("x-request-id", "gl-1")
+        .header("x-gitlab-host-name", "gitlab.example.com")
+        .header("x-gitlab-version", "17.9.0")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let line = env.h.wait_for_log("\"correlation_id\":\"gl-1\",\"method\"");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["gitlab_instance_id"], INSTANCE_ID);
+    assert_eq!(v["gitlab_realm"], "self-managed");
+    assert_eq!(v["gitlab_host_name"], "gitlab.example.com");
+    assert_eq!(v["gitlab_version"], "17.9.0");
+    assert_eq!(v["status_code"], 200);
+    assert!(v["first_chunk_duration_s"].as_f64().unwrap() <= v["duration_s"].as_f64().unwrap());
+    assert!(
+        !env.h.logs().contains("PREFIX-MARKER-31"),
+        "no prompt logging without the header"
+    );
+
+    env.up.script(Reply::Text {
+        chunks: vec!["b".into()],
+        finish: "stop",
+    });
+    env.request("/v2/code/completions", Some(&env.token()))
+        .header("x-gitlab-enabled-instance-verbose-ai-logs", "true")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let input = env.h.wait_for_log("code suggestion input");
+    assert!(input.contains("PREFIX-MARKER-31"), "{input}");
+    assert!(
+        env.h
+            .wait_for_log("code suggestion output")
+            .contains("\"completion\":\"b\"")
+    );
+    // The harness also checks that the model_api_key never reached the log.
+}
+
+#[tokio::test]
+async fn custom_models_can_be_switched_off() {
+    let gl = FakeGitlab::start().await;
+    let up = FakeUpstream::start().await;
+    let h = Hearth::start_with(Options {
+        env: vec![
+            ("AIGW_GITLAB_URL", gl.url()),
+            ("AIGW_CUSTOM_MODELS__ENABLED", "false".into()),
+        ],
+        ..Default::default()
+    });
+    let env = Env { h, gl, up };
+    let resp = env
+        .post("/v2/code/completions", env.completion("codestral"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("AIGW_CUSTOM_MODELS__ENABLED"),
+        "{v}"
+    );
+    assert!(env.up.requests().is_empty());
+}
