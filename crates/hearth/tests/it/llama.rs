@@ -180,3 +180,117 @@ async fn models_are_listed_for_the_sdk() {
     let ids: Vec<&str> = list.data.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["tiny-fim", "tiny-chat"]);
 }
+
+/// GitLab's own requests (gitlab-aigw.md §7) through Hearth to the real llama-server, with a
+/// JWT signed by the key a stand-in GitLab publishes.
+#[tokio::test]
+async fn gitlab_requests_reach_the_real_model() {
+    use hearth_testkit::{FakeGitlab, GITLAB_KEY, INSTANCE_ID, mint};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(binary) = llama_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    write_tiny_llama(&model).unwrap();
+    let llama = LlamaServer::start(&binary, &model).await;
+    let gl = FakeGitlab::start().await;
+    let h = Hearth::start_with(crate::harness::Options {
+        env: vec![("AIGW_GITLAB_URL", gl.url())],
+        ..Default::default()
+    });
+    let token = mint(
+        &gl.claims(&["complete_code", "generate_code", "duo_chat"]),
+        "k1",
+        GITLAB_KEY,
+    );
+    let post = |path: &str, body: serde_json::Value| {
+        h.http()
+            .post(h.url(path))
+            .bearer_auth(&token)
+            .header("x-gitlab-authentication-type", "oidc")
+            .header("x-gitlab-realm", "self-managed")
+            .header("x-gitlab-instance-id", INSTANCE_ID)
+            .json(&body)
+            .send()
+    };
+    let metadata = |name: &str| json!({"provider": "openai", "name": name, "endpoint": llama.endpoint(), "identifier": "custom_openai/tiny"});
+
+    // Completion, as Rails sends it for a self-hosted model.
+    let resp = post("/v2/code/completions", json!({
+        "current_file": {"file_name": "main.py", "content_above_cursor": "def hello():\n    ", "content_below_cursor": "\n"},
+        "model_provider": "litellm", "model_name": "codestral", "model_endpoint": llama.endpoint(),
+        "model_identifier": "custom_openai/tiny", "prompt_version": 2, "prompt": null})).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "text_completion");
+    assert_eq!(v["model"]["engine"], "litellm");
+    assert_eq!(v["model"]["lang"], "python");
+    assert!(
+        v["model"]["tokens_consumption_metadata"]["input_tokens"]
+            .as_u64()
+            .unwrap()
+            > 10
+    );
+    assert!(v["choices"].is_array());
+
+    // Generation through v3 and v4.
+    let generation = json!({"prompt_components": [{"type": "code_editor_generation",
+        "payload": {"file_name": "main.py", "content_above_cursor": "import os\n", "content_below_cursor": "",
+            "prompt": "list the files", "prompt_id": "code_suggestions/generations", "prompt_version": "^1.0.0"}}],
+        "model_metadata": metadata("mistral")});
+    let v: serde_json::Value = post("/v3/code/completions", generation.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["model"]["engine"], "agent");
+    assert_eq!(v["metadata"]["model"], v["model"]);
+    let text = post("/v4/code/suggestions", generation)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("event: stream_start\r\ndata: {\"metadata\":"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("event: stream_end\r\ndata: null\r\n\r\n"),
+        "{text}"
+    );
+
+    // A chat agent turn with the scratchpad of an earlier step.
+    let text = post("/v2/chat/agent", json!({
+        "messages": [{"role": "user", "content": "what is in issue 42?"},
+            {"role": "assistant", "agent_scratchpad": [{"action": {"tool": "issue_reader", "tool_input": "#42", "thought": "read it"},
+                "observation": "the runner died"}]}],
+        "unavailable_resources": ["Pipelines"], "model_metadata": metadata("mistral")})).await.unwrap().text().await.unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "usage");
+    assert!(
+        last["data"]["usage"]["tiny"]["input_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{last}"
+    );
+    assert!(
+        ["action", "final_answer_delta", "unknown"].contains(&lines[0]["type"].as_str().unwrap()),
+        "{text}"
+    );
+
+    // GitLab's "Test connection".
+    let resp = post(
+        "/v1/prompts/model_configuration%2Fcheck",
+        json!({"stream": false, "inputs": {}, "model_metadata": metadata("mistral")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.json::<serde_json::Value>().await.unwrap().is_string());
+}

@@ -165,3 +165,38 @@ fn a_short_admin_token_is_refused() {
     );
     assert!(stderr.contains("at least 16 characters"), "{stderr}");
 }
+
+#[tokio::test]
+async fn gitlabs_configuration_names_work_and_hearths_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let aigw_file = dir.path().join("aigateway.log");
+    let hearth_file = dir.path().join("hearth.log");
+    // GitLab's name alone: lines appended to its file.
+    let mut h = Hearth::start_with(Options {
+        env: vec![("AIGW_LOGGING__TO_FILE", aigw_file.to_str().unwrap().into())],
+        ..Default::default()
+    });
+    let status = h.stop();
+    assert!(status.success(), "{status:?}\n{}", h.logs());
+    let text = std::fs::read_to_string(&aigw_file).unwrap();
+    assert!(text.contains("hearth listening"), "{text}");
+    // Both names: HEARTH_LOG_FILE wins.
+    let mut h = Hearth::start_with(Options {
+        env: vec![
+            ("AIGW_LOGGING__TO_FILE", aigw_file.to_str().unwrap().into()),
+            ("HEARTH_LOG_FILE", hearth_file.to_str().unwrap().into()),
+        ],
+        ..Default::default()
+    });
+    assert!(h.stop().success());
+    assert!(
+        std::fs::read_to_string(&hearth_file)
+            .unwrap()
+            .contains("hearth listening")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&aigw_file).unwrap(),
+        text,
+        "the GitLab name lost"
+    );
+}
