@@ -68,173 +68,194 @@ impl Env {
     }
 }
 
-async fn auth_error(resp: reqwest::Response) -> (StatusCode, Value) {
-    let s = resp.status();
-    (s, resp.json().await.unwrap())
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Sends a completion with `token` and `extra` headers (set, not added); returns status and body.
+async fn try_auth(
+    env: &Env,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+    path: &str,
+) -> (StatusCode, Value) {
+    let mut r = env
+        .h
+        .http()
+        .post(env.h.url(path))
+        .header("x-gitlab-authentication-type", "oidc")
+        .header("x-gitlab-realm", "self-managed")
+        .header("x-gitlab-instance-id", INSTANCE_ID);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let mut req = r.json(&env.completion("codestral")).build().unwrap();
+    for (k, v) in extra {
+        req.headers_mut().insert(
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let resp = env.h.http().execute(req).await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+/// A token with its claims edited, signed with GitLab's key.
+fn edited(env: &Env, edit: impl Fn(&mut Value)) -> String {
+    let mut c = env.gl.claims(SCOPES);
+    edit(&mut c);
+    mint(&c, "k1", GITLAB_KEY)
+}
+
+async fn refused(env: &Env, token: Option<&str>, extra: &[(&str, &str)], error: &str) {
+    let (s, v) = try_auth(env, token, extra, "/v2/code/completions").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v, json!({"error": error}));
+    assert!(env.up.requests().is_empty(), "nothing reached the model");
 }
 
 #[tokio::test]
-async fn every_auth_failure_has_its_answer() {
+async fn auth_no_header() {
     let env = setup().await;
-    let body = env.completion("codestral");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let with_claims = |edit: &dyn Fn(&mut Value)| {
-        let mut c = env.gl.claims(SCOPES);
-        edit(&mut c);
-        mint(&c, "k1", GITLAB_KEY)
-    };
-    let unauthorized = |v: &Value, text: &str| {
-        assert_eq!(v["error"].as_str(), Some(text), "{v}");
-    };
+    refused(&env, None, &[], "No authorization header presented").await;
+}
 
-    let (s, v) = auth_error(
-        env.request("/v2/code/completions", None)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    unauthorized(&v, "No authorization header presented");
-
-    let (s, v) = auth_error(
-        env.request("/v2/code/completions", Some(&env.token()))
-            .header("x-gitlab-authentication-type", "pat")
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    unauthorized(
-        &v,
+#[tokio::test]
+async fn auth_wrong_type() {
+    let env = setup().await;
+    refused(
+        &env,
+        Some(&env.token()),
+        &[("x-gitlab-authentication-type", "pat")],
         "Invalid authentication token type - only OIDC is supported",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn auth_bad_signature() {
+    let env = setup().await;
+    let forged = mint(&env.gl.claims(SCOPES), "k1", OTHER_KEY);
+    refused(&env, Some(&forged), &[], "Forbidden by auth provider").await;
+}
+
+#[tokio::test]
+async fn auth_alg_none() {
+    use base64::Engine;
+    let env = setup().await;
+    let e = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let unsigned = format!(
+        "{}.{}.",
+        e(&json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
+        e(&env.gl.claims(SCOPES))
     );
+    refused(&env, Some(&unsigned), &[], "Forbidden by auth provider").await;
+}
 
-    let forbidden = [
-        (
-            "bad signature",
-            mint(&env.gl.claims(SCOPES), "k1", OTHER_KEY),
-        ),
-        ("alg none", {
-            use base64::Engine;
-            let e =
-                |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-            format!(
-                "{}.{}.",
-                e(&json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
-                e(&env.gl.claims(SCOPES))
-            )
-        }),
-        ("expired", with_claims(&|c| c["exp"] = json!(now - 60))),
-        (
-            "not yet valid",
-            with_claims(&|c| c["nbf"] = json!(now + 600)),
-        ),
-        (
-            "wrong audience",
-            with_claims(&|c| c["aud"] = json!(["someone-else"])),
-        ),
-        ("garbage", "not.a.jwt".to_string()),
-    ];
-    for (case, token) in forbidden {
-        let (s, v) = auth_error(
-            env.request("/v2/code/completions", Some(&token))
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED, "{case}");
-        unauthorized(&v, "Forbidden by auth provider");
+#[tokio::test]
+async fn auth_expired() {
+    let env = setup().await;
+    let t = edited(&env, |c| c["exp"] = json!(now() - 60));
+    refused(&env, Some(&t), &[], "Forbidden by auth provider").await;
+}
+
+#[tokio::test]
+async fn auth_not_yet_valid() {
+    let env = setup().await;
+    let t = edited(&env, |c| c["nbf"] = json!(now() + 600));
+    refused(&env, Some(&t), &[], "Forbidden by auth provider").await;
+}
+
+#[tokio::test]
+async fn auth_wrong_audience() {
+    let env = setup().await;
+    let t = edited(&env, |c| c["aud"] = json!(["someone-else"]));
+    refused(&env, Some(&t), &[], "Forbidden by auth provider").await;
+}
+
+#[tokio::test]
+async fn auth_realm_mismatch() {
+    let env = setup().await;
+    refused(
+        &env,
+        Some(&env.token()),
+        &[("x-gitlab-realm", "saas")],
+        "Header mismatch 'X-Gitlab-Realm'",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn auth_instance_id_mismatch() {
+    let env = setup().await;
+    refused(
+        &env,
+        Some(&env.token()),
+        &[(
+            "x-gitlab-instance-id",
+            "00000000-0000-0000-0000-000000000000",
+        )],
+        "Header mismatch 'X-Gitlab-Instance-Id'",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn auth_missing_scope() {
+    let env = setup().await;
+    let chat_only = mint(&env.gl.claims(&["duo_chat"]), "k1", GITLAB_KEY);
+    for (path, scope) in [
+        ("/v2/code/completions", "complete_code"),
+        ("/v2/code/generations", "generate_code"),
+    ] {
+        let (s, v) = try_auth(&env, Some(&chat_only), &[], path).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(
+            v,
+            json!({"detail": format!("Unauthorized to access {scope}")})
+        );
     }
+}
 
-    let (s, v) = auth_error(
-        env.request("/v2/code/completions", Some(&env.token()))
-            .header("x-gitlab-realm", "saas")
-            .json(&body)
-            .send()
+#[tokio::test]
+async fn auth_unknown_kid_is_refetched_once_then_refused_until_gitlab_rotates() {
+    let env = setup().await;
+    assert_eq!(
+        try_auth(&env, Some(&env.token()), &[], "/v2/code/completions")
             .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    unauthorized(&v, "Header mismatch 'X-Gitlab-Realm'");
-    let (s, v) = auth_error(
-        env.request("/v2/code/completions", Some(&env.token()))
-            .header(
-                "x-gitlab-instance-id",
-                "00000000-0000-0000-0000-000000000000",
-            )
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    unauthorized(&v, "Header mismatch 'X-Gitlab-Instance-Id'");
-
-    let no_scope = mint(&env.gl.claims(&["duo_chat"]), "k1", GITLAB_KEY);
-    let (s, v) = auth_error(
-        env.request("/v2/code/completions", Some(&no_scope))
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(v["detail"], "Unauthorized to access complete_code");
-    let (s, _) = auth_error(
-        env.request("/v2/code/generations", Some(&no_scope))
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-
-    // An unknown kid: one refetch, then refused; after GitLab rotates, the refetch finds it.
+            .0,
+        StatusCode::OK
+    );
     let rotated = mint(&env.gl.claims(SCOPES), "k2", OTHER_KEY);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let before = env.gl.jwks_fetches();
-    let (s, v) = auth_error(
-        env.request("/v2/code/completions", Some(&rotated))
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    unauthorized(&v, "Forbidden by auth provider");
+    let (s, v) = try_auth(&env, Some(&rotated), &[], "/v2/code/completions").await;
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Forbidden by auth provider"})
+        )
+    );
     assert_eq!(env.gl.jwks_fetches(), before + 1, "refetched once");
     env.gl.rotate_in("k2");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let resp = env
-        .request("/v2/code/completions", Some(&rotated))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        resp.status(),
-        StatusCode::OK,
-        "{}",
-        resp.text().await.unwrap()
+        try_auth(&env, Some(&rotated), &[], "/v2/code/completions")
+            .await
+            .0,
+        StatusCode::OK
     );
-    assert!(
-        env.up.requests().len() == 1,
-        "only the accepted request reached the model"
-    );
+}
+
+#[tokio::test]
+async fn auth_garbage_token() {
+    let env = setup().await;
+    refused(&env, Some("not.a.jwt"), &[], "Forbidden by auth provider").await;
 }
 
 #[tokio::test]
@@ -874,4 +895,22 @@ async fn custom_models_can_be_switched_off() {
         "{v}"
     );
     assert!(env.up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn v3_with_stream_true_streams_raw_text() {
+    let env = setup().await;
+    env.up.script(Reply::Text {
+        chunks: vec!["x = ".into(), "1".into()],
+        finish: "stop",
+    });
+    let body = json!({"prompt_components": [{"type": "code_editor_completion",
+        "payload": {"file_name": "a.py", "content_above_cursor": "", "content_below_cursor": "", "stream": true}}],
+        "model_metadata": {"provider": "litellm", "name": "codestral", "endpoint": env.up.endpoint(), "identifier": "custom_openai/cs"}});
+    let resp = env.post("/v3/code/completions", body).await;
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    assert_eq!(resp.text().await.unwrap(), "x = 1");
 }
