@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout, timeout_at};
 
-use crate::error::{ProviderError, TimeoutPhase};
+use crate::error::{ProviderError, StreamClock, TimeoutPhase};
 use crate::types::{
     CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
 };
@@ -439,10 +439,7 @@ async fn streamed(
         buf: BytesMut::new(),
         decoder: MessageFrameDecoder::new(),
         pending: VecDeque::new(),
-        first_deadline: started + first,
-        total_deadline: started + ep.timeouts.total,
-        timeouts: (first, ep.timeouts.total),
-        seen_token: false,
+        clock: StreamClock::start(started, first, ep.timeouts.total),
         finished: false,
         invoke: op == Op::InvokeStream,
         partial: false,
@@ -459,10 +456,7 @@ struct EventStream {
     buf: BytesMut,
     decoder: MessageFrameDecoder,
     pending: VecDeque<Result<Chunk, ProviderError>>,
-    first_deadline: Instant,
-    total_deadline: Instant,
-    timeouts: (Duration, Duration),
-    seen_token: bool,
+    clock: StreamClock,
     finished: bool,
     /// InvokeModelWithResponseStream (`chunk` events) rather than ConverseStream.
     invoke: bool,
@@ -484,15 +478,7 @@ async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>,
         if s.finished {
             return None;
         }
-        let (deadline, phase, after) = if s.seen_token {
-            (s.total_deadline, TimeoutPhase::Total, s.timeouts.1)
-        } else {
-            (
-                s.first_deadline.min(s.total_deadline),
-                TimeoutPhase::FirstToken,
-                s.timeouts.0,
-            )
-        };
+        let (deadline, phase, after) = s.clock.next_deadline();
         match timeout_at(deadline, s.body.next()).await {
             Err(_) => {
                 s.finished = true;
@@ -636,7 +622,7 @@ impl EventStream {
             _ => return, // messageStart, contentBlockStart/Stop, and events added later
         };
         if !chunk.text.is_empty() || chunk.finish_reason.is_some() {
-            self.seen_token = true;
+            self.clock.seen_token = true;
         }
         self.pending.push_back(Ok(chunk));
     }

@@ -119,3 +119,42 @@ mod tests {
         assert_eq!(upstream_code(br#"{"error":"Unauthorized"}"#), None);
     }
 }
+
+/// When a streamed answer must produce its first token, and when it must end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamClock {
+    first: tokio::time::Instant,
+    total: tokio::time::Instant,
+    timeouts: (Duration, Duration),
+    /// Set once real text (or a finish) arrived; from then on only the total applies.
+    pub seen_token: bool,
+}
+
+impl StreamClock {
+    pub(crate) fn start(
+        started: tokio::time::Instant,
+        first_token: Duration,
+        total: Duration,
+    ) -> StreamClock {
+        let first_token = first_token.min(total);
+        StreamClock {
+            first: started + first_token,
+            total: started + total,
+            timeouts: (first_token, total),
+            seen_token: false,
+        }
+    }
+
+    /// The deadline for the next read, which timeout it is, and its length.
+    pub(crate) fn next_deadline(&self) -> (tokio::time::Instant, TimeoutPhase, Duration) {
+        if self.seen_token {
+            (self.total, TimeoutPhase::Total, self.timeouts.1)
+        } else {
+            (
+                self.first.min(self.total),
+                TimeoutPhase::FirstToken,
+                self.timeouts.0,
+            )
+        }
+    }
+}

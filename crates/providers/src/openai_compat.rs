@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::bedrock;
-use crate::error::{ProviderError, TimeoutPhase, upstream_code, upstream_message};
+use crate::error::{ProviderError, StreamClock, TimeoutPhase, upstream_code, upstream_message};
 use crate::sse::{SseDecoder, SseEvent};
 use crate::types::{
     CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest, Usage,
@@ -307,10 +307,7 @@ impl Providers {
             body: Box::pin(response.bytes_stream()),
             decoder: SseDecoder::new(),
             pending: std::collections::VecDeque::new(),
-            first_deadline: started + first_token,
-            total_deadline: started + ep.timeouts.total,
-            timeouts: (first_token, ep.timeouts.total),
-            seen_token: false,
+            clock: StreamClock::start(started, first_token, ep.timeouts.total),
             finished: false,
             kind,
         };
@@ -325,10 +322,7 @@ struct StreamState {
     body: ByteStream,
     decoder: SseDecoder,
     pending: std::collections::VecDeque<Result<Chunk, ProviderError>>,
-    first_deadline: Instant,
-    total_deadline: Instant,
-    timeouts: (Duration, Duration),
-    seen_token: bool,
+    clock: StreamClock,
     finished: bool,
     kind: Kind,
 }
@@ -345,12 +339,7 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>,
         if s.finished {
             return None;
         }
-        let (deadline, phase, after) = if s.seen_token {
-            (s.total_deadline, TimeoutPhase::Total, s.timeouts.1)
-        } else {
-            let first = s.first_deadline.min(s.total_deadline);
-            (first, TimeoutPhase::FirstToken, s.timeouts.0)
-        };
+        let (deadline, phase, after) = s.clock.next_deadline();
         match timeout_at(deadline, s.body.next()).await {
             Err(_) => {
                 s.finished = true;
@@ -425,7 +414,7 @@ impl StreamState {
             text,
         };
         if !chunk.text.is_empty() || chunk.finish_reason.is_some() {
-            self.seen_token = true;
+            self.clock.seen_token = true;
         }
         self.pending.push_back(Ok(chunk));
     }

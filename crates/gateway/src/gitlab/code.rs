@@ -393,6 +393,27 @@ fn pieces(
         .map(Ok)
 }
 
+/// `stream: true` on v2 and v3: the cleaned text pieces, without SSE framing.
+fn raw_text(up: ChunkStream, sc: Option<StopScanner>) -> Response {
+    let mut r = Response::new(Body::from_stream(pieces(up, sc, None, None, |t| {
+        Bytes::from(t.to_string())
+    })));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    r
+}
+
+/// GitLab drops empty suggestions rather than sending an empty choice.
+fn choices(text: String) -> Vec<Value> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({"text": text, "index": 0, "finish_reason": "length"})]
+    }
+}
+
 fn model_json(engine: &str, name: &str, lang: &str) -> Value {
     json!({"engine": engine, "name": name, "lang": lang})
 }
@@ -416,16 +437,7 @@ async fn v2(
         log_input(&sel, &ask);
     }
     match answer(&state, &sel, &ask, use_case, &cid).await? {
-        Answer::Stream(up, sc) => {
-            let mut r = Response::new(Body::from_stream(pieces(up, sc, None, None, |t| {
-                Bytes::from(t.to_string())
-            })));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream; charset=utf-8"),
-            );
-            Ok(r)
-        }
+        Answer::Stream(up, sc) => Ok(raw_text(up, sc)),
         Answer::Whole { text, usage } => {
             if verbose {
                 log_output(&sel, &text, usage);
@@ -438,11 +450,7 @@ async fn v2(
                 "context_tokens_sent": 0,
                 "context_tokens_used": 0,
             });
-            let choices: Vec<Value> = if text.is_empty() {
-                Vec::new()
-            } else {
-                vec![json!({"text": text, "index": 0, "finish_reason": "length"})]
-            };
+            let choices = choices(text);
             Ok(Json(json!({
                 "id": "id",
                 "model": model,
@@ -541,25 +549,12 @@ async fn v3_or_v4(
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
             Ok(r)
         }
-        Answer::Stream(up, sc) => {
-            let mut r = Response::new(Body::from_stream(pieces(up, sc, None, None, |t| {
-                Bytes::from(t.to_string())
-            })));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream; charset=utf-8"),
-            );
-            Ok(r)
-        }
+        Answer::Stream(up, sc) => Ok(raw_text(up, sc)),
         Answer::Whole { text, usage } => {
             if verbose {
                 log_output(&sel, &text, usage);
             }
-            let choices: Vec<Value> = if text.is_empty() {
-                Vec::new()
-            } else {
-                vec![json!({"text": text, "index": 0, "finish_reason": "length"})]
-            };
+            let choices = choices(text);
             Ok(
                 Json(json!({"choices": choices, "metadata": metadata, "model": model}))
                     .into_response(),
