@@ -193,6 +193,10 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
+    // With the access log off, the body needs no watching.
+    if !tracing::enabled!(target: "hearth::access", tracing::Level::INFO) {
+        return response;
+    }
     let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
     let log = AccessLog {

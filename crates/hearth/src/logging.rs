@@ -3,7 +3,6 @@
 
 use std::fs::OpenOptions;
 use std::path::Path;
-use std::sync::Mutex;
 
 use anyhow::Context;
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,22 +29,47 @@ where
     }
 }
 
-pub(crate) fn init(level: &str, format: LogFormat, file: Option<&Path>) -> anyhow::Result<()> {
+/// Keeps the background log writers running; dropping it flushes what is queued.
+pub(crate) struct LogGuard(#[allow(dead_code)] Vec<tracing_appender::non_blocking::WorkerGuard>);
+
+/// Lines are handed to a writer thread, so a request never waits on a write to stdout or the
+/// file; the queue is lossless (a full queue makes the logger wait rather than drop lines).
+fn background<W: std::io::Write + Send + 'static>(
+    w: W,
+) -> (
+    tracing_appender::non_blocking::NonBlocking,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(w)
+}
+
+pub(crate) fn init(
+    level: &str,
+    format: LogFormat,
+    file: Option<&Path>,
+) -> anyhow::Result<LogGuard> {
     let filter = EnvFilter::try_new(level)
         .with_context(|| format!("log level {level:?} is not a level (error, warn, info, debug, trace) or a tracing filter"))?;
     let stdout_is_tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let mut layers: Vec<BoxedLayer> = vec![layer(format, std::io::stdout, stdout_is_tty)];
+    let (stdout, stdout_guard) = background(std::io::stdout());
+    let mut guards = vec![stdout_guard];
+    let mut layers: Vec<BoxedLayer> = vec![layer(format, stdout, stdout_is_tty)];
     if let Some(path) = file {
         let f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open log file {}", path.display()))?;
-        layers.push(layer(format, Mutex::new(f), false));
+        let (writer, guard) = background(f);
+        guards.push(guard);
+        layers.push(layer(format, writer, false));
     }
     tracing_subscriber::registry()
         .with(layers)
         .with(filter)
         .try_init()
-        .context("logging was already set up")
+        .context("logging was already set up")?;
+    Ok(LogGuard(guards))
 }

@@ -21,7 +21,8 @@ const MIN_ADMIN_TOKEN_LEN: usize = 16;
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = config::resolve(&args)?;
     let args_force = args.auth_bypass_force;
-    logging::init(&cfg.log_level, cfg.log_format, cfg.log_file.as_deref())?;
+    // Held to the end of `run`, so queued log lines are flushed before the process exits.
+    let _logs = logging::init(&cfg.log_level, cfg.log_format, cfg.log_file.as_deref())?;
 
     // Read once: Bedrock credentials and region from the environment or the AWS profile.
     let aws = hearth_providers::AwsDefaults::from_env();
