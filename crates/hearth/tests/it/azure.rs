@@ -2,12 +2,11 @@
 //! with `api-version` and the v1 form, `api-key` or an Entra bearer token, a first stream
 //! chunk without choices, content-filter answers, DeploymentNotFound and retry headers.
 
-use futures_util::StreamExt;
 use hearth_testkit::{FakeUpstream, Reply};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Hearth, SECRET};
+use crate::harness::{Hearth, SECRET, post, sse_json};
 
 const KEY: &str = "azure-key-SECRET-MARKER-7f3a9c";
 
@@ -32,26 +31,6 @@ async fn setup(api_version: Option<&str>, api_key: &str) -> (Hearth, FakeUpstrea
         assert_eq!(s, StatusCode::OK, "{b}");
     }
     (h, up, id)
-}
-
-async fn post(h: &Hearth, path: &str, body: Value) -> reqwest::Response {
-    h.http().post(h.url(path)).json(&body).send().await.unwrap()
-}
-
-async fn events(resp: reqwest::Response) -> Vec<Value> {
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut raw = Vec::new();
-    let mut s = resp.bytes_stream();
-    while let Some(c) = s.next().await {
-        raw.extend_from_slice(&c.unwrap());
-    }
-    let text = String::from_utf8(raw).unwrap();
-    assert!(text.ends_with("data: [DONE]\n\n"));
-    text.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -86,7 +65,7 @@ async fn classic_deployments_url_with_api_key_both_routes_streamed_and_not() {
         chunks: vec!["Hi".into(), " there".into()],
         finish: "stop",
     });
-    let chunks = events(
+    let chunks = sse_json(
         post(
             &h,
             "/v1/chat/completions",
@@ -132,7 +111,7 @@ async fn classic_deployments_url_with_api_key_both_routes_streamed_and_not() {
         chunks: vec!["c = ".into(), "a + b".into()],
         finish: "stop",
     });
-    let chunks = events(
+    let chunks = sse_json(
         post(
             &h,
             "/v1/completions",
@@ -199,7 +178,7 @@ async fn content_filter_answers_are_surfaced() {
     up.script(Reply::ContentFiltered {
         chunks: vec!["partial".into()],
     });
-    let chunks = events(
+    let chunks = sse_json(
         post(
             &h,
             "/v1/chat/completions",

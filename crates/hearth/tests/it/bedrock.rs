@@ -2,12 +2,11 @@
 //! its own and answers in real event-stream frames: each catalog family on Bedrock through
 //! both routes, streamed and not; broken frames, exceptions, cut streams; Bedrock's errors.
 
-use futures_util::StreamExt;
 use hearth_testkit::{ACCESS_KEY, API_KEY, BedrockReply, FakeBedrock, REGION, SECRET_KEY};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Hearth, Options};
+use crate::harness::{Hearth, Options, post, sse_json};
 
 const CLAUDE: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 const MIXTRAL: &str = "mistral.mixtral-8x7b-instruct-v0:1";
@@ -38,27 +37,6 @@ async fn setup() -> (Hearth, FakeBedrock) {
         assert_eq!(s, StatusCode::OK, "{b}");
     }
     (h, fb)
-}
-
-async fn post(h: &Hearth, path: &str, body: Value) -> reqwest::Response {
-    h.http().post(h.url(path)).json(&body).send().await.unwrap()
-}
-
-/// The data events of an SSE answer (without `[DONE]`), checking the framing.
-async fn events(resp: reqwest::Response) -> Vec<Value> {
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut raw = Vec::new();
-    let mut s = resp.bytes_stream();
-    while let Some(c) = s.next().await {
-        raw.extend_from_slice(&c.unwrap());
-    }
-    let text = String::from_utf8(raw).unwrap();
-    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    text.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect()
 }
 
 fn streamed_text(events: &[Value]) -> String {
@@ -102,7 +80,7 @@ async fn every_bedrock_family_through_both_routes_streamed_and_not() {
             chunks: vec!["Hel".into(), "lo".into()],
             stop_reason: "max_tokens",
         });
-        let ev = events(
+        let ev = sse_json(
             post(
                 &h,
                 "/v1/chat/completions",
@@ -171,7 +149,7 @@ async fn every_bedrock_family_through_both_routes_streamed_and_not() {
             chunks: vec!["c = ".into(), "a + b".into()],
             stop_reason: "end_turn",
         });
-        let ev = events(
+        let ev = sse_json(
             post(
                 &h,
                 "/v1/completions",
@@ -285,7 +263,7 @@ async fn broken_streams_end_in_an_error_event_never_a_hang() {
                 "/v1/completions"
             };
             let body = json!({"model": model, "stream": true, "prompt": "x", "messages": [{"role": "user", "content": "x"}]});
-            let ev = events(post(&h, path, body).await).await;
+            let ev = sse_json(post(&h, path, body).await).await;
             assert_eq!(streamed_text(&ev), "ok ", "{needle} / {model}");
             let msg = ev.last().unwrap()["error"]["message"]
                 .as_str()

@@ -326,3 +326,41 @@ pub fn expect_error(got: &(StatusCode, Value), status: StatusCode, field: Option
     assert_eq!(body["error"]["field"].as_str(), field, "{body}");
     body["error"]["message"].as_str().unwrap().to_string()
 }
+
+/// A POST to an inference route, without admin credentials.
+pub async fn post(h: &Hearth, path: &str, body: Value) -> reqwest::Response {
+    h.http().post(h.url(path)).json(&body).send().await.unwrap()
+}
+
+/// Reads a whole SSE answer and returns its `data:` payloads, `[DONE]` last, after checking
+/// the framing: status 200, `text/event-stream`, only data events, `[DONE]` at the end.
+pub async fn sse_payloads(resp: reqwest::Response) -> Vec<String> {
+    use futures_util::StreamExt;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut raw = Vec::new();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        raw.extend_from_slice(&chunk.unwrap());
+    }
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text:?}");
+    text.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not a data event: {e:?}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The JSON events of an SSE answer, without `[DONE]`.
+pub async fn sse_json(resp: reqwest::Response) -> Vec<Value> {
+    let mut payloads = sse_payloads(resp).await;
+    payloads.pop();
+    payloads
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect()
+}

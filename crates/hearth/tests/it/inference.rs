@@ -9,7 +9,7 @@ use hearth_testkit::{FakeUpstream, Reply};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Hearth, Options};
+use crate::harness::{Hearth, Options, post, sse_payloads};
 
 /// Hearth with beta models on, one deployment per `(name, family, served name)` on `up`, and
 /// code completion bound to the first.
@@ -44,30 +44,6 @@ async fn setup_with(
 
 fn bind(id: i64) -> Value {
     json!({"provider": "self_hosted", "self_hosted_model_id": id})
-}
-
-async fn post(h: &Hearth, path: &str, body: Value) -> reqwest::Response {
-    h.http().post(h.url(path)).json(&body).send().await.unwrap()
-}
-
-/// Reads a whole SSE response and returns its `data:` payloads, checking the framing.
-async fn sse_events(resp: reqwest::Response) -> Vec<String> {
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut raw = Vec::new();
-    let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        raw.extend_from_slice(&chunk.unwrap());
-    }
-    let text = String::from_utf8(raw).unwrap();
-    assert!(text.ends_with("data: [DONE]\n\n"), "{text:?}");
-    text.split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            e.strip_prefix("data: ")
-                .unwrap_or_else(|| panic!("not a data event: {e:?}"))
-                .to_string()
-        })
-        .collect()
 }
 
 /// The message of the error event a failed stream ends with (just before `[DONE]`).
@@ -198,7 +174,7 @@ async fn streams_pass_through_split_bytes_in_openai_framing_with_usage() {
     .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers().contains_key("x-hearth-overhead-ms"));
-    let events = sse_events(resp).await;
+    let events = sse_payloads(resp).await;
     assert_eq!(texts(&events), pieces.concat());
     let parsed: Vec<Value> = events[..events.len() - 1]
         .iter()
@@ -234,7 +210,7 @@ async fn stop_sequences_are_cut_across_chunks_and_never_shown() {
         chunks: chunks.clone(),
         finish: "length",
     });
-    let events = sse_events(
+    let events = sse_payloads(
         post(
             &h,
             "/v1/completions",
@@ -302,7 +278,7 @@ async fn failures_after_the_stream_started_become_an_error_event_then_done() {
         chunks: vec!["partial".into()],
         error: json!({"error": {"message": "CUDA out of memory", "type": "InternalServerError", "code": 500}}),
     });
-    let events = sse_events(
+    let events = sse_payloads(
         post(
             &h,
             "/v1/completions",
@@ -318,7 +294,7 @@ async fn failures_after_the_stream_started_become_an_error_event_then_done() {
     up.script(Reply::Cut {
         chunks: vec!["half".into()],
     });
-    let events = sse_events(
+    let events = sse_payloads(
         post(
             &h,
             "/v1/completions",
@@ -485,7 +461,7 @@ async fn each_timeout_is_a_504_or_an_error_event() {
         chunks: vec!["some".into()],
         wait: Duration::from_millis(1500),
     });
-    let events = sse_events(
+    let events = sse_payloads(
         post(
             &h,
             "/v1/completions",
@@ -688,7 +664,7 @@ async fn chat_whole_and_streamed() {
         chunks: vec!["Hel".into(), "lo".into()],
         finish: "stop",
     });
-    let events = sse_events(
+    let events = sse_payloads(
         post(
             &h,
             "/v1/chat/completions",
