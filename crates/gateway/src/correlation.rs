@@ -189,27 +189,30 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
     let gitlab = gitlab_context(req.headers());
 
     let span = tracing::info_span!("request", correlation_id = %id);
-    let mut response = next.run(req).instrument(span.clone()).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HEADER, value);
-    }
-    // With the access log off, the body needs no watching.
-    if !tracing::enabled!(target: "hearth::access", tracing::Level::INFO) {
-        return response;
-    }
-    let status = response.status().as_u16();
-    let (parts, body) = response.into_parts();
-    let log = AccessLog {
+    // With the access log off, the request and its body need no watching.
+    let logging = tracing::enabled!(target: "hearth::access", tracing::Level::INFO);
+    let header_value = HeaderValue::from_str(&id).ok();
+    // Written as 499 if the client leaves before the handler answers (this future is dropped).
+    let mut unanswered = Unanswered(logging.then(|| AccessLog {
         id,
         method,
         path,
-        status,
+        status: crate::telemetry::CLIENT_CLOSED,
         client_ip,
         gitlab,
         started,
         first_chunk: None,
-        span,
+        span: span.clone(),
+    }));
+    let mut response = next.run(req).instrument(span).await;
+    if let Some(value) = header_value {
+        response.headers_mut().insert(HEADER, value);
+    }
+    let Some(mut log) = unanswered.0.take() else {
+        return response;
     };
+    log.status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
     Response::from_parts(
         parts,
         Body::new(LoggedBody {
@@ -217,4 +220,15 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
             log: Some(log),
         }),
     )
+}
+
+/// The access line of a request still waiting for its handler.
+struct Unanswered(Option<AccessLog>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(log) = self.0.take() {
+            log.write(false);
+        }
+    }
 }

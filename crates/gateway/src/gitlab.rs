@@ -54,6 +54,14 @@ pub(crate) async fn authorize(
     Ok(principal)
 }
 
+/// A place for one call to `deployment`, or GitLab's 503 (see `admission`).
+pub(crate) async fn admit(
+    state: &AppState,
+    deployment: &str,
+) -> Result<crate::admission::Permit, GitlabError> {
+    Ok(crate::openai::admit(state, deployment).await?)
+}
+
 /// The feature flags GitLab says are on, echoed in `metadata.enabled_feature_flags`.
 pub(crate) fn feature_flags(headers: &HeaderMap) -> Vec<String> {
     headers

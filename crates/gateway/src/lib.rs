@@ -5,6 +5,7 @@
 //! place (`error.rs`). The domain lives in `hearth-registry` and `hearth-catalog`.
 
 mod admin;
+mod admission;
 mod correlation;
 mod error;
 mod extract;
@@ -12,24 +13,30 @@ mod gitlab;
 mod inference;
 mod monitoring;
 mod openai;
+mod pump;
 mod routing;
+mod server;
 mod telemetry;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::from_fn;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hearth_providers::{AwsDefaults, Providers};
 use hearth_registry::Registry;
-use secrecy::SecretString;
-use tokio::net::TcpListener;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
+pub use admission::AdmissionLimits;
 pub use correlation::CorrelationId;
+pub use server::{OVERFLOW_CONNECTIONS, ServeOptions, serve};
 
 use crate::error::ApiError;
 
@@ -51,6 +58,15 @@ pub(crate) struct AppState {
     gitlab_bypass: bool,
     /// Requests may name their own model endpoint (GitLab's custom models).
     custom_models: bool,
+    admission: Arc<admission::Admission>,
+    /// Lets non-loopback scrapers read `/metrics`.
+    metrics_token: Option<Arc<SecretString>>,
+}
+
+impl FromRef<AppState> for Arc<Registry> {
+    fn from_ref(state: &AppState) -> Self {
+        state.registry.clone()
+    }
 }
 
 /// How the server is exposed, which decides what is safe to answer without credentials.
@@ -67,14 +83,30 @@ pub struct RouterOptions {
     pub gitlab_auth_bypass: bool,
     /// Refuse GitLab requests that name their own model endpoint (custom models off).
     pub custom_models_disabled: bool,
+    /// Caps on model-server calls in flight.
+    pub admission: AdmissionLimits,
+    /// The longest wait for the next piece of a request body (default 30 s).
+    pub body_timeout: Option<Duration>,
+    /// Bearer token for `/metrics` from beyond loopback (loopback needs none).
+    pub metrics_token: Option<SecretString>,
 }
 
-/// Builds the router; `serve` runs it. Split so tests can drive it without a socket.
-pub fn router(
+/// The routers `serve` runs: the whole API, and the small one that answers connections past
+/// the connection cap (health checks, and 503 for the rest).
+pub struct Gateway {
+    pub router: Router,
+    pub overflow: Router,
+}
+
+/// The default for [`RouterOptions::body_timeout`].
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the routers; [`serve`] runs them. Split so tests can drive them without a socket.
+pub fn build(
     registry: Arc<Registry>,
     admin_token: SecretString,
     options: RouterOptions,
-) -> Router {
+) -> Gateway {
     let state = AppState {
         registry,
         admin_token: Arc::new(admin_token),
@@ -88,8 +120,10 @@ pub fn router(
         gitlab: Arc::new(gitlab::Verifier::new(options.gitlab_url)),
         gitlab_bypass: options.gitlab_auth_bypass,
         custom_models: !options.custom_models_disabled,
+        admission: Arc::new(admission::Admission::new(options.admission)),
+        metrics_token: options.metrics_token.map(Arc::new),
     };
-    Router::new()
+    let router = Router::new()
         .route("/monitoring/healthz", get(monitoring::healthz))
         .route("/monitoring/ready", get(monitoring::ready))
         .route("/metrics", get(metrics))
@@ -99,35 +133,71 @@ pub fn router(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyTimeoutLayer::new(
+            options.body_timeout.unwrap_or(BODY_TIMEOUT),
+        ))
         .layer(from_fn(correlation::middleware))
-        .with_state(state)
+        .with_state(state.clone());
+    let overflow = Router::new()
+        .route("/monitoring/healthz", get(monitoring::healthz))
+        .route("/monitoring/ready", get(monitoring::ready))
+        .fallback(at_connection_cap)
+        .with_state(state.registry.clone());
+    Gateway { router, overflow }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
-
-async fn metrics(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> impl axum::response::IntoResponse {
+/// Prometheus text. Loopback scrapers need nothing; others need the metrics token.
+async fn metrics(State(state): State<AppState>, req: Request) -> Response {
+    let from_loopback = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
+    if !from_loopback {
+        let Some(expected) = &state.metrics_token else {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "metrics_loopback_only",
+                "/metrics answers loopback clients only; set HEARTH_METRICS_TOKEN and scrape with `Authorization: Bearer <token>`",
+            )
+            .into_response();
+        };
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(
+            presented
+                .as_bytes()
+                .ct_eq(expected.expose_secret().as_bytes()),
+        ) {
+            return ApiError::unauthorized(
+                "/metrics needs `Authorization: Bearer <metrics token>` (HEARTH_METRICS_TOKEN)",
+            )
+            .into_response();
+        }
+    }
     (
         [(
-            axum::http::header::CONTENT_TYPE,
+            header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.encode(),
     )
+        .into_response()
+}
+
+/// Every route but health on a connection past the cap.
+async fn at_connection_cap() -> Response {
+    let mut response = openai::error::OaiError::overloaded(
+        "Hearth is at its connection limit (--max-connections); retry shortly".into(),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn not_found() -> ApiError {

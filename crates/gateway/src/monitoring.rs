@@ -7,7 +7,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use std::sync::Arc;
+
+use hearth_registry::Registry;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -17,8 +19,8 @@ pub(crate) async fn healthz() -> Json<Value> {
 }
 
 /// 200 when the database answers, else 503 with the reason.
-pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match tokio::time::timeout(READY_TIMEOUT, state.registry.ping()).await {
+pub(crate) async fn ready(State(registry): State<Arc<Registry>>) -> (StatusCode, Json<Value>) {
+    match tokio::time::timeout(READY_TIMEOUT, registry.ping()).await {
         Ok(Ok(())) => (
             StatusCode::OK,
             Json(json!({"status": "ready", "database": "ok"})),

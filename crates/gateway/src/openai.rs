@@ -16,6 +16,7 @@ use hearth_catalog::Feature;
 use tokio::time::Instant;
 
 use crate::AppState;
+use crate::admission::Permit;
 use crate::openai::error::OaiError;
 use crate::routing::Route;
 use crate::telemetry::Exchange;
@@ -102,7 +103,16 @@ pub(crate) fn check_sampling(
     Ok(stops)
 }
 
+/// A place for one call to `deployment`, or the 503 that sheds the request.
+pub(crate) async fn admit(state: &AppState, deployment: &str) -> Result<Permit, OaiError> {
+    state.admission.admit(deployment).await.map_err(|o| {
+        state.metrics.shed(deployment, o.scope);
+        OaiError::overloaded(o.message(deployment))
+    })
+}
+
 pub(crate) fn exchange(
+    state: &AppState,
     route: &Route,
     feature: Feature,
     correlation_id: &str,
@@ -110,20 +120,16 @@ pub(crate) fn exchange(
     prompt: String,
     started: Instant,
 ) -> Exchange {
-    Exchange {
+    Exchange::new(
+        state.metrics.clone(),
         feature,
-        deployment: route.deployment.name.clone(),
-        upstream_model: route.deployment.upstream_model().to_string(),
-        correlation_id: correlation_id.to_string(),
+        route.deployment.name.clone(),
+        route.deployment.upstream_model().to_string(),
+        correlation_id.to_string(),
         verbose,
-        prompt: if verbose { prompt } else { String::new() },
-        completion: String::new(),
+        prompt,
         started,
-        upstream_time: std::time::Duration::ZERO,
-        first_token: None,
-        usage: None,
-        overhead: std::time::Duration::ZERO,
-    }
+    )
 }
 
 /// `x-hearth-overhead-ms` with three decimals.

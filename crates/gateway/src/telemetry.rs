@@ -1,6 +1,7 @@
 //! Metrics (Prometheus text at `/metrics`) and the per-request record that feeds them and the
 //! opt-in verbose AI log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_catalog::Feature;
@@ -37,6 +38,16 @@ struct FeatureLabels {
     feature: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    deployment: String,
+    /// `gateway` or `deployment`: which cap was full.
+    scope: String,
+}
+
+/// Client disconnect status, as nginx logs it.
+pub(crate) const CLIENT_CLOSED: u16 = 499;
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -57,6 +68,7 @@ pub(crate) struct Metrics {
     time_to_first_token: Histograms<DeploymentLabels>,
     tokens: Family<TokenLabels, Counter>,
     overhead: Histograms<FeatureLabels>,
+    shed: Family<ShedLabels, Counter>,
 }
 
 impl Metrics {
@@ -70,6 +82,7 @@ impl Metrics {
             Family::new_with_constructor(latency_histogram);
         let tokens = Family::<TokenLabels, Counter>::default();
         let overhead: Histograms<FeatureLabels> = Family::new_with_constructor(overhead_histogram);
+        let shed = Family::<ShedLabels, Counter>::default();
         registry.register(
             "requests",
             "Inference requests by feature, deployment and HTTP status",
@@ -100,6 +113,11 @@ impl Metrics {
             "Time spent inside Hearth per request, excluding waiting on the model server",
             overhead.clone(),
         );
+        registry.register(
+            "shed",
+            "Requests answered 503 because the in-flight cap (gateway or deployment) was full",
+            shed.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -108,7 +126,18 @@ impl Metrics {
             time_to_first_token,
             tokens,
             overhead,
+            shed,
         }
+    }
+
+    /// Counts a request shed by admission control.
+    pub(crate) fn shed(&self, deployment: &str, scope: &str) {
+        self.shed
+            .get_or_create(&ShedLabels {
+                deployment: deployment.to_string(),
+                scope: scope.to_string(),
+            })
+            .inc();
     }
 
     pub(crate) fn encode(&self) -> String {
@@ -131,8 +160,10 @@ impl Metrics {
     }
 }
 
-/// What one inference request did, recorded once when it ends.
+/// What one inference request did, recorded once when it ends — or, if it is dropped first
+/// (the client left), recorded then as 499.
 pub(crate) struct Exchange {
+    pub metrics: Arc<Metrics>,
     pub feature: Feature,
     pub deployment: String,
     pub upstream_model: String,
@@ -146,9 +177,39 @@ pub(crate) struct Exchange {
     pub first_token: Option<Duration>,
     pub usage: Option<Usage>,
     pub overhead: Duration,
+    recorded: bool,
 }
 
 impl Exchange {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        feature: Feature,
+        deployment: String,
+        upstream_model: String,
+        correlation_id: String,
+        verbose: bool,
+        prompt: String,
+        started: Instant,
+    ) -> Exchange {
+        Exchange {
+            metrics,
+            feature,
+            deployment,
+            upstream_model,
+            correlation_id,
+            verbose,
+            prompt: if verbose { prompt } else { String::new() },
+            completion: String::new(),
+            started,
+            upstream_time: Duration::ZERO,
+            first_token: None,
+            usage: None,
+            overhead: Duration::ZERO,
+            recorded: false,
+        }
+    }
+
     pub(crate) fn record_text(&mut self, text: &str) {
         if self.first_token.is_none() && !text.is_empty() {
             self.first_token = Some(self.started.elapsed());
@@ -158,7 +219,13 @@ impl Exchange {
         }
     }
 
-    pub(crate) fn finish(self, metrics: &Metrics, status: u16, error: Option<&str>) {
+    pub(crate) fn finish(mut self, status: u16, error: Option<&str>) {
+        self.record(status, error);
+    }
+
+    fn record(&mut self, status: u16, error: Option<&str>) {
+        self.recorded = true;
+        let metrics = &*self.metrics;
         let feature = self.feature.as_str().to_string();
         let labels = RequestLabels {
             feature: feature.clone(),
@@ -219,6 +286,17 @@ impl Exchange {
                 overhead_us = self.overhead.as_micros() as u64,
                 status_code = status,
                 "ai request"
+            );
+        }
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.record(
+                CLIENT_CLOSED,
+                Some("the client disconnected before the answer ended"),
             );
         }
     }

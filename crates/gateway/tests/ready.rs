@@ -20,7 +20,7 @@ async fn ready_turns_503_with_the_reason_when_the_database_is_gone() {
         .await
         .unwrap(),
     );
-    let router = hearth_gateway::router(
+    let gateway = hearth_gateway::build(
         registry.clone(),
         SecretString::from("x".repeat(20)),
         hearth_gateway::RouterOptions {
@@ -31,9 +31,14 @@ async fn ready_turns_503_with_the_reason_when_the_database_is_gone() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(hearth_gateway::serve(listener, router, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(hearth_gateway::serve(
+        listener,
+        gateway,
+        hearth_gateway::ServeOptions::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let http = reqwest::Client::new();
 
     let ready = http

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -77,6 +78,42 @@ pub(crate) struct ServeArgs {
     /// Allow the auth bypass on a non-loopback address too
     #[arg(long, env = "HEARTH_AUTH_BYPASS_FORCE", default_value_t = false)]
     pub auth_bypass_force: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits and timeouts of `hearth serve` (docs/operations.md explains each).
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct LimitArgs {
+    /// Time a client has to send a request's headers; also the longest idle keep-alive [default: 30s]
+    #[arg(long, env = "HEARTH_HEADER_TIMEOUT", value_parser = duration)]
+    pub header_timeout: Option<Duration>,
+    /// Longest pause while a client sends a request body [default: 30s]
+    #[arg(long, env = "HEARTH_BODY_TIMEOUT", value_parser = duration)]
+    pub body_timeout: Option<Duration>,
+    /// On SIGTERM, how long requests in flight may take before they are cut [default: 30s]
+    #[arg(long, env = "HEARTH_DRAIN_TIMEOUT", value_parser = duration)]
+    pub drain_timeout: Option<Duration>,
+    /// Open client connections served; more get 503 (health checks still answer) [default: 4096]
+    #[arg(long, env = "HEARTH_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Model-server calls in flight across all deployments [default: 1024]
+    #[arg(long, env = "HEARTH_MAX_IN_FLIGHT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: Option<u32>,
+    /// Model-server calls in flight to one deployment [default: 256]
+    #[arg(long, env = "HEARTH_MAX_IN_FLIGHT_PER_DEPLOYMENT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight_per_deployment: Option<u32>,
+    /// Requests that may wait for a place when a cap is full [default: 128]
+    #[arg(long, env = "HEARTH_MAX_QUEUED")]
+    pub max_queued: Option<u32>,
+    /// Longest wait for a place before the request gets 503 [default: 2s]
+    #[arg(long, env = "HEARTH_QUEUE_TIMEOUT", value_parser = duration)]
+    pub queue_timeout: Option<Duration>,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; write a duration such as 30s, 500ms or 2m"))
 }
 
 /// How CLI commands reach a running Hearth.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::cli::{LogFormat, ServeArgs};
+use crate::cli::{LimitArgs, LogFormat, ServeArgs};
 
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:5052";
 
@@ -20,6 +20,21 @@ struct FileConfig {
     gitlab_url: Option<String>,
     auth_bypass: Option<bool>,
     log: Option<LogSection>,
+    limits: Option<LimitSection>,
+}
+
+/// `[limits]`: the same names as the flags, durations written like "30s".
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitSection {
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    drain_timeout: Option<String>,
+    max_connections: Option<u32>,
+    max_in_flight: Option<u32>,
+    max_in_flight_per_deployment: Option<u32>,
+    max_queued: Option<u32>,
+    queue_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -42,6 +57,7 @@ pub(crate) struct ServeConfig {
     pub log_level: String,
     pub log_format: LogFormat,
     pub log_file: Option<PathBuf>,
+    pub limits: LimitArgs,
 }
 
 pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
@@ -78,7 +94,9 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
             "true" | "1" | "yes" | "on"
         )
     };
+    let limits = limits(&args.limits, file.limits.unwrap_or_default())?;
     Ok(ServeConfig {
+        limits,
         listen,
         data_dir: args
             .data_dir
@@ -119,6 +137,49 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
             .auth_bypass
             .or(file.auth_bypass)
             .unwrap_or_else(|| aigw("AUTH__BYPASS_EXTERNAL").is_some_and(|v| bool_text(&v))),
+    })
+}
+
+/// Flags (and their environment variables) over the file's `[limits]`.
+fn limits(args: &LimitArgs, file: LimitSection) -> anyhow::Result<LimitArgs> {
+    let duration = |name: &str, text: Option<String>| -> anyhow::Result<_> {
+        text.map(|t| {
+            humantime::parse_duration(&t).with_context(|| {
+                format!("config file: limits.{name} = {t:?} is not a duration such as \"30s\"")
+            })
+        })
+        .transpose()
+    };
+    let positive = |name: &str, n: Option<u32>| -> anyhow::Result<_> {
+        match n {
+            Some(0) => bail!("config file: limits.{name} must be at least 1"),
+            n => Ok(n),
+        }
+    };
+    Ok(LimitArgs {
+        header_timeout: args
+            .header_timeout
+            .or(duration("header_timeout", file.header_timeout)?),
+        body_timeout: args
+            .body_timeout
+            .or(duration("body_timeout", file.body_timeout)?),
+        drain_timeout: args
+            .drain_timeout
+            .or(duration("drain_timeout", file.drain_timeout)?),
+        max_connections: args
+            .max_connections
+            .or(positive("max_connections", file.max_connections)?),
+        max_in_flight: args
+            .max_in_flight
+            .or(positive("max_in_flight", file.max_in_flight)?),
+        max_in_flight_per_deployment: args.max_in_flight_per_deployment.or(positive(
+            "max_in_flight_per_deployment",
+            file.max_in_flight_per_deployment,
+        )?),
+        max_queued: args.max_queued.or(file.max_queued),
+        queue_timeout: args
+            .queue_timeout
+            .or(duration("queue_timeout", file.queue_timeout)?),
     })
 }
 
@@ -185,6 +246,35 @@ mod tests {
         assert_eq!(c.log_level, "debug");
         let c = resolve(&args(&["--config", p])).unwrap();
         assert_eq!(c.listen.port(), 7000);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn limits_come_from_flags_over_the_file() {
+        let path = write(
+            "[limits]\nheader_timeout = \"5s\"\nmax_connections = 10\ndrain_timeout = \"1m\"\n",
+        );
+        let p = path.to_str().unwrap();
+        let c = resolve(&args(&["--config", p, "--max-connections", "20"])).unwrap();
+        assert_eq!(
+            c.limits.header_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            c.limits.drain_timeout,
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(c.limits.max_connections, Some(20));
+        assert_eq!(c.limits.max_in_flight, None);
+        std::fs::write(&path, "[limits]\nqueue_timeout = \"soon\"\n").unwrap();
+        let err = resolve(&args(&["--config", p])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("limits.queue_timeout"),
+            "{err:#}"
+        );
+        std::fs::write(&path, "[limits]\nmax_in_flight = 0\n").unwrap();
+        let err = resolve(&args(&["--config", p])).unwrap_err();
+        assert!(format!("{err:#}").contains("at least 1"), "{err:#}");
         std::fs::remove_file(path).unwrap();
     }
 

@@ -100,7 +100,35 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "no GitLab URL (HEARTH_GITLAB_URL / AIGW_GITLAB_URL): the GitLab routes refuse every request"
         );
     }
-    let router = hearth_gateway::router(
+    let metrics_token = match env_secret("HEARTH_METRICS_TOKEN") {
+        Some(token) if token.len() < MIN_ADMIN_TOKEN_LEN => anyhow::bail!(
+            "HEARTH_METRICS_TOKEN must be at least {MIN_ADMIN_TOKEN_LEN} characters (make one with `openssl rand -hex 24`)"
+        ),
+        Some(token) => Some(SecretString::from(token)),
+        None => {
+            if !loopback {
+                tracing::info!(
+                    "/metrics answers loopback clients only; set HEARTH_METRICS_TOKEN to let a remote scraper in"
+                );
+            }
+            None
+        }
+    };
+    let limits = &cfg.limits;
+    let defaults = hearth_gateway::AdmissionLimits::default();
+    let admission = hearth_gateway::AdmissionLimits {
+        max_in_flight: limits
+            .max_in_flight
+            .map_or(defaults.max_in_flight, |n| n as usize),
+        max_in_flight_per_deployment: limits
+            .max_in_flight_per_deployment
+            .map_or(defaults.max_in_flight_per_deployment, |n| n as usize),
+        max_queued: limits
+            .max_queued
+            .map_or(defaults.max_queued, |n| n as usize),
+        queue_timeout: limits.queue_timeout.unwrap_or(defaults.queue_timeout),
+    };
+    let gateway = hearth_gateway::build(
         registry.clone(),
         admin_token,
         hearth_gateway::RouterOptions {
@@ -110,12 +138,62 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             gitlab_url: cfg.gitlab_url.clone(),
             gitlab_auth_bypass: cfg.auth_bypass,
             custom_models_disabled: !cfg.custom_models,
+            admission,
+            body_timeout: limits.body_timeout,
+            metrics_token,
         },
     );
-    hearth_gateway::serve(listener, router, shutdown).await?;
+    let serve_defaults = hearth_gateway::ServeOptions::default();
+    let options = hearth_gateway::ServeOptions {
+        header_timeout: limits
+            .header_timeout
+            .unwrap_or(serve_defaults.header_timeout),
+        max_connections: connection_cap(
+            limits
+                .max_connections
+                .map_or(serve_defaults.max_connections, |n| n as usize),
+        ),
+        drain_timeout: limits.drain_timeout.unwrap_or(serve_defaults.drain_timeout),
+    };
+    tracing::info!(
+        max_connections = options.max_connections,
+        header_timeout_s = options.header_timeout.as_secs_f64(),
+        drain_timeout_s = options.drain_timeout.as_secs_f64(),
+        max_in_flight = admission.max_in_flight,
+        max_in_flight_per_deployment = admission.max_in_flight_per_deployment,
+        "limits"
+    );
+    hearth_gateway::serve(listener, gateway, options, shutdown).await?;
     registry.close().await;
     tracing::info!("hearth stopped");
     Ok(())
+}
+
+/// File descriptors kept for the database, log files and listener beyond the connections.
+const SPARE_FILES: u64 = 64;
+
+/// The connection cap that fits the open-file limit: the soft limit is raised to the hard
+/// one, and each client connection may need a second descriptor for its model server.
+fn connection_cap(wanted: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            return wanted;
+        }
+    };
+    let overflow = hearth_gateway::OVERFLOW_CONNECTIONS as u64;
+    let fits = (limit.saturating_sub(SPARE_FILES + overflow) / 2).max(1) as usize;
+    if wanted > fits {
+        tracing::warn!(
+            max_connections = wanted,
+            open_file_limit = limit,
+            using = fits,
+            "the open-file limit is too low for --max-connections; raise it (ulimit -n, LimitNOFILE=) to serve more"
+        );
+        return fits;
+    }
+    wanted
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are registered when this is called, not when

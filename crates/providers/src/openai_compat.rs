@@ -340,6 +340,12 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>,
             return None;
         }
         let (deadline, phase, after) = s.clock.next_deadline();
+        // `timeout_at` polls the read first: a server that always has bytes ready would
+        // never meet its deadline there.
+        if Instant::now() >= deadline {
+            s.finished = true;
+            return Some((Err(ProviderError::Timeout { phase, after }), s));
+        }
         match timeout_at(deadline, s.body.next()).await {
             Err(_) => {
                 s.finished = true;

@@ -42,6 +42,9 @@ pub enum Reply {
     StallAfter { chunks: Vec<String>, wait: Duration },
     /// Streams `count` chunks, one every `every`, and notes whether the client left early.
     Slow { count: usize, every: Duration },
+    /// Streams `count` chunks of `size` bytes of text as fast as the client takes them, and
+    /// notes whether the client left early (fills every buffer of a client that does not read).
+    Flood { count: usize, size: usize },
     /// `chunks`, then a chunk whose `finish_reason` is `content_filter` (Azure's filter).
     ContentFiltered { chunks: Vec<String> },
 }
@@ -251,34 +254,49 @@ async fn answer(
             stream_response(Body::from_stream(s))
         }
         Reply::Slow { count, every } => {
-            let guard = Abandon {
-                shared: shared.clone(),
-                finished: false,
-            };
-            let s = futures_util::stream::unfold(
-                (0usize, guard, f),
-                move |(i, mut guard, f)| async move {
-                    if i > count {
-                        return None;
-                    }
-                    if i == count {
-                        guard.finished = true;
-                        return Some((
-                            Ok::<_, std::convert::Infallible>(Bytes::from_static(
-                                b"data: [DONE]\n\n",
-                            )),
-                            (i + 1, guard, f),
-                        ));
-                    }
-                    tokio::time::sleep(every).await;
-                    guard.shared.slow_chunks_sent.fetch_add(1, Ordering::SeqCst);
-                    let event = f.event(&format!("tok{i} "), None);
-                    Some((Ok(Bytes::from(event)), (i + 1, guard, f)))
-                },
-            );
-            stream_response(Body::from_stream(s))
+            paced(shared, f, count, Some(every), |i| format!("tok{i} "))
         }
+        Reply::Flood { count, size } => paced(shared, f, count, None, move |_| "x".repeat(size)),
     }
+}
+
+/// `count` chunks made by `text`, each after `every` (or at once), then `[DONE]`; the body
+/// counts itself abandoned if dropped first.
+fn paced(
+    shared: Arc<Shared>,
+    f: Frames,
+    count: usize,
+    every: Option<Duration>,
+    text: impl Fn(usize) -> String + Send + Sync + 'static,
+) -> Response {
+    let guard = Abandon {
+        shared,
+        finished: false,
+    };
+    let text = Arc::new(text);
+    let s = futures_util::stream::unfold((0usize, guard, f), move |(i, mut guard, f)| {
+        let text = text.clone();
+        async move {
+            if i > count {
+                return None;
+            }
+            if i == count {
+                guard.finished = true;
+                return Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from_static(b"data: [DONE]\n\n")),
+                    (i + 1, guard, f),
+                ));
+            }
+            match every {
+                Some(every) => tokio::time::sleep(every).await,
+                None => tokio::task::yield_now().await,
+            }
+            guard.shared.slow_chunks_sent.fetch_add(1, Ordering::SeqCst);
+            let event = f.event(&text(i), None);
+            Some((Ok(Bytes::from(event)), (i + 1, guard, f)))
+        }
+    });
+    stream_response(Body::from_stream(s))
 }
 
 use futures_util::StreamExt;

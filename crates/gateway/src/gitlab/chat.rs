@@ -5,9 +5,7 @@
 //! (thought, action, input, observation); the model either picks the next action or gives the
 //! final answer, whose text is streamed as it arrives.
 
-use std::convert::Infallible;
-
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,11 +18,14 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::correlation::CorrelationId;
-use crate::gitlab::authorize;
+use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, UseCase, select};
+use crate::gitlab::{admit, authorize};
 use crate::openai::error::OaiError;
 use crate::openai::now_secs;
+use crate::pump;
+use tokio::time::Instant;
 
 const FINAL: &str = "Final Answer:";
 const STOP: &str = "Observation:";
@@ -347,6 +348,8 @@ async fn agent_inner(
         ..Default::default()
     };
     let ctx = CallContext { request_id: cid };
+    let permit = admit(&state, &sel.deployment.name).await?;
+    let deadline = Instant::now() + sel.endpoint.timeouts.total;
     let upstream = state
         .provider
         .chat_stream(&sel.endpoint, &req, true, &ctx)
@@ -368,9 +371,8 @@ async fn agent_inner(
     };
     let stream =
         futures_util::stream::unfold(react, |mut r| async move { r.next().await.map(|b| (b, r)) })
-            .flat_map(futures_util::stream::iter)
-            .map(Ok::<_, Infallible>);
-    let mut response = Response::new(Body::from_stream(stream));
+            .flat_map(futures_util::stream::iter);
+    let mut response = Response::new(pump::body(stream, deadline, Some(permit)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson; charset=utf-8"),
@@ -382,7 +384,7 @@ pub(crate) async fn agent(
     State(state): State<AppState>,
     Extension(cid): Extension<CorrelationId>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     agent_inner(state, cid.0, headers, body)
         .await
@@ -492,7 +494,9 @@ async fn tool_inner(
         let o = OaiError::upstream(&sel.deployment.name, &e);
         GitlabError::detail(o.status, o.message)
     };
+    let permit = admit(&state, &sel.deployment.name).await?;
     if b.stream {
+        let deadline = Instant::now() + sel.endpoint.timeouts.total;
         let up = state
             .provider
             .chat_stream(&sel.endpoint, &req, false, &ctx)
@@ -502,10 +506,10 @@ async fn tool_inner(
             std::future::ready(
                 c.ok()
                     .filter(|c| !c.text.is_empty())
-                    .map(|c| Ok::<_, Infallible>(Bytes::from(c.text))),
+                    .map(|c| Bytes::from(c.text)),
             )
         });
-        let mut r = Response::new(Body::from_stream(s));
+        let mut r = Response::new(pump::body(s, deadline, Some(permit)));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream; charset=utf-8"),
@@ -525,7 +529,7 @@ pub(crate) async fn tool(
     Extension(cid): Extension<CorrelationId>,
     Path(tool): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     tool_inner(state, cid.0, tool, headers, body)
         .await

@@ -1,8 +1,6 @@
 //! Code suggestions: `/v2/code/completions` (and `/v2/completions`), `/v2/code/generations`,
 //! `/v3/code/completions` and the SSE `/v4/code/suggestions`.
 
-use std::convert::Infallible;
-
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,13 +14,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::admission::Permit;
 use crate::correlation::CorrelationId;
+use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, Selected, UseCase, language, select};
-use crate::gitlab::{authorize, feature_flags};
+use crate::gitlab::{admit, authorize, feature_flags};
 use crate::inference::{CompletionPlan, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::now_secs;
+use crate::pump;
+use tokio::time::Instant;
 
 const CONTENT_MAX: usize = 100_000;
 const FILE_NAME_MAX: usize = 255;
@@ -210,7 +212,23 @@ fn upstream_error(name: &str, e: &ProviderError) -> GitlabError {
 /// The model's answer: whole, or as a stream of cleaned text pieces.
 enum Answer {
     Whole { text: String, usage: Option<Usage> },
-    Stream(ChunkStream, Option<StopScanner>),
+    Stream(Streamed),
+}
+
+/// A streamed answer, with its admission place and the deployment's total deadline.
+struct Streamed {
+    upstream: ChunkStream,
+    scanner: Option<StopScanner>,
+    permit: Permit,
+    deadline: Instant,
+}
+
+impl Streamed {
+    /// The body: the cleaned pieces framed by `frame`, wrapped by `start` and `end`.
+    fn body(self, start: Option<Bytes>, end: Option<Bytes>, frame: fn(&str) -> Bytes) -> Body {
+        let frames = pieces(self.upstream, self.scanner, start, end, frame);
+        pump::body(frames, self.deadline, Some(self.permit))
+    }
 }
 
 /// Whether to log prompts and answers: the instance setting, or GitLab's own per-request header.
@@ -260,6 +278,16 @@ async fn answer(
     let model = sel.deployment.upstream_model().to_string();
     let family = sel.deployment.family;
     let fail = |e: ProviderError| upstream_error(&sel.deployment.name, &e);
+    let permit = admit(state, &sel.deployment.name).await?;
+    let deadline = Instant::now() + sel.endpoint.timeouts.total;
+    let streamed = |upstream, scanner| {
+        Answer::Stream(Streamed {
+            upstream,
+            scanner,
+            permit,
+            deadline,
+        })
+    };
     if use_case == UseCase::Completion {
         let plan = CompletionPlan::new(
             family,
@@ -287,7 +315,7 @@ async fn answer(
                 )
                 .await
                 .map_err(fail)?;
-            Ok(Answer::Stream(s, Some(plan.scanner())))
+            Ok(streamed(s, Some(plan.scanner())))
         } else {
             let (text, _, usage) = plan
                 .complete(
@@ -329,7 +357,7 @@ async fn answer(
             .chat_stream(&sel.endpoint, &req, false, &ctx)
             .await
             .map_err(fail)?;
-        Ok(Answer::Stream(s, None))
+        Ok(streamed(s, None))
     } else {
         let reply = state
             .provider
@@ -350,7 +378,7 @@ fn pieces(
     start: Option<Bytes>,
     end: Option<Bytes>,
     frame: fn(&str) -> Bytes,
-) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
+) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
     let body = futures_util::stream::unfold(
         (upstream, scanner, false),
         move |(mut up, mut sc, done)| async move {
@@ -390,14 +418,11 @@ fn pieces(
         .chain(body)
         .chain(futures_util::stream::iter(end))
         .filter(|b| std::future::ready(!b.is_empty()))
-        .map(Ok)
 }
 
 /// `stream: true` on v2 and v3: the cleaned text pieces, without SSE framing.
-fn raw_text(up: ChunkStream, sc: Option<StopScanner>) -> Response {
-    let mut r = Response::new(Body::from_stream(pieces(up, sc, None, None, |t| {
-        Bytes::from(t.to_string())
-    })));
+fn raw_text(answer: Streamed) -> Response {
+    let mut r = Response::new(answer.body(None, None, |t| Bytes::from(t.to_string())));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream; charset=utf-8"),
@@ -437,7 +462,7 @@ async fn v2(
         log_input(&sel, &ask);
     }
     match answer(&state, &sel, &ask, use_case, &cid).await? {
-        Answer::Stream(up, sc) => Ok(raw_text(up, sc)),
+        Answer::Stream(s) => Ok(raw_text(s)),
         Answer::Whole { text, usage } => {
             if verbose {
                 log_output(&sel, &text, usage);
@@ -469,7 +494,7 @@ pub(crate) async fn v2_completions(
     State(state): State<AppState>,
     Extension(cid): Extension<CorrelationId>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     v2(state, cid.0, headers, body, UseCase::Completion)
         .await
@@ -480,7 +505,7 @@ pub(crate) async fn v2_generations(
     State(state): State<AppState>,
     Extension(cid): Extension<CorrelationId>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     v2(state, cid.0, headers, body, UseCase::Generation)
         .await
@@ -520,7 +545,7 @@ async fn v3_or_v4(
     let model = model_json(&engine, &sel.name, &ask.language);
     let metadata = json!({"model": model, "timestamp": now_secs(), "enabled_feature_flags": feature_flags(&headers), "region": null});
     match answer(&state, &sel, &ask, use_case, &cid).await? {
-        Answer::Stream(up, sc) if sse => {
+        Answer::Stream(streamed) if sse => {
             let start = Bytes::from(format!(
                 "event: stream_start\r\ndata: {}\r\n\r\n",
                 json!({"metadata": metadata})
@@ -532,13 +557,7 @@ async fn v3_or_v4(
                     json!({"choices": [{"delta": {"content": t}, "index": 0}]})
                 ))
             };
-            let mut r = Response::new(Body::from_stream(pieces(
-                up,
-                sc,
-                Some(start),
-                Some(end),
-                frame,
-            )));
+            let mut r = Response::new(streamed.body(Some(start), Some(end), frame));
             let h = r.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -549,7 +568,7 @@ async fn v3_or_v4(
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
             Ok(r)
         }
-        Answer::Stream(up, sc) => Ok(raw_text(up, sc)),
+        Answer::Stream(s) => Ok(raw_text(s)),
         Answer::Whole { text, usage } => {
             if verbose {
                 log_output(&sel, &text, usage);
@@ -567,7 +586,7 @@ pub(crate) async fn v3(
     State(state): State<AppState>,
     Extension(cid): Extension<CorrelationId>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     v3_or_v4(state, cid.0, headers, body, false)
         .await
@@ -578,7 +597,7 @@ pub(crate) async fn v4(
     State(state): State<AppState>,
     Extension(cid): Extension<CorrelationId>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     v3_or_v4(state, cid.0, headers, body, true)
         .await

@@ -39,6 +39,14 @@ impl GitlabError {
     }
 }
 
+impl From<crate::openai::error::OaiError> for GitlabError {
+    fn from(e: crate::openai::error::OaiError) -> Self {
+        let mut g = GitlabError::detail(e.status, e.message);
+        g.retry_after = e.retry_after;
+        g
+    }
+}
+
 impl IntoResponse for GitlabError {
     fn into_response(self) -> Response {
         let body = if self.auth {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::correlation::CorrelationId;
+use crate::extract::RawBody;
 use crate::gitlab::authorize;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, UseCase, select};
@@ -110,7 +111,7 @@ pub(crate) async fn v1(
     Extension(cid): Extension<CorrelationId>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     match invoke(state, cid.0, headers, id, body).await {
         Ok((text, _)) => Json(Value::String(text)).into_response(),
@@ -123,7 +124,7 @@ pub(crate) async fn v2(
     Extension(cid): Extension<CorrelationId>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     match invoke(state, cid.0, headers, id, body).await {
         Ok((text, usage)) => Json(json!({"content": text, "usage": usage})).into_response(),

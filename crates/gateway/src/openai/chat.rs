@@ -17,7 +17,7 @@ use crate::openai::stream::{Framing, Relay, Shape};
 use crate::openai::wire::{
     ChatBody, ChatChoice, ChatCompletion, ChatMessageOut, MessageContent, UsageOut,
 };
-use crate::openai::{check_sampling, exchange, now_secs, overhead_header, respond};
+use crate::openai::{admit, check_sampling, exchange, now_secs, overhead_header, respond};
 use crate::routing::resolve;
 
 const FEATURE: Feature = Feature::DuoChat;
@@ -103,7 +103,8 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     } else {
         String::new()
     };
-    let mut record = exchange(&route, FEATURE, &cid, verbose, logged, started);
+    let permit = admit(state, &route.deployment.name).await?;
+    let mut record = exchange(state, &route, FEATURE, &cid, verbose, logged, started);
     let name = route.deployment.name.clone();
     let request = ChatRequest {
         model: route.deployment.upstream_model().to_string(),
@@ -132,7 +133,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         record.overhead = started.elapsed().saturating_sub(record.upstream_time);
         let upstream = match upstream {
             Ok(u) => u,
-            Err(e) => return Ok(failed(state, record, &name, &e)),
+            Err(e) => return Ok(failed(record, &name, &e)),
         };
         let overhead = record.overhead;
         let framing = Framing {
@@ -141,15 +142,16 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
             model: name,
             include_usage,
         };
-        let relay = Relay::new(upstream, None, framing, record, state.metrics.clone());
-        return Ok(sse_response(relay, overhead));
+        let relay = Relay::new(upstream, None, framing, record);
+        let deadline = upstream_started + route.endpoint.timeouts.total;
+        return Ok(sse_response(relay, overhead, deadline, permit));
     }
 
     let reply = state.provider.chat(&route.endpoint, &request, &ctx).await;
     record.upstream_time = upstream_started.elapsed();
     let reply = match reply {
         Ok(r) => r,
-        Err(e) => return Ok(failed(state, record, &name, &e)),
+        Err(e) => return Ok(failed(record, &name, &e)),
     };
     record.record_text(&reply.text);
     record.usage = reply.usage;
@@ -175,6 +177,6 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     response
         .headers_mut()
         .insert("x-hearth-overhead-ms", overhead_header(record.overhead));
-    record.finish(&state.metrics, 200, None);
+    record.finish(200, None);
     Ok(response)
 }

@@ -1,7 +1,6 @@
 //! `POST /v1/completions`: code completion. `prompt` (+ `suffix`) become the deployment's
 //! family prompt — FIM where the family has it — and the answer is cut where it should end.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,13 +10,15 @@ use hearth_providers::CallContext;
 use tokio::time::Instant;
 
 use crate::AppState;
+use crate::admission::Permit;
 use crate::correlation::CorrelationId;
 use crate::extract::read_json;
 use crate::inference::{CompletionPlan, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
 use crate::openai::wire::{CompletionBody, OneOrMany, TextChoice, TextCompletion, UsageOut};
-use crate::openai::{check_sampling, exchange, now_secs, overhead_header, respond};
+use crate::openai::{admit, check_sampling, exchange, now_secs, overhead_header, respond};
+use crate::pump;
 use crate::routing::resolve;
 
 const FEATURE: Feature = Feature::CodeCompletions;
@@ -66,7 +67,9 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         client_stops,
     );
     let verbose = snap.settings().verbose_ai_logs;
+    let permit = admit(state, &route.deployment.name).await?;
     let mut record = exchange(
+        state,
         &route,
         FEATURE,
         &cid,
@@ -104,7 +107,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         record.overhead = started.elapsed().saturating_sub(record.upstream_time);
         let upstream = match upstream {
             Ok(u) => u,
-            Err(e) => return Ok(failed(state, record, &name, &e)),
+            Err(e) => return Ok(failed(record, &name, &e)),
         };
         let overhead = record.overhead;
         let framing = Framing {
@@ -113,14 +116,9 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
             model: name,
             include_usage,
         };
-        let relay = Relay::new(
-            upstream,
-            Some(plan.scanner()),
-            framing,
-            record,
-            state.metrics.clone(),
-        );
-        return Ok(sse_response(relay, overhead));
+        let relay = Relay::new(upstream, Some(plan.scanner()), framing, record);
+        let deadline = upstream_started + route.endpoint.timeouts.total;
+        return Ok(sse_response(relay, overhead, deadline, permit));
     }
 
     let answer = plan
@@ -136,7 +134,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     record.upstream_time = upstream_started.elapsed();
     let (text, finish, usage) = match answer {
         Ok(a) => a,
-        Err(e) => return Ok(failed(state, record, &name, &e)),
+        Err(e) => return Ok(failed(record, &name, &e)),
     };
     let finish_reason = finish.unwrap_or_else(|| "stop".into());
     record.record_text(&text);
@@ -159,13 +157,12 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     response
         .headers_mut()
         .insert("x-hearth-overhead-ms", overhead_header(record.overhead));
-    record.finish(&state.metrics, 200, None);
+    record.finish(200, None);
     Ok(response)
 }
 
 /// An upstream failure before any answer: record it and answer with the mapped status.
 pub(crate) fn failed(
-    state: &AppState,
     mut record: crate::telemetry::Exchange,
     name: &str,
     e: &hearth_providers::ProviderError,
@@ -175,12 +172,18 @@ pub(crate) fn failed(
         .started
         .elapsed()
         .saturating_sub(record.upstream_time);
-    record.finish(&state.metrics, err.status.as_u16(), Some(&err.message));
+    record.finish(err.status.as_u16(), Some(&err.message));
     err.into_response()
 }
 
-pub(crate) fn sse_response(relay: Relay, overhead: std::time::Duration) -> Response {
-    let mut response = Response::new(Body::from_stream(relay.into_body()));
+/// The streamed answer, relayed under the deployment's total `deadline` (see `pump`).
+pub(crate) fn sse_response(
+    relay: Relay,
+    overhead: std::time::Duration,
+    deadline: Instant,
+    permit: Permit,
+) -> Response {
+    let mut response = Response::new(pump::body(relay.into_frames(), deadline, Some(permit)));
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
     h.insert(

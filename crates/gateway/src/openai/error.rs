@@ -47,6 +47,18 @@ impl OaiError {
         e
     }
 
+    /// A request shed because the in-flight cap is full (see `admission`).
+    pub(crate) fn overloaded(message: String) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "overloaded",
+            message,
+        );
+        e.retry_after = Some(crate::admission::Overloaded::RETRY_AFTER.into());
+        e
+    }
+
     /// The JSON an error becomes inside a stream that has already started.
     pub(crate) fn stream_event(&self) -> serde_json::Value {
         json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})

@@ -3,8 +3,6 @@
 //! upstream stream, which closes its connection: the model server stops generating.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -17,7 +15,7 @@ use crate::openai::error::OaiError;
 use crate::openai::wire::{
     ChatChunk, ChatChunkChoice, Delta, TextChoice, TextCompletion, UsageOut,
 };
-use crate::telemetry::{Exchange, Metrics};
+use crate::telemetry::Exchange;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {
@@ -42,8 +40,8 @@ pub(crate) struct Relay {
     pub created: u64,
     pub model: String,
     pub include_usage: bool,
+    /// Taken when recorded; dropped unrecorded (the client left), it records 499 itself.
     pub exchange: Option<Exchange>,
-    pub metrics: Arc<Metrics>,
     sent_role: bool,
     usage: Option<Usage>,
     finish: Option<String>,
@@ -51,16 +49,12 @@ pub(crate) struct Relay {
     done: bool,
 }
 
-/// Client disconnect status, as nginx logs it.
-const CLIENT_CLOSED: u16 = 499;
-
 impl Relay {
     pub(crate) fn new(
         upstream: ChunkStream,
         scanner: Option<StopScanner>,
         framing: Framing,
         exchange: Exchange,
-        metrics: Arc<Metrics>,
     ) -> Relay {
         Relay {
             upstream,
@@ -71,7 +65,6 @@ impl Relay {
             model: framing.model,
             include_usage: framing.include_usage,
             exchange: Some(exchange),
-            metrics,
             sent_role: false,
             usage: None,
             finish: None,
@@ -80,10 +73,11 @@ impl Relay {
         }
     }
 
-    pub(crate) fn into_body(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
-        futures_util::stream::unfold(self, |mut r| async move {
-            r.next_bytes().await.map(|b| (Ok(b), r))
-        })
+    pub(crate) fn into_frames(self) -> impl Stream<Item = Bytes> + Send {
+        futures_util::stream::unfold(
+            self,
+            |mut r| async move { r.next_bytes().await.map(|b| (b, r)) },
+        )
     }
 
     async fn next_bytes(&mut self) -> Option<Bytes> {
@@ -132,7 +126,7 @@ impl Relay {
                     self.out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
                     self.done = true;
                     if let Some(x) = self.exchange.take() {
-                        x.finish(&self.metrics, err.status.as_u16(), Some(&err.message));
+                        x.finish(err.status.as_u16(), Some(&err.message));
                     }
                 }
                 None => {
@@ -179,7 +173,7 @@ impl Relay {
         self.done = true;
         if let Some(mut x) = self.exchange.take() {
             x.usage = self.usage;
-            x.finish(&self.metrics, status, error);
+            x.finish(status, error);
         }
     }
 
@@ -242,19 +236,6 @@ impl Relay {
                 choices: Vec::new(),
                 usage: Some(Some(usage)),
             }),
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        // Still holding the record means the client left before the end.
-        if let Some(x) = self.exchange.take() {
-            x.finish(
-                &self.metrics,
-                CLIENT_CLOSED,
-                Some("client disconnected mid-stream"),
-            );
         }
     }
 }
