@@ -7,6 +7,7 @@
 //! it stops, lets the relay end the stream its own way (the provider stream reports the total
 //! timeout), and queues those last frames behind the ones the client has not read yet.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::body::Body;
@@ -57,16 +58,20 @@ where
         }
         // Past the deadline: what the relay says now is its ending (the provider stream
         // answers every read after the deadline with the timeout), sent after the queue.
-        let mut tail = BytesMut::new();
+        // Only the last frames are kept if it says more than fits: the ending matters.
+        let mut tail: VecDeque<Bytes> = VecDeque::new();
+        let mut size = 0;
         let ending = async {
             while let Some(frame) = relay.next().await {
-                if tail.len() + frame.len() > MAX_TAIL {
-                    break;
+                size += frame.len();
+                tail.push_back(frame);
+                while size > MAX_TAIL && tail.len() > 1 {
+                    size -= tail.pop_front().map_or(0, |f| f.len());
                 }
-                tail.extend_from_slice(&frame);
             }
         };
         let _ = tokio::time::timeout(TAIL_TIMEOUT, ending).await;
+        let tail: BytesMut = tail.into_iter().flatten().collect();
         let _ = tail_tx.send(tail.freeze());
     });
     let queued = futures_util::stream::unfold(rx, |mut rx| async move {

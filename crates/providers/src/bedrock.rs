@@ -468,6 +468,16 @@ struct EventStream {
 
 async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>, EventStream)> {
     loop {
+        // Checked before anything is handed on: a reader that polls only now and then (a
+        // slow client) must still meet the deadline, and `timeout_at` below would let a
+        // server that always has bytes ready run past it.
+        if !s.finished
+            && let Some(expired) = s.clock.expired()
+        {
+            s.finished = true;
+            s.pending.clear();
+            return Some((Err(expired), s));
+        }
         if let Some(item) = s.pending.pop_front() {
             if item.is_err() {
                 s.finished = true;
@@ -479,12 +489,6 @@ async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>,
             return None;
         }
         let (deadline, phase, after) = s.clock.next_deadline();
-        // `timeout_at` polls the read first: a server that always has bytes ready would
-        // never meet its deadline there.
-        if Instant::now() >= deadline {
-            s.finished = true;
-            return Some((Err(ProviderError::Timeout { phase, after }), s));
-        }
         match timeout_at(deadline, s.body.next()).await {
             Err(_) => {
                 s.finished = true;

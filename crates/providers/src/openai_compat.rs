@@ -329,6 +329,16 @@ struct StreamState {
 
 async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>, StreamState)> {
     loop {
+        // Checked before anything is handed on: a reader that polls only now and then (a
+        // slow client) must still meet the deadline, and `timeout_at` below would let a
+        // server that always has bytes ready run past it.
+        if !s.finished
+            && let Some(expired) = s.clock.expired()
+        {
+            s.finished = true;
+            s.pending.clear();
+            return Some((Err(expired), s));
+        }
         if let Some(item) = s.pending.pop_front() {
             if item.is_err() {
                 s.finished = true;
@@ -340,12 +350,6 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>,
             return None;
         }
         let (deadline, phase, after) = s.clock.next_deadline();
-        // `timeout_at` polls the read first: a server that always has bytes ready would
-        // never meet its deadline there.
-        if Instant::now() >= deadline {
-            s.finished = true;
-            return Some((Err(ProviderError::Timeout { phase, after }), s));
-        }
         match timeout_at(deadline, s.body.next()).await {
             Err(_) => {
                 s.finished = true;

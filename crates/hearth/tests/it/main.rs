@@ -6,7 +6,8 @@
 //! upstream in `inference`, against a real llama-server in `llama`, against an Azure OpenAI
 //! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; GitLab's
 //! AI-gateway routes and their JWT auth in `gitlab`; restarts and encryption in `persistence`;
-//! health, correlation ids, logs and shutdown in `server`; the command line in `cli`.
+//! health, correlation ids, logs and shutdown in `server`; timeouts, caps, shedding and draining
+//! at the front door in `limits`; the command line in `cli`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -19,6 +20,7 @@ mod features;
 mod gitlab;
 mod harness;
 mod inference;
+mod limits;
 mod llama;
 mod persistence;
 mod robustness;
