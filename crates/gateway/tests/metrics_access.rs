@@ -1,6 +1,9 @@
 //! `/metrics` from beyond loopback needs the metrics token; loopback needs nothing. Driven
 //! through the real router with the peer address a real connection would give it.
 
+// Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
