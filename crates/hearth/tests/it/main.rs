@@ -5,7 +5,8 @@
 //! input, auth and concurrency in `robustness`; the OpenAI front door against a scripted
 //! upstream in `inference`, against a real llama-server in `llama`, against an Azure OpenAI
 //! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; GitLab's
-//! AI-gateway routes and their JWT auth in `gitlab`; restarts and encryption in `persistence`;
+//! AI-gateway routes and their JWT auth in `gitlab`, GitLab key fetching under load and
+//! outages in `jwks`; restarts and encryption in `persistence`;
 //! health, correlation ids, logs and shutdown in `server`; the command line in `cli`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
@@ -19,6 +20,7 @@ mod features;
 mod gitlab;
 mod harness;
 mod inference;
+mod jwks;
 mod llama;
 mod persistence;
 mod robustness;
