@@ -7,7 +7,8 @@
 //! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; GitLab's
 //! AI-gateway routes and their JWT auth in `gitlab`, GitLab key fetching under load and
 //! outages in `jwks`; restarts and encryption in `persistence`;
-//! health, correlation ids, logs and shutdown in `server`; the command line in `cli`.
+//! health, correlation ids, logs and shutdown in `server`; log level names in `log_levels`; the
+//! command line in `cli`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -22,6 +23,7 @@ mod harness;
 mod inference;
 mod jwks;
 mod llama;
+mod log_levels;
 mod persistence;
 mod robustness;
 mod server;
