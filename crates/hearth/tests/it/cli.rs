@@ -325,7 +325,15 @@ fn a_closed_stdout_ends_offline_commands_quietly() {
         &["catalog"][..],
         &["catalog", "--json"],
         &["plan", "codestral", "--gpu", "A100-80GB"],
-        &["plan", "codestral", "--vram-gb", "24", "--count", "2", "--json"],
+        &[
+            "plan",
+            "codestral",
+            "--vram-gb",
+            "24",
+            "--count",
+            "2",
+            "--json",
+        ],
     ] {
         // The reader is gone before the command writes its first byte, so every write fails
         // with EPIPE, as behind `| head` once head has had enough.
