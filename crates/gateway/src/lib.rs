@@ -14,6 +14,8 @@ mod monitoring;
 mod openai;
 mod routing;
 mod telemetry;
+#[cfg(test)]
+mod test_json;
 
 use std::future::Future;
 use std::net::SocketAddr;
