@@ -17,6 +17,8 @@ mod pump;
 mod routing;
 mod server;
 mod telemetry;
+#[cfg(test)]
+mod test_json;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
+use tracing_subscriber::filter::Directive;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, fmt};
@@ -45,13 +46,61 @@ fn background<W: std::io::Write + Send + 'static>(
         .finish(w)
 }
 
+/// Level names, any case: tracing's, plus the Python names GitLab's gateway takes
+/// (`AIGW_LOGGING__LEVEL=WARNING`), mapped to the nearest tracing level.
+const LEVELS: [(&str, &str); 8] = [
+    ("trace", "trace"),
+    ("debug", "debug"),
+    ("info", "info"),
+    ("warn", "warn"),
+    ("warning", "warn"),
+    ("error", "error"),
+    ("critical", "error"),
+    ("off", "off"),
+];
+
+/// The tracing filter for a configured level: one level name, or comma-separated directives
+/// (`hearth=debug,info`) whose levels are level names. Anything else is refused, because
+/// tracing reads a bare unknown word (`infoo`, `warning`) as a target name, which silently
+/// turns off every line Hearth writes.
+pub(crate) fn filter_for(level: &str) -> anyhow::Result<String> {
+    let refuse = || {
+        anyhow!(
+            "log level {level:?} is not accepted: use trace, debug, info, warn (or warning), error (or critical) or off, in any case, or tracing directives such as hearth=debug,info"
+        )
+    };
+    let name = |word: &str| {
+        LEVELS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(word.trim()))
+            .map(|(_, l)| *l)
+            .ok_or_else(refuse)
+    };
+    let mut directives = Vec::new();
+    for part in level.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let directive = match part.rsplit_once('=') {
+            None => name(part)?.to_string(),
+            Some((target, l)) if !target.trim().is_empty() => {
+                format!("{}={}", target.trim(), name(l)?)
+            }
+            Some(_) => return Err(refuse()),
+        };
+        directive.parse::<Directive>().map_err(|_| refuse())?;
+        directives.push(directive);
+    }
+    if directives.is_empty() {
+        return Err(refuse());
+    }
+    Ok(directives.join(","))
+}
+
 pub(crate) fn init(
     level: &str,
     format: LogFormat,
     file: Option<&Path>,
 ) -> anyhow::Result<LogGuard> {
-    let filter = EnvFilter::try_new(level)
-        .with_context(|| format!("log level {level:?} is not a level (error, warn, info, debug, trace) or a tracing filter"))?;
+    let filter = EnvFilter::try_new(filter_for(level)?)
+        .with_context(|| format!("log level {level:?} is not a tracing filter"))?;
     let stdout_is_tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let (stdout, stdout_guard) = background(std::io::stdout());
     let mut guards = vec![stdout_guard];
@@ -72,4 +121,45 @@ pub(crate) fn init(
         .try_init()
         .context("logging was already set up")?;
     Ok(LogGuard(guards))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitlab_and_tracing_names_are_taken_in_any_case() {
+        for (given, filter) in [
+            ("WARNING", "warn"),
+            ("warning", "warn"),
+            ("Info", "info"),
+            ("CRITICAL", "error"),
+            ("DEBUG", "debug"),
+            (" error ", "error"),
+            ("hearth=debug,info", "hearth=debug,info"),
+            ("hearth_gateway=WARNING, INFO", "hearth_gateway=warn,info"),
+        ] {
+            assert_eq!(filter_for(given).unwrap(), filter, "{given}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused_naming_the_accepted_values() {
+        for bad in [
+            "infoo",
+            "",
+            " , ",
+            "hearth",
+            "hearth=loud",
+            "=info",
+            "info,verbose",
+        ] {
+            let err = filter_for(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+            assert!(
+                err.contains("warn (or warning), error (or critical)"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -45,6 +45,8 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // `hearth catalog | head`: the reader has what it wanted.
+        Err(e) if e.downcast_ref::<output::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

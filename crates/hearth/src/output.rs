@@ -1,9 +1,45 @@
 //! Printing for people and for scripts: aligned tables (coloured only on a terminal), JSON,
 //! and warnings on stderr.
+//!
+//! Everything for stdout goes through `write_out`, never `print!`: Rust ignores SIGPIPE, so
+//! `print!` panics once the reader is gone (`hearth catalog | head`), while `write_out` turns
+//! that into `StdoutClosed`, which `main` answers with a quiet exit 0.
 
-use std::io::IsTerminal;
+use std::io::{ErrorKind, IsTerminal, Write};
 
 use serde::Serialize;
+
+/// Stdout's reader went away: nobody is left to read the rest, which is not a failure.
+#[derive(Debug)]
+pub(crate) struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+pub(crate) fn write_out(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
+}
+
+/// `println!` through `write_out`; use as `outln!(…)?`.
+macro_rules! outln {
+    () => {
+        $crate::output::write_out("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tone {
@@ -85,8 +121,8 @@ impl Table {
         out
     }
 
-    pub(crate) fn print(&self) {
-        print!("{}", self.render(color_enabled()));
+    pub(crate) fn print(&self) -> anyhow::Result<()> {
+        write_out(&self.render(color_enabled()))
     }
 }
 
@@ -100,8 +136,7 @@ pub(crate) fn plain(s: impl Into<String>) -> (String, Tone) {
 }
 
 pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    outln!("{}", serde_json::to_string_pretty(value)?)
 }
 
 /// Prints the `warnings` array of an API answer to stderr.

@@ -1,12 +1,16 @@
 //! A GitLab instance as far as token checks go: `/.well-known/openid-configuration` and the
 //! JWKS it points to, with keys that can rotate, and a minter for tokens signed with them.
+//! It counts what it is asked for and can be made slow or unavailable.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
@@ -22,7 +26,12 @@ struct Shared {
     /// (kid, modulus) pairs the JWKS serves.
     keys: Mutex<Vec<(String, &'static str)>>,
     jwks_fetches: AtomicUsize,
+    discovery_fetches: AtomicUsize,
     url: Mutex<String>,
+    /// Every answer waits this long first.
+    delay: Mutex<Duration>,
+    /// Answer 503 to everything.
+    down: AtomicBool,
 }
 
 pub struct FakeGitlab {
@@ -74,6 +83,21 @@ impl FakeGitlab {
         self.shared.jwks_fetches.load(Ordering::SeqCst)
     }
 
+    /// Requests for the discovery document, answered or not: one per key fetch a verifier starts.
+    pub fn discovery_fetches(&self) -> usize {
+        self.shared.discovery_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Makes every later answer wait `delay` (zero: answer at once).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
+    }
+
+    /// While down, every request is answered 503 (and still counted).
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
+    }
+
     /// Claims GitLab puts in a self-managed instance's token, valid for an hour.
     pub fn claims(&self, scopes: &[&str]) -> Value {
         let now = std::time::SystemTime::now()
@@ -100,13 +124,33 @@ pub fn mint(claims: &Value, kid: &str, key: &str) -> String {
     .unwrap()
 }
 
-async fn discovery(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
-    let url = s.url.lock().unwrap().clone();
-    axum::Json(json!({"issuer": url, "jwks_uri": format!("{url}/oauth/discovery/keys")}))
+/// Waits the configured delay; `Err` with a 503 while the instance is down.
+async fn gate(s: &Shared) -> Result<(), Response> {
+    let delay = *s.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if s.down.load(Ordering::SeqCst) {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "GitLab is down").into_response());
+    }
+    Ok(())
 }
 
-async fn jwks(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
+async fn discovery(State(s): State<Arc<Shared>>) -> Response {
+    s.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Err(r) = gate(&s).await {
+        return r;
+    }
+    let url = s.url.lock().unwrap().clone();
+    axum::Json(json!({"issuer": url, "jwks_uri": format!("{url}/oauth/discovery/keys")}))
+        .into_response()
+}
+
+async fn jwks(State(s): State<Arc<Shared>>) -> Response {
     s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Err(r) = gate(&s).await {
+        return r;
+    }
     let keys: Vec<Value> = s
         .keys
         .lock()
@@ -114,5 +158,5 @@ async fn jwks(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
         .iter()
         .map(|(kid, n)| json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"}))
         .collect();
-    axum::Json(json!({"keys": keys}))
+    axum::Json(json!({"keys": keys})).into_response()
 }

@@ -318,6 +318,18 @@ impl ReactStream {
     }
 }
 
+/// The agent body and the conversation it asks the model for.
+fn agent_request(body: &[u8]) -> Result<(AgentBody, Vec<ChatMessage>), GitlabError> {
+    let b: AgentBody = serde_json::from_slice(body).map_err(|e| {
+        GitlabError::detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Validation error: {e}"),
+        )
+    })?;
+    let messages = conversation(&b)?;
+    Ok((b, messages))
+}
+
 async fn agent_inner(
     state: AppState,
     cid: String,
@@ -325,13 +337,7 @@ async fn agent_inner(
     body: Bytes,
 ) -> Result<Response, GitlabError> {
     authorize(&state, &headers, Some("duo_chat")).await?;
-    let b: AgentBody = serde_json::from_slice(&body).map_err(|e| {
-        GitlabError::detail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("Validation error: {e}"),
-        )
-    })?;
-    let messages = conversation(&b)?;
+    let (b, messages) = agent_request(&body)?;
     let sel = select(
         &state,
         &b.model_metadata.clone().unwrap_or_default(),
@@ -534,4 +540,84 @@ pub(crate) async fn tool(
     tool_inner(state, cid.0, tool, headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_json::{edited, json_like};
+    use proptest::prelude::*;
+
+    const NAMES: &[&str] = &[
+        "messages",
+        "role",
+        "content",
+        "user",
+        "assistant",
+        "system",
+        "agent_scratchpad",
+        "action",
+        "thought",
+        "tool",
+        "tool_input",
+        "observation",
+        "current_file",
+        "file_path",
+        "selected_code",
+        "data",
+        "additional_context",
+        "category",
+        "options",
+        "steps",
+        "unavailable_resources",
+        "model_metadata",
+    ];
+
+    /// A bad agent body is a 4xx with GitLab's `detail`, never a panic.
+    fn check(body: &[u8]) -> Result<(), TestCaseError> {
+        if let Err(e) = agent_request(body) {
+            prop_assert!(e.status.is_client_error(), "{}", e.status);
+            prop_assert!(!e.auth);
+        }
+        Ok(())
+    }
+
+    fn agent_body() -> Value {
+        serde_json::json!({
+            "messages": [
+                {"role": "user", "content": "what does this do?",
+                    "current_file": {"file_path": "a.rs", "selected_code": "fn main() {}"},
+                    "additional_context": [{"category": "file", "content": "more"}]},
+                {"role": "assistant", "agent_scratchpad": [{"action": {"thought": "t", "tool": "issue_reader",
+                    "tool_input": "#1"}, "observation": "o"}]},
+            ],
+            "options": {"agent_scratchpad": {"steps": [{"thought": "t", "tool": "x", "tool_input": "y", "observation": "z"}]}},
+            "unavailable_resources": ["Pipelines"],
+            "model_metadata": {"provider": "litellm", "name": "mistral", "endpoint": "http://m:8000/v1"},
+        })
+    }
+
+    #[test]
+    fn the_template_is_valid() {
+        assert!(agent_request(agent_body().to_string().as_bytes()).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_are_refused_or_parsed(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&body)?;
+        }
+
+        #[test]
+        fn arbitrary_json_is_refused_or_parsed(body in json_like(NAMES)) {
+            check(body.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn edited_agent_bodies_are_refused_or_parsed(body in edited(agent_body(), NAMES)) {
+            check(body.to_string().as_bytes())?;
+        }
+    }
 }

@@ -603,3 +603,104 @@ pub(crate) async fn v4(
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_json::{edited, json_like};
+    use proptest::prelude::*;
+
+    const NAMES: &[&str] = &[
+        "current_file",
+        "file_name",
+        "content_above_cursor",
+        "content_below_cursor",
+        "language_identifier",
+        "prompt",
+        "stream",
+        "model_provider",
+        "model_name",
+        "model_endpoint",
+        "model_api_key",
+        "model_identifier",
+        "prompt_components",
+        "type",
+        "payload",
+        "model_metadata",
+        "code_editor_completion",
+        "code_editor_generation",
+        "litellm",
+        "provider",
+        "name",
+        "endpoint",
+        "api_key",
+        "identifier",
+    ];
+
+    /// Every way a body can be wrong is a 422 with GitLab's `detail`, never a panic.
+    fn check(body: &[u8]) -> Result<(), TestCaseError> {
+        let body = Bytes::copy_from_slice(body);
+        for result in [
+            v2_ask(&body, UseCase::Completion).map(|_| ()),
+            v2_ask(&body, UseCase::Generation).map(|_| ()),
+            v3_ask(&body).map(|_| ()),
+        ] {
+            if let Err(e) = result {
+                prop_assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+                prop_assert!(!e.auth);
+            }
+        }
+        Ok(())
+    }
+
+    fn v2_body() -> Value {
+        json!({
+            "current_file": {"file_name": "app/calc.py", "content_above_cursor": "def add(a, b):\n    ",
+                "content_below_cursor": "\n", "language_identifier": "python"},
+            "stream": false, "prompt_version": 2, "prompt": "write it",
+            "model_provider": "litellm", "model_name": "codestral", "model_endpoint": "http://m:8000/v1",
+            "model_api_key": "k", "model_identifier": "custom_openai/codestral",
+        })
+    }
+
+    fn v3_body() -> Value {
+        json!({
+            "prompt_components": [{"type": "code_editor_generation", "payload": {
+                "file_name": "a.rs", "content_above_cursor": "fn main() {", "content_below_cursor": "}",
+                "language_identifier": "rust", "prompt": "print hello", "stream": true}}],
+            "model_metadata": {"provider": "litellm", "name": "codestral", "endpoint": "http://m:8000/v1",
+                "api_key": "k", "identifier": "custom_openai/codestral"},
+        })
+    }
+
+    #[test]
+    fn the_templates_are_valid() {
+        let v2 = Bytes::from(v2_body().to_string());
+        assert!(v2_ask(&v2, UseCase::Generation).is_ok());
+        assert!(v3_ask(&Bytes::from(v3_body().to_string())).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_are_refused_or_parsed(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&body)?;
+        }
+
+        #[test]
+        fn arbitrary_json_is_refused_or_parsed(body in json_like(NAMES)) {
+            check(body.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn edited_v2_bodies_are_refused_or_parsed(body in edited(v2_body(), NAMES)) {
+            check(body.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn edited_v3_bodies_are_refused_or_parsed(body in edited(v3_body(), NAMES)) {
+            check(body.to_string().as_bytes())?;
+        }
+    }
+}

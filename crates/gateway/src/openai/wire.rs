@@ -187,3 +187,98 @@ pub(crate) struct ChatChunk<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Option<UsageOut>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::parse;
+    use crate::test_json::{edited, json_like};
+    use axum::http::StatusCode;
+    use proptest::prelude::*;
+
+    const NAMES: &[&str] = &[
+        "model",
+        "prompt",
+        "suffix",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "stream",
+        "stream_options",
+        "include_usage",
+        "user",
+        "n",
+        "messages",
+        "role",
+        "content",
+        "type",
+        "text",
+    ];
+
+    /// `extract::parse` (every OpenAI route's body) into these types: a bad body is a 400 (not JSON) or a 422 (wrong shape) naming a field, never a panic.
+    fn check(body: &[u8]) -> Result<(), TestCaseError> {
+        for result in [
+            parse::<CompletionBody>(body).map(|_| ()),
+            parse::<ChatBody>(body).map(|_| ()),
+        ] {
+            if let Err(e) = result {
+                prop_assert!(
+                    e.status == StatusCode::BAD_REQUEST
+                        || e.status == StatusCode::UNPROCESSABLE_ENTITY,
+                    "{}",
+                    e.status
+                );
+                if e.status == StatusCode::UNPROCESSABLE_ENTITY {
+                    prop_assert!(e.field.is_some());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn completion_body() -> serde_json::Value {
+        serde_json::json!({"model": "codestral", "prompt": ["def f():"], "suffix": "\n", "max_tokens": 64,
+            "temperature": 0.2, "top_p": 0.9, "stop": "\n\n", "stream": true,
+            "stream_options": {"include_usage": true}, "user": "u", "n": 1})
+    }
+
+    fn chat_body() -> serde_json::Value {
+        serde_json::json!({"model": "mistral", "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url"}]}],
+            "max_tokens": 64, "max_completion_tokens": 64, "temperature": 0.2, "top_p": 0.9,
+            "stop": ["x", "y"], "stream": false, "stream_options": {"include_usage": false}, "user": "u", "n": 1})
+    }
+
+    #[test]
+    fn the_templates_are_valid() {
+        assert!(parse::<CompletionBody>(completion_body().to_string().as_bytes()).is_ok());
+        assert!(parse::<ChatBody>(chat_body().to_string().as_bytes()).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_are_refused_or_parsed(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&body)?;
+        }
+
+        #[test]
+        fn arbitrary_json_is_refused_or_parsed(body in json_like(NAMES)) {
+            check(body.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn edited_completion_bodies_are_refused_or_parsed(body in edited(completion_body(), NAMES)) {
+            check(body.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn edited_chat_bodies_are_refused_or_parsed(body in edited(chat_body(), NAMES)) {
+            check(body.to_string().as_bytes())?;
+        }
+    }
+}

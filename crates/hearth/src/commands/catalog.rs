@@ -4,7 +4,7 @@ use anyhow::anyhow;
 use hearth_catalog::{BASE_SYSTEM, Capability, Filter, LEGEND, Rating, ReleaseStatus, document};
 
 use crate::cli::CatalogArgs;
-use crate::output::{Table, Tone, plain, print_json};
+use crate::output::{Table, Tone, outln, plain, print_json};
 
 pub(crate) fn run(args: CatalogArgs) -> anyhow::Result<()> {
     let capability = args
@@ -58,20 +58,20 @@ pub(crate) fn run(args: CatalogArgs) -> anyhow::Result<()> {
             memory,
         ]);
     }
-    table.print();
-    println!();
+    table.print()?;
+    outln!()?;
     for (rating, meaning) in LEGEND {
-        println!("  {:<13} {meaning}", rating_text(rating));
+        outln!("  {:<13} {meaning}", rating_text(rating))?;
     }
-    println!(
+    outln!(
         "\nBase system for a model server: CPU {} (recommended {}), RAM {} GB ({} GB recommended), {}.",
         BASE_SYSTEM.cpu_min,
         BASE_SYSTEM.cpu_recommended,
         BASE_SYSTEM.ram_min_gb,
         BASE_SYSTEM.ram_recommended_gb,
         BASE_SYSTEM.storage
-    );
-    println!("`hearth plan MODEL --gpu NAME` checks a model against your GPUs.");
+    )?;
+    outln!("`hearth plan MODEL --gpu NAME` checks a model against your GPUs.")?;
     Ok(())
 }
 

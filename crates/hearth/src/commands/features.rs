@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::cli::FeaturesCommand;
 use crate::client::Client;
 use crate::commands::models::text;
-use crate::output::{Table, Tone, plain, print_json, print_warnings};
+use crate::output::{Table, Tone, outln, plain, print_json, print_warnings};
 
 pub(crate) async fn run(cmd: FeaturesCommand) -> anyhow::Result<()> {
     match cmd {
@@ -39,7 +39,7 @@ pub(crate) async fn run(cmd: FeaturesCommand) -> anyhow::Result<()> {
                     plain(deployment),
                 ]);
             }
-            table.print();
+            table.print()?;
             Ok(())
         }
         FeaturesCommand::Set {
@@ -60,11 +60,11 @@ pub(crate) async fn run(cmd: FeaturesCommand) -> anyhow::Result<()> {
             if client.json {
                 return print_json(&answer);
             }
-            println!(
+            outln!(
                 "{} now uses {} (id {id}).",
                 text(&answer["feature"]),
                 text(&answer["self_hosted_model_name"])
-            );
+            )?;
             Ok(())
         }
         FeaturesCommand::Disable { client, feature } => {
@@ -79,7 +79,7 @@ pub(crate) async fn run(cmd: FeaturesCommand) -> anyhow::Result<()> {
             if client.json {
                 return print_json(&answer);
             }
-            println!("{} is disabled.", text(&answer["feature"]));
+            outln!("{} is disabled.", text(&answer["feature"]))?;
             Ok(())
         }
     }

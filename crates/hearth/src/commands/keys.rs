@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::cli::KeysCommand;
 use crate::client::Client;
 use crate::commands::models::text;
-use crate::output::{Table, Tone, plain, print_json};
+use crate::output::{Table, Tone, outln, plain, print_json};
 
 pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
@@ -23,13 +23,13 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             if client.json {
                 return print_json(&created);
             }
-            println!(
+            outln!(
                 "Created client key {} (id {}).",
                 text(&created["name"]),
                 created["id"]
-            );
-            println!("Key, shown this once: {}", text(&created["key"]));
-            println!("Clients send it as `Authorization: Bearer <key>` (OpenAI SDKs: api_key).");
+            )?;
+            outln!("Key, shown this once: {}", text(&created["key"]))?;
+            outln!("Clients send it as `Authorization: Bearer <key>` (OpenAI SDKs: api_key).")?;
             Ok(())
         }
         KeysCommand::List { client } => {
@@ -53,7 +53,7 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
                     status,
                 ]);
             }
-            table.print();
+            table.print()?;
             Ok(())
         }
         KeysCommand::Revoke { client, key } => {
@@ -93,7 +93,7 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             if client.json {
                 return print_json(&revoked);
             }
-            println!("Revoked client key {} (id {id}).", text(&revoked["name"]));
+            outln!("Revoked client key {} (id {id}).", text(&revoked["name"]))?;
             Ok(())
         }
     }

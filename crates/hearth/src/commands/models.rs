@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::{ApiKeyArgs, ModelsCommand, TimeoutArgs};
 use crate::client::Client;
-use crate::output::{Table, Tone, plain, print_json, print_warnings};
+use crate::output::{Table, Tone, outln, plain, print_json, print_warnings};
 
 pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
@@ -26,14 +26,14 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             if client.json {
                 print_json(&answer)?;
             } else if answer["ok"].as_bool() == Some(true) {
-                println!(
+                outln!(
                     "OK: {} answered in {} ms ({}).",
                     text(&answer["deployment"]),
                     answer["latency_ms"],
                     text(&answer["detail"])
-                );
+                )?;
             } else {
-                println!("FAILED: {}", text(&answer["error"]));
+                outln!("FAILED: {}", text(&answer["error"]))?;
             }
             if answer["ok"].as_bool() == Some(true) {
                 Ok(())
@@ -78,15 +78,15 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             if client.json {
                 return print_json(&created);
             }
-            println!(
+            outln!(
                 "Created self-hosted model {} (id {}).",
                 created["name"].as_str().unwrap_or_default(),
                 created["id"]
-            );
-            println!(
+            )?;
+            outln!(
                 "Bind a feature to it: hearth features set code_completions {}",
                 created["id"]
-            );
+            )?;
             Ok(())
         }
         ModelsCommand::List { client } => {
@@ -119,7 +119,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
                     plain(join(&d["features"])),
                 ]);
             }
-            table.print();
+            table.print()?;
             Ok(())
         }
         ModelsCommand::Show { client, deployment } => {
@@ -143,7 +143,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
                 ("created", text(&d["created_at"])),
                 ("updated", text(&d["updated_at"])),
             ] {
-                println!("{label:<11} {value}");
+                outln!("{label:<11} {value}")?;
             }
             Ok(())
         }
@@ -203,10 +203,10 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             if client.json {
                 return print_json(&updated);
             }
-            println!(
+            outln!(
                 "Updated self-hosted model {} (id {id}).",
                 text(&updated["name"])
-            );
+            )?;
             Ok(())
         }
         ModelsCommand::Remove { client, deployment } => {
@@ -221,7 +221,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             if client.json {
                 return print_json(&json!({"deleted": id}));
             }
-            println!("Removed self-hosted model {deployment} (id {id}).");
+            outln!("Removed self-hosted model {deployment} (id {id}).")?;
             Ok(())
         }
     }

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail};
 use hearth_catalog::{Gpu, Hardware, PlanRequest, find_gpu, plan};
 
 use crate::cli::PlanArgs;
-use crate::output::print_json;
+use crate::output::{outln, print_json};
 
 /// Exit 0 when the model fits (or no hardware was given), 1 when it does not.
 pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -39,48 +39,48 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     let m = p.model;
-    println!(
+    outln!(
         "Model:   {} ({}), family {}, {}",
         m.name,
         m.id,
         m.family,
         m.status.label()
-    );
-    println!("Verdict: {}", p.verdict);
+    )?;
+    outln!("Verdict: {}", p.verdict)?;
     if let Some(tp) = p.tensor_parallel_size {
-        println!("Tensor-parallel size: {tp}");
+        outln!("Tensor-parallel size: {tp}")?;
     }
     let mut step = 1;
     if !p.setup.is_empty() {
-        println!("\n{step}. Install vLLM and fetch the weights:");
+        outln!("\n{step}. Install vLLM and fetch the weights:")?;
         for line in &p.setup {
-            println!("   {line}");
+            outln!("   {line}")?;
         }
         step += 1;
     }
     if let Some(cmd) = &p.vllm_command {
-        println!(
+        outln!(
             "\n{step}. Start the model server:\n   {}",
             cmd.replace('\n', "\n   ")
-        );
+        )?;
         step += 1;
     }
-    println!(
+    outln!(
         "\n{step}. Register it in Hearth:\n   {}",
         p.register.command
-    );
-    println!(
+    )?;
+    outln!(
         "   (endpoint {}, identifier {})",
         p.register
             .endpoint
             .as_deref()
             .unwrap_or("none: the platform implies it"),
         p.register.identifier
-    );
+    )?;
     if !p.notes.is_empty() {
-        println!("\nNotes:");
+        outln!("\nNotes:")?;
         for n in &p.notes {
-            println!("  - {n}");
+            outln!("  - {n}")?;
         }
     }
     Ok(code)

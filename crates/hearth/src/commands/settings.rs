@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::cli::SettingsCommand;
 use crate::client::Client;
-use crate::output::{print_json, print_warnings};
+use crate::output::{outln, print_json, print_warnings};
 
 const NAMES: [&str; 2] = ["beta_models_enabled", "verbose_ai_logs"];
 
@@ -26,7 +26,7 @@ pub(crate) async fn run(cmd: SettingsCommand) -> anyhow::Result<()> {
                 return print_json(&shown);
             }
             for (k, v) in shown.as_object().into_iter().flatten() {
-                println!("{k:<20} {v}");
+                outln!("{k:<20} {v}")?;
             }
             Ok(())
         }
@@ -53,7 +53,7 @@ pub(crate) async fn run(cmd: SettingsCommand) -> anyhow::Result<()> {
             if client.json {
                 return print_json(&answer);
             }
-            println!("{name} = {}", answer.get(&name).unwrap_or(&Value::Null));
+            outln!("{name} = {}", answer.get(&name).unwrap_or(&Value::Null))?;
             Ok(())
         }
     }

@@ -318,3 +318,35 @@ fn keys_are_created_once_listed_by_prefix_and_revoked() {
     let out = hearth(Some(&h), &["keys", "revoke", "ghost"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_closed_stdout_ends_offline_commands_quietly() {
+    for args in [
+        &["catalog"][..],
+        &["catalog", "--json"],
+        &["plan", "codestral", "--gpu", "A100-80GB"],
+        &[
+            "plan",
+            "codestral",
+            "--vram-gb",
+            "24",
+            "--count",
+            "2",
+            "--json",
+        ],
+    ] {
+        // The reader is gone before the command writes its first byte, so every write fails
+        // with EPIPE, as behind `| head` once head has had enough.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(BIN)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(stderr(&out), "", "{args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    }
+}

@@ -5,9 +5,10 @@
 //! input, auth and concurrency in `robustness`; the OpenAI front door against a scripted
 //! upstream in `inference`, against a real llama-server in `llama`, against an Azure OpenAI
 //! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; GitLab's
-//! AI-gateway routes and their JWT auth in `gitlab`; restarts and encryption in `persistence`;
-//! health, correlation ids, logs and shutdown in `server`; timeouts, caps, shedding and draining
-//! at the front door in `limits`; the command line in `cli`.
+//! AI-gateway routes and their JWT auth in `gitlab`, GitLab key fetching under load and
+//! outages in `jwks`; restarts and encryption in `persistence`; health, correlation ids, logs
+//! and shutdown in `server`; log level names in `log_levels`; timeouts, caps, shedding and
+//! draining at the front door in `limits`; the command line in `cli`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -20,8 +21,10 @@ mod features;
 mod gitlab;
 mod harness;
 mod inference;
+mod jwks;
 mod limits;
 mod llama;
+mod log_levels;
 mod persistence;
 mod robustness;
 mod server;
