@@ -119,9 +119,12 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> Option<ConnectCause> {
         return Some(tls_cause(tls));
     }
     if let Some(io) = err.downcast_ref::<std::io::Error>() {
-        // An io::Error's source() skips the error it wraps, where rustls puts its own.
-        if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return Some(tls_cause(tls));
+        // An io::Error's source() skips the error it wraps, where rustls puts its own (and
+        // connectors wrap io::Errors in io::Errors).
+        if let Some(inner) = io.get_ref()
+            && let Some(cause) = classify(inner)
+        {
+            return Some(cause);
         }
         use std::io::ErrorKind as K;
         match io.kind() {
@@ -264,6 +267,11 @@ mod tests {
         let (cause, detail) = connect_cause(&tls);
         assert_eq!(cause, ConnectCause::Tls { certificate: true });
         assert!(detail.contains("UnknownIssuer"), "{detail}");
+        let wrapped = Error::other(tls);
+        assert_eq!(
+            connect_cause(&wrapped).0,
+            ConnectCause::Tls { certificate: true }
+        );
         let other = Error::other("something else");
         assert_eq!(connect_cause(&other).0, ConnectCause::Other);
     }
