@@ -197,6 +197,25 @@ mod tests {
         assert_eq!(azure.redact("token entra-token-xyz"), "token [redacted]");
     }
 
+    #[test]
+    fn secrets_are_redacted_before_long_messages_are_cut() {
+        let key = "sk-abcdefghij0123456789";
+        let secrets = Secrets::of(&ep(key, Flavor::OpenAi));
+        // The cut at 500 characters would keep the key's first ten.
+        let message = format!("{}{key} is not valid", "a".repeat(490));
+        let e = crate::ProviderError::Upstream {
+            status: 401,
+            message,
+            code: None,
+            retry_after: None,
+        }
+        .scrubbed(&secrets);
+        let text = e.to_string();
+        assert!(!text.contains("sk-abc"), "{text}");
+        assert!(text.contains(REDACTED), "{text}");
+        assert!(text.ends_with('…'), "{text}");
+    }
+
     proptest::proptest! {
         #[test]
         fn scrubbing_never_panics_and_is_stable(text in "\\PC{0,80}") {
