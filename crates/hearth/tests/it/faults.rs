@@ -322,6 +322,7 @@ async fn connection_failures_name_their_cause_and_fix() {
     let refused = FaultUpstream::start(Fault::Refuse).await;
     let reset = FaultUpstream::start(Fault::ResetAfterRequest).await;
     let plain = FakeUpstream::start().await;
+    let untrusted = FaultUpstream::start_untrusted_tls().await;
     let cases = [
         (
             refused.endpoint(),
@@ -343,6 +344,13 @@ async fn connection_failures_name_their_cause_and_fix() {
             format!("https://{}/v1", plain.addr),
             "TLS handshake failed",
             "check that the server speaks HTTPS on that port",
+        ),
+        (
+            format!("https://localhost:{}/v1", untrusted.addr.port()),
+            // The rustls reason depends on the machine's trust store (UnknownIssuer, or a
+            // mismatch with a trusted certificate of the same name).
+            "the server's certificate is not trusted: invalid peer certificate",
+            "add its CA to this machine's trust store",
         ),
     ];
     for (endpoint, cause, fix) in cases {
