@@ -3,7 +3,7 @@
 //! (signing name `bedrock`) over the exact bytes and path sent, or carry a Bedrock API key.
 
 use std::collections::VecDeque;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -15,9 +15,10 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 use crate::error::{ProviderError, StreamClock, TimeoutPhase};
+use crate::limits::{self, Deadline, UpstreamLimits};
 use crate::types::{
     CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
 };
@@ -115,6 +116,8 @@ pub fn sigv4_headers(
         .collect())
 }
 
+const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
     Converse,
@@ -136,12 +139,22 @@ impl Op {
 
 pub(crate) async fn chat(
     client: &reqwest::Client,
+    limits: &UpstreamLimits,
     ep: &Endpoint,
     target: &BedrockTarget,
     req: &ChatRequest,
     ctx: &CallContext,
 ) -> Result<Reply, ProviderError> {
-    let v = whole(client, ep, target, Op::Converse, converse_body(req), ctx).await?;
+    let v = whole(
+        client,
+        limits,
+        ep,
+        target,
+        Op::Converse,
+        converse_body(req),
+        ctx,
+    )
+    .await?;
     let text: String = v["output"]["message"]["content"]
         .as_array()
         .into_iter()
@@ -157,12 +170,22 @@ pub(crate) async fn chat(
 
 pub(crate) async fn complete(
     client: &reqwest::Client,
+    limits: &UpstreamLimits,
     ep: &Endpoint,
     target: &BedrockTarget,
     req: &TextRequest,
     ctx: &CallContext,
 ) -> Result<Reply, ProviderError> {
-    let v = whole(client, ep, target, Op::Invoke, mistral_body(req), ctx).await?;
+    let v = whole(
+        client,
+        limits,
+        ep,
+        target,
+        Op::Invoke,
+        mistral_body(req),
+        ctx,
+    )
+    .await?;
     let out = &v["outputs"][0];
     if out.is_null() {
         return Err(ProviderError::Protocol(
@@ -178,6 +201,7 @@ pub(crate) async fn complete(
 
 pub(crate) async fn chat_stream(
     client: &reqwest::Client,
+    limits: &UpstreamLimits,
     ep: &Endpoint,
     target: &BedrockTarget,
     req: &ChatRequest,
@@ -185,6 +209,7 @@ pub(crate) async fn chat_stream(
 ) -> Result<ChunkStream, ProviderError> {
     streamed(
         client,
+        limits,
         ep,
         target,
         Op::ConverseStream,
@@ -196,12 +221,22 @@ pub(crate) async fn chat_stream(
 
 pub(crate) async fn complete_stream(
     client: &reqwest::Client,
+    limits: &UpstreamLimits,
     ep: &Endpoint,
     target: &BedrockTarget,
     req: &TextRequest,
     ctx: &CallContext,
 ) -> Result<ChunkStream, ProviderError> {
-    streamed(client, ep, target, Op::InvokeStream, mistral_body(req), ctx).await
+    streamed(
+        client,
+        limits,
+        ep,
+        target,
+        Op::InvokeStream,
+        mistral_body(req),
+        ctx,
+    )
+    .await
 }
 
 /// Bedrock's stop reasons in OpenAI's words.
@@ -285,7 +320,7 @@ async fn send(
     op: Op,
     body: Value,
     ctx: &CallContext,
-    (deadline, phase): (Duration, TimeoutPhase),
+    deadline: &Deadline,
 ) -> Result<reqwest::Response, ProviderError> {
     let url = format!(
         "{}/model/{}/{}",
@@ -296,7 +331,7 @@ async fn send(
     let bytes = serde_json::to_vec(&body).map_err(|e| ProviderError::Protocol(e.to_string()))?;
     let accept = match op {
         Op::Converse | Op::Invoke => "application/json",
-        Op::ConverseStream | Op::InvokeStream => "application/vnd.amazon.eventstream",
+        Op::ConverseStream | Op::InvokeStream => EVENT_STREAM,
     };
     let signed: Vec<(&str, &str)> = vec![("content-type", "application/json"), ("accept", accept)];
     let mut request = client.post(&url).body(bytes.clone());
@@ -324,22 +359,7 @@ async fn send(
         // Unsigned, so it cannot break the signature; Bedrock logs it as a trace id.
         request = request.header("x-request-id", &ctx.request_id);
     }
-    let response = match timeout(deadline, request.send()).await {
-        Err(_) => {
-            return Err(ProviderError::Timeout {
-                phase,
-                after: deadline,
-            });
-        }
-        Ok(Err(e)) => {
-            return Err(ProviderError::Connect {
-                endpoint: ep.base_url.clone(),
-                message: std::error::Error::source(&e)
-                    .map_or_else(|| e.to_string(), |s| s.to_string()),
-            });
-        }
-        Ok(Ok(r)) => r,
-    };
+    let response = limits::send(request, ep, deadline).await?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -358,7 +378,7 @@ async fn send(
                 .unwrap_or(v)
                 .to_string()
         });
-    let body = response.bytes().await.unwrap_or_default();
+    let body = limits::read_error_body(response, deadline).await?;
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let message = parsed["message"]
         .as_str()
@@ -381,41 +401,23 @@ async fn send(
 
 async fn whole(
     client: &reqwest::Client,
+    limits: &UpstreamLimits,
     ep: &Endpoint,
     target: &BedrockTarget,
     op: Op,
     body: Value,
     ctx: &CallContext,
 ) -> Result<Value, ProviderError> {
-    let started = Instant::now();
-    let total = ep.timeouts.total;
-    let response = send(
-        client,
-        ep,
-        target,
-        op,
-        body,
-        ctx,
-        (total, TimeoutPhase::Total),
-    )
-    .await?;
-    let left = total.saturating_sub(started.elapsed());
-    let bytes = match timeout(left, response.bytes()).await {
-        Err(_) => {
-            return Err(ProviderError::Timeout {
-                phase: TimeoutPhase::Total,
-                after: total,
-            });
-        }
-        Ok(Err(e)) => return Err(ProviderError::Protocol(format!("reading the answer: {e}"))),
-        Ok(Ok(b)) => b,
-    };
+    let deadline = Deadline::from(Instant::now(), ep.timeouts.total, TimeoutPhase::Total);
+    let response = send(client, ep, target, op, body, ctx, &deadline).await?;
+    let bytes = limits::read_answer(response, limits, &deadline).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ProviderError::Protocol(format!("answer is not JSON: {e}")))
 }
 
 async fn streamed(
     client: &reqwest::Client,
+    limits: &UpstreamLimits,
     ep: &Endpoint,
     target: &BedrockTarget,
     op: Op,
@@ -424,25 +426,23 @@ async fn streamed(
 ) -> Result<ChunkStream, ProviderError> {
     let started = Instant::now();
     let first = ep.timeouts.first_token.min(ep.timeouts.total);
-    let response = send(
-        client,
-        ep,
-        target,
-        op,
-        body,
-        ctx,
-        (first, TimeoutPhase::FirstToken),
-    )
-    .await?;
+    let deadline = Deadline::from(started, first, TimeoutPhase::FirstToken);
+    let response = send(client, ep, target, op, body, ctx, &deadline).await?;
+    if let Err(got) = limits::content_type_is(&response, EVENT_STREAM) {
+        // Nothing has reached the client yet, so this can still be a plain error answer.
+        let body = limits::read_error_body(response, &deadline).await?;
+        return Err(ProviderError::Protocol(format!(
+            "a stream was asked for but the answer is {got}, not {EVENT_STREAM}: {}",
+            crate::error::upstream_message(&body)
+        )));
+    }
     let state = EventStream {
         body: Box::pin(response.bytes_stream()),
-        buf: BytesMut::new(),
-        decoder: MessageFrameDecoder::new(),
+        frames: FrameReader::new(limits.max_event_bytes),
         pending: VecDeque::new(),
         clock: StreamClock::start(started, first, ep.timeouts.total),
         finished: false,
         invoke: op == Op::InvokeStream,
-        partial: false,
         ended: false,
     };
     Ok(Box::pin(futures_util::stream::unfold(state, next_event)))
@@ -453,17 +453,114 @@ type ByteStream =
 
 struct EventStream {
     body: ByteStream,
-    buf: BytesMut,
-    decoder: MessageFrameDecoder,
+    frames: FrameReader,
     pending: VecDeque<Result<Chunk, ProviderError>>,
     clock: StreamClock,
     finished: bool,
     /// InvokeModelWithResponseStream (`chunk` events) rather than ConverseStream.
     invoke: bool,
-    /// A frame has begun arriving but is not complete.
-    partial: bool,
     /// The answer's end was seen (`messageStop`, or a chunk with a stop reason).
     ended: bool,
+}
+
+/// Cuts event-stream frames out of the bytes as they arrive, holding at most one frame of
+/// `max` bytes: a frame that declares itself larger is refused at its prelude.
+pub(crate) struct FrameReader {
+    buf: BytesMut,
+    decoder: MessageFrameDecoder,
+    max: usize,
+    /// The decoder has taken the current frame's prelude out of `buf`.
+    in_frame: bool,
+    failed: bool,
+}
+
+/// A frame's first four bytes are its total length, big-endian.
+const PRELUDE: usize = 12;
+
+impl FrameReader {
+    pub(crate) fn new(max: usize) -> FrameReader {
+        FrameReader {
+            buf: BytesMut::new(),
+            decoder: MessageFrameDecoder::new(),
+            max,
+            in_frame: false,
+            failed: false,
+        }
+    }
+
+    /// Bytes held of frames not yet complete.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len() + if self.in_frame { PRELUDE } else { 0 }
+    }
+
+    /// A frame has begun arriving but is not complete.
+    pub(crate) fn partial(&self) -> bool {
+        self.in_frame || !self.buf.is_empty()
+    }
+
+    /// Feeds bytes; returns the messages they complete, then an error if the input broke
+    /// the format or the limit (after which all input is ignored).
+    pub(crate) fn push(
+        &mut self,
+        bytes: &[u8],
+    ) -> (
+        Vec<aws_smithy_types::event_stream::Message>,
+        Option<ProviderError>,
+    ) {
+        let mut out = Vec::new();
+        if self.failed {
+            return (out, None);
+        }
+        self.buf.extend_from_slice(bytes);
+        loop {
+            if !self.in_frame && self.buf.len() >= 4 {
+                let declared =
+                    u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+                if usize::try_from(declared).map_or(true, |n| n > self.max) {
+                    return (out, Some(self.fail_too_large()));
+                }
+            }
+            let before = self.buf.len();
+            match self.decoder.decode_frame(&mut self.buf) {
+                Ok(DecodedFrame::Incomplete) => {
+                    self.in_frame = self.in_frame || self.buf.len() < before;
+                    // Never reached with a valid prelude (declared ≤ max); a safety net.
+                    if self.buffered() > self.max {
+                        return (out, Some(self.fail_too_large()));
+                    }
+                    return (out, None);
+                }
+                Ok(DecodedFrame::Complete(message)) => {
+                    self.in_frame = false;
+                    out.push(message);
+                }
+                Err(e) => {
+                    self.fail();
+                    return (
+                        out,
+                        Some(ProviderError::Stream(format!(
+                            "corrupted event-stream frame: {e}"
+                        ))),
+                    );
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        self.in_frame = false;
+        self.buf = BytesMut::new();
+    }
+
+    fn fail_too_large(&mut self) -> ProviderError {
+        self.fail();
+        ProviderError::TooLarge {
+            what: "an event-stream frame",
+            limit: "max_event_bytes",
+            bytes: self.max,
+        }
+    }
 }
 
 async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>, EventStream)> {
@@ -496,18 +593,18 @@ async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>,
             }
             Ok(Some(Err(e))) => {
                 s.finished = true;
-                return Some((
-                    Err(ProviderError::Stream(format!("connection broke: {e}"))),
-                    s,
-                ));
+                return Some((Err(crate::openai_compat::broken_stream(&e)), s));
             }
             Ok(Some(Ok(bytes))) => {
-                s.buf.extend_from_slice(&bytes);
-                s.drain_frames();
+                let (messages, error) = s.frames.push(&bytes);
+                for m in &messages {
+                    s.handle(m);
+                }
+                s.pending.extend(error.map(Err));
             }
             Ok(None) => {
                 s.finished = true;
-                if s.partial || !s.buf.is_empty() {
+                if s.frames.partial() {
                     return Some((
                         Err(ProviderError::Stream(
                             "the event stream was cut off mid-frame".into(),
@@ -529,30 +626,6 @@ async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>,
 }
 
 impl EventStream {
-    fn drain_frames(&mut self) {
-        loop {
-            let before = self.buf.len();
-            match self.decoder.decode_frame(&mut self.buf) {
-                Ok(DecodedFrame::Incomplete) => {
-                    // The decoder keeps a frame's prelude once read: bytes may be in flight.
-                    self.partial = self.partial || self.buf.len() < before || !self.buf.is_empty();
-                    return;
-                }
-                Ok(DecodedFrame::Complete(message)) => {
-                    self.partial = false;
-                    self.handle(&message);
-                }
-                Err(e) => {
-                    self.pending.push_back(Err(ProviderError::Stream(format!(
-                        "corrupted event-stream frame: {e}"
-                    ))));
-                    self.buf.clear();
-                    return;
-                }
-            }
-        }
-    }
-
     fn handle(&mut self, message: &aws_smithy_types::event_stream::Message) {
         let headers = match parse_response_headers(message) {
             Ok(h) => h,
@@ -641,6 +714,79 @@ impl EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let message = aws_smithy_types::event_stream::Message::new(payload.to_vec());
+        let mut out = Vec::new();
+        aws_smithy_eventstream::frame::write_message_to(&message, &mut out).unwrap();
+        out
+    }
+
+    /// Feeds `bytes` cut at `cuts`; checks the held bytes after every piece.
+    fn feed(reader: &mut FrameReader, bytes: &[u8], cuts: &[usize]) -> (usize, Option<String>) {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let (mut last, mut messages, mut error) = (0, 0, None);
+        for p in points.into_iter().chain([bytes.len()]) {
+            let (m, e) = reader.push(&bytes[last..p]);
+            assert!(
+                error.is_none() || (m.is_empty() && e.is_none()),
+                "nothing after an error"
+            );
+            messages += m.len();
+            error = error.or(e.map(|e| e.to_string()));
+            assert!(
+                reader.buffered() <= reader.max,
+                "{} > {}",
+                reader.buffered(),
+                reader.max
+            );
+            last = p;
+        }
+        (messages, error)
+    }
+
+    #[test]
+    fn frames_past_the_limit_are_refused_at_their_prelude() {
+        let small = frame(b"{}");
+        let big = frame(&[b'x'; 200]);
+        let mut bytes = small.clone();
+        bytes.extend_from_slice(&big);
+        let mut r = FrameReader::new(100);
+        let (messages, error) = feed(&mut r, &bytes, &[3, small.len() + 2]);
+        assert_eq!(messages, 1);
+        let error = error.unwrap();
+        assert!(
+            error.contains("max_event_bytes") && error.contains("100 bytes"),
+            "{error}"
+        );
+        let mut r = FrameReader::new(1000);
+        assert_eq!(feed(&mut r, &bytes, &[5, 40, 41]), (2, None));
+        assert!(!r.partial());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_or_pass_the_limit(
+            noise in proptest::collection::vec(any::<u8>(), 0..400),
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..4),
+            cuts in proptest::collection::vec(0usize..800, 0..12),
+            max in 16usize..160,
+            noise_first in any::<bool>(),
+        ) {
+            let mut bytes: Vec<u8> = payloads.iter().flat_map(|p| frame(p)).collect();
+            if noise_first {
+                bytes.splice(0..0, noise.iter().copied());
+            } else {
+                bytes.extend_from_slice(&noise);
+            }
+            let mut r = FrameReader::new(max);
+            let (messages, _) = feed(&mut r, &bytes, &cuts);
+            prop_assert!(messages <= payloads.len() + bytes.len() / 16);
+        }
+    }
 
     const AK: &str = "AKIDEXAMPLE";
     const SK: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::redact::Secrets;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeoutPhase {
     Connect,
@@ -19,10 +21,63 @@ impl TimeoutPhase {
     }
 }
 
+/// Why a connection to the model server failed, so each can be told with its fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectCause {
+    /// The endpoint's host name does not resolve.
+    DnsNotFound,
+    /// Nothing listens on the port.
+    Refused,
+    /// The server (or something in between) reset the connection.
+    Reset,
+    /// The server closed the connection before it answered.
+    Closed,
+    /// The operating system gave up connecting.
+    TimedOut,
+    /// The TLS handshake failed; `certificate` when the server's certificate was refused.
+    Tls {
+        certificate: bool,
+    },
+    Other,
+}
+
+fn connect_text(endpoint: &str, cause: ConnectCause, detail: &str) -> String {
+    match cause {
+        ConnectCause::DnsNotFound => format!(
+            "cannot connect to the model server at {endpoint}: its host name was not found ({detail}); check the host name in the endpoint"
+        ),
+        ConnectCause::Refused => format!(
+            "cannot connect to the model server at {endpoint}: connection refused ({detail}); is the model server running and listening on that port?"
+        ),
+        ConnectCause::Reset => format!(
+            "connection reset by the model server at {endpoint} ({detail}); check the model server's log, and that the endpoint's scheme (http or https) and port are the server's"
+        ),
+        ConnectCause::Closed => format!(
+            "the model server at {endpoint} closed the connection without answering ({detail}); check the model server's log, and that the endpoint's scheme (http or https) and port are the server's"
+        ),
+        ConnectCause::TimedOut => format!(
+            "cannot connect to the model server at {endpoint}: the connection timed out ({detail}); check that the host is reachable from Hearth (firewall, VPN, security group)"
+        ),
+        ConnectCause::Tls { certificate: true } => format!(
+            "cannot connect to the model server at {endpoint}: the server's certificate is not trusted: {detail}; add its CA to this machine's trust store, or use the host name the certificate names"
+        ),
+        ConnectCause::Tls { certificate: false } => format!(
+            "cannot connect to the model server at {endpoint}: the TLS handshake failed ({detail}); check that the server speaks HTTPS on that port, or use http://"
+        ),
+        ConnectCause::Other => {
+            format!("cannot connect to the model server at {endpoint}: {detail}")
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
-    #[error("cannot connect to the model server at {endpoint}: {message}")]
-    Connect { endpoint: String, message: String },
+    #[error("{}", connect_text(endpoint, *cause, message))]
+    Connect {
+        endpoint: String,
+        cause: ConnectCause,
+        message: String,
+    },
     #[error("the model server did not answer in time ({} timeout of {} ms)", phase.as_str(), after.as_millis())]
     Timeout {
         phase: TimeoutPhase,
@@ -43,6 +98,47 @@ pub enum ProviderError {
     /// The server reported an error after the stream had started.
     #[error("the model server failed mid-stream: {0}")]
     Stream(String),
+    /// The server sent more than one of Hearth's [`crate::UpstreamLimits`] allows.
+    #[error("the model server sent {what} larger than the {} limit ({limit})", crate::limits::size_text(*bytes))]
+    TooLarge {
+        what: &'static str,
+        limit: &'static str,
+        bytes: usize,
+    },
+}
+
+impl ProviderError {
+    /// The error as it may leave this crate: every secret the endpoint carries redacted from
+    /// upstream text, then long messages cut (in that order, so a cut cannot leave a key's
+    /// prefix behind).
+    pub(crate) fn scrubbed(self, secrets: &Secrets) -> ProviderError {
+        let clean = |s: String| truncate(secrets.redact(&s));
+        match self {
+            ProviderError::Connect {
+                endpoint,
+                cause,
+                message,
+            } => ProviderError::Connect {
+                endpoint,
+                cause,
+                message: clean(message),
+            },
+            ProviderError::Upstream {
+                status,
+                message,
+                code,
+                retry_after,
+            } => ProviderError::Upstream {
+                status,
+                message: clean(message),
+                code: code.map(clean),
+                retry_after: retry_after.map(clean),
+            },
+            ProviderError::Protocol(m) => ProviderError::Protocol(clean(m)),
+            ProviderError::Stream(m) => ProviderError::Stream(clean(m)),
+            e @ (ProviderError::Timeout { .. } | ProviderError::TooLarge { .. }) => e,
+        }
+    }
 }
 
 /// Longest upstream message passed on; beyond it a server's HTML error page is noise.
@@ -78,7 +174,8 @@ pub(crate) fn upstream_message(body: &[u8]) -> String {
     } else {
         message
     };
-    truncate(message)
+    // Cut only after redaction, in `ProviderError::scrubbed`.
+    message
 }
 
 fn truncate(mut s: String) -> String {
@@ -112,7 +209,8 @@ mod tests {
             "<html>Bad Gateway</html>"
         );
         assert_eq!(upstream_message(b""), "no error message");
-        assert!(upstream_message("é".repeat(400).as_bytes()).ends_with('…'));
+        let long = upstream_message("é".repeat(400).as_bytes());
+        assert!(truncate(long).ends_with('…'));
         assert_eq!(upstream_code(envelope).as_deref(), Some("400"));
         let azure = br#"{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}"#;
         assert_eq!(upstream_code(azure).as_deref(), Some("DeploymentNotFound"));

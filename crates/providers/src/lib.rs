@@ -6,7 +6,9 @@
 
 mod bedrock;
 mod error;
+mod limits;
 mod openai_compat;
+mod redact;
 mod sse;
 mod types;
 
@@ -14,7 +16,8 @@ pub use bedrock::{
     AwsDefaults, BedrockAuth, BedrockTarget, bedrock_auth_from_key, bedrock_runtime_url,
     encode_label, sigv4_headers,
 };
-pub use error::{ProviderError, TimeoutPhase};
+pub use error::{ConnectCause, ProviderError, TimeoutPhase};
+pub use limits::UpstreamLimits;
 pub use openai_compat::Providers;
 pub use sse::{SseDecoder, SseEvent};
 pub use types::{

@@ -7,10 +7,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 use crate::bedrock;
-use crate::error::{ProviderError, StreamClock, TimeoutPhase, upstream_code, upstream_message};
+use crate::error::{
+    ConnectCause, ProviderError, StreamClock, TimeoutPhase, upstream_code, upstream_message,
+};
+use crate::limits::{self, Deadline, UpstreamLimits};
+use crate::redact::Secrets;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::types::{
     CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest, Usage,
@@ -33,11 +37,20 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 #[derive(Default)]
 pub struct Providers {
     clients: RwLock<HashMap<(String, Duration), reqwest::Client>>,
+    limits: UpstreamLimits,
 }
 
 impl Providers {
+    /// With the default [`UpstreamLimits`].
     pub fn new() -> Providers {
         Providers::default()
+    }
+
+    pub fn with_limits(limits: UpstreamLimits) -> Providers {
+        Providers {
+            clients: RwLock::default(),
+            limits,
+        }
     }
 
     fn client(&self, ep: &Endpoint) -> Result<reqwest::Client, ProviderError> {
@@ -56,6 +69,7 @@ impl Providers {
             .build()
             .map_err(|e| ProviderError::Connect {
                 endpoint: ep.base_url.clone(),
+                cause: ConnectCause::Other,
                 message: e.to_string(),
             })?;
         if let Ok(mut map) = self.clients.write() {
@@ -70,17 +84,16 @@ impl Providers {
         req: &TextRequest,
         ctx: &CallContext,
     ) -> Result<Reply, ProviderError> {
-        if let Flavor::Bedrock(t) = &ep.flavor {
-            return bedrock::complete(&self.client(ep)?, ep, t, req, ctx).await;
-        }
-        self.whole(
-            ep,
-            "/completions",
-            text_body(req, false, false),
-            Kind::Text,
-            ctx,
-        )
-        .await
+        let result = match &ep.flavor {
+            Flavor::Bedrock(t) => {
+                bedrock::complete(&self.client(ep)?, &self.limits, ep, t, req, ctx).await
+            }
+            _ => {
+                let body = text_body(req, false, false);
+                self.whole(ep, "/completions", body, Kind::Text, ctx).await
+            }
+        };
+        result.map_err(|e| e.scrubbed(&Secrets::of(ep)))
     }
 
     pub async fn complete_stream(
@@ -90,17 +103,17 @@ impl Providers {
         include_usage: bool,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
-        if let Flavor::Bedrock(t) = &ep.flavor {
-            return bedrock::complete_stream(&self.client(ep)?, ep, t, req, ctx).await;
-        }
-        self.streamed(
-            ep,
-            "/completions",
-            text_body(req, true, include_usage),
-            Kind::Text,
-            ctx,
-        )
-        .await
+        let result = match &ep.flavor {
+            Flavor::Bedrock(t) => {
+                bedrock::complete_stream(&self.client(ep)?, &self.limits, ep, t, req, ctx).await
+            }
+            _ => {
+                let body = text_body(req, true, include_usage);
+                self.streamed(ep, "/completions", body, Kind::Text, ctx)
+                    .await
+            }
+        };
+        scrub_stream(result, ep)
     }
 
     pub async fn chat(
@@ -109,17 +122,17 @@ impl Providers {
         req: &ChatRequest,
         ctx: &CallContext,
     ) -> Result<Reply, ProviderError> {
-        if let Flavor::Bedrock(t) = &ep.flavor {
-            return bedrock::chat(&self.client(ep)?, ep, t, req, ctx).await;
-        }
-        self.whole(
-            ep,
-            "/chat/completions",
-            chat_body(req, false, false),
-            Kind::Chat,
-            ctx,
-        )
-        .await
+        let result = match &ep.flavor {
+            Flavor::Bedrock(t) => {
+                bedrock::chat(&self.client(ep)?, &self.limits, ep, t, req, ctx).await
+            }
+            _ => {
+                let body = chat_body(req, false, false);
+                self.whole(ep, "/chat/completions", body, Kind::Chat, ctx)
+                    .await
+            }
+        };
+        result.map_err(|e| e.scrubbed(&Secrets::of(ep)))
     }
 
     pub async fn chat_stream(
@@ -129,17 +142,17 @@ impl Providers {
         include_usage: bool,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
-        if let Flavor::Bedrock(t) = &ep.flavor {
-            return bedrock::chat_stream(&self.client(ep)?, ep, t, req, ctx).await;
-        }
-        self.streamed(
-            ep,
-            "/chat/completions",
-            chat_body(req, true, include_usage),
-            Kind::Chat,
-            ctx,
-        )
-        .await
+        let result = match &ep.flavor {
+            Flavor::Bedrock(t) => {
+                bedrock::chat_stream(&self.client(ep)?, &self.limits, ep, t, req, ctx).await
+            }
+            _ => {
+                let body = chat_body(req, true, include_usage);
+                self.streamed(ep, "/chat/completions", body, Kind::Chat, ctx)
+                    .await
+            }
+        };
+        scrub_stream(result, ep)
     }
 
     /// Sends the request and waits for an OK status; maps every failure.
@@ -149,8 +162,7 @@ impl Providers {
         path: &str,
         body: Value,
         ctx: &CallContext,
-        deadline: Duration,
-        phase: TimeoutPhase,
+        deadline: Deadline,
     ) -> Result<reqwest::Response, ProviderError> {
         let base = ep.base_url.trim_end_matches('/');
         let (url, body) = match &ep.flavor {
@@ -192,38 +204,7 @@ impl Providers {
         if !ctx.request_id.is_empty() {
             request = request.header("x-request-id", &ctx.request_id);
         }
-        let response = match timeout(deadline, request.send()).await {
-            Err(_) => {
-                return Err(ProviderError::Timeout {
-                    phase,
-                    after: deadline,
-                });
-            }
-            Ok(Err(e)) if e.is_connect() => {
-                let message = std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.to_string());
-                let phase_error = message.contains("timed out") || e.is_timeout();
-                return Err(if phase_error {
-                    ProviderError::Timeout {
-                        phase: TimeoutPhase::Connect,
-                        after: ep.timeouts.connect,
-                    }
-                } else {
-                    ProviderError::Connect {
-                        endpoint: ep.base_url.clone(),
-                        message,
-                    }
-                });
-            }
-            Ok(Err(e)) => {
-                return Err(ProviderError::Connect {
-                    endpoint: ep.base_url.clone(),
-                    message: e.to_string(),
-                });
-            }
-            Ok(Ok(r)) => r,
-        };
+        let response = limits::send(request, ep, &deadline).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -240,7 +221,7 @@ impl Providers {
             .and_then(|v| v.parse::<u64>().ok())
             .map(|ms| ms.div_ceil(1000).to_string())
             .or_else(|| header("retry-after"));
-        let body = response.bytes().await.unwrap_or_default();
+        let body = limits::read_error_body(response, &deadline).await?;
         Err(ProviderError::Upstream {
             status: status.as_u16(),
             message: upstream_message(&body),
@@ -257,22 +238,9 @@ impl Providers {
         kind: Kind,
         ctx: &CallContext,
     ) -> Result<Reply, ProviderError> {
-        let started = Instant::now();
-        let total = ep.timeouts.total;
-        let response = self
-            .send(ep, path, body, ctx, total, TimeoutPhase::Total)
-            .await?;
-        let left = total.saturating_sub(started.elapsed());
-        let bytes = match timeout(left, response.bytes()).await {
-            Err(_) => {
-                return Err(ProviderError::Timeout {
-                    phase: TimeoutPhase::Total,
-                    after: total,
-                });
-            }
-            Ok(Err(e)) => return Err(ProviderError::Protocol(format!("reading the answer: {e}"))),
-            Ok(Ok(b)) => b,
-        };
+        let deadline = Deadline::from(Instant::now(), ep.timeouts.total, TimeoutPhase::Total);
+        let response = self.send(ep, path, body, ctx, deadline).await?;
+        let bytes = limits::read_answer(response, &self.limits, &deadline).await?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::Protocol(format!("answer is not JSON: {e}")))?;
         let choice = &v["choices"][0];
@@ -300,18 +268,39 @@ impl Providers {
     ) -> Result<ChunkStream, ProviderError> {
         let started = Instant::now();
         let first_token = ep.timeouts.first_token.min(ep.timeouts.total);
-        let response = self
-            .send(ep, path, body, ctx, first_token, TimeoutPhase::FirstToken)
-            .await?;
+        let deadline = Deadline::from(started, first_token, TimeoutPhase::FirstToken);
+        let response = self.send(ep, path, body, ctx, deadline).await?;
+        if let Err(got) = limits::content_type_is(&response, "text/event-stream") {
+            // Nothing has reached the client yet, so this can still be a plain error answer.
+            let body = limits::read_error_body(response, &deadline).await?;
+            return Err(ProviderError::Protocol(format!(
+                "a stream was asked for but the answer is {got}, not text/event-stream: {}",
+                upstream_message(&body)
+            )));
+        }
         let state = StreamState {
             body: Box::pin(response.bytes_stream()),
-            decoder: SseDecoder::new(),
+            decoder: SseDecoder::with_limit(self.limits.max_event_bytes),
             pending: std::collections::VecDeque::new(),
             clock: StreamClock::start(started, first_token, ep.timeouts.total),
             finished: false,
             kind,
         };
         Ok(Box::pin(futures_util::stream::unfold(state, next_chunk)))
+    }
+}
+
+/// Every error a stream yields, before or after it began, leaves the crate scrubbed.
+fn scrub_stream(
+    result: Result<ChunkStream, ProviderError>,
+    ep: &Endpoint,
+) -> Result<ChunkStream, ProviderError> {
+    let secrets = Secrets::of(ep);
+    match result {
+        Ok(stream) => Ok(Box::pin(
+            stream.map(move |item| item.map_err(|e| e.scrubbed(&secrets))),
+        )),
+        Err(e) => Err(e.scrubbed(&secrets)),
     }
 }
 
@@ -357,10 +346,7 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>,
             }
             Ok(Some(Err(e))) => {
                 s.finished = true;
-                return Some((
-                    Err(ProviderError::Stream(format!("connection broke: {e}"))),
-                    s,
-                ));
+                return Some((Err(broken_stream(&e)), s));
             }
             Ok(Some(Ok(bytes))) => {
                 for event in s.decoder.push(&bytes) {
@@ -391,6 +377,14 @@ impl StreamState {
         let data = match event {
             SseEvent::Done => {
                 self.finished = true;
+                return;
+            }
+            SseEvent::TooLarge(bytes) => {
+                self.pending.push_back(Err(ProviderError::TooLarge {
+                    what: "an SSE event",
+                    limit: "max_event_bytes",
+                    bytes,
+                }));
                 return;
             }
             SseEvent::Data { data, .. } => data,
@@ -428,6 +422,16 @@ impl StreamState {
         }
         self.pending.push_back(Ok(chunk));
     }
+}
+
+/// A stream whose connection failed after it began, with the cause when one is known.
+pub(crate) fn broken_stream(e: &reqwest::Error) -> ProviderError {
+    let (cause, detail) = limits::connect_cause(e);
+    ProviderError::Stream(match cause {
+        ConnectCause::Reset => format!("connection reset by the model server ({detail})"),
+        ConnectCause::Closed => format!("the model server closed the connection ({detail})"),
+        _ => format!("connection broke: {e}"),
+    })
 }
 
 fn usage(v: &Value) -> Option<Usage> {

@@ -1,5 +1,7 @@
 //! An incremental server-sent-events decoder: bytes go in as the network delivers them (split
-//! anywhere, even inside a UTF-8 character), whole events come out.
+//! anywhere, even inside a UTF-8 character), whole events come out. What it holds of an
+//! unfinished line or event is capped, so a server that never sends a newline cannot grow it
+//! without end.
 
 /// One decoded event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -8,10 +10,16 @@ pub enum SseEvent {
     Data { event: Option<String>, data: String },
     /// `data: [DONE]`, the OpenAI end-of-stream marker.
     Done,
+    /// An event grew past the decoder's limit (in bytes); the decoder ignores all further
+    /// input.
+    TooLarge(usize),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseDecoder {
+    /// The most bytes of one event (its unterminated line, data and name) held at once.
+    max: usize,
+    failed: bool,
     /// Bytes of a line not yet terminated.
     line: Vec<u8>,
     data: Vec<u8>,
@@ -21,35 +29,76 @@ pub struct SseDecoder {
     after_cr: bool,
 }
 
+impl Default for SseDecoder {
+    fn default() -> Self {
+        SseDecoder::with_limit(crate::UpstreamLimits::default().max_event_bytes)
+    }
+}
+
 impl SseDecoder {
     pub fn new() -> SseDecoder {
         SseDecoder::default()
     }
 
-    /// Feeds bytes; returns the events they complete.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+    /// A decoder that holds at most `max` bytes of one event.
+    pub fn with_limit(max: usize) -> SseDecoder {
+        SseDecoder {
+            max,
+            failed: false,
+            line: Vec::new(),
+            data: Vec::new(),
+            has_data: false,
+            event: None,
+            after_cr: false,
+        }
+    }
+
+    /// Bytes held for the event being read.
+    pub fn buffered(&self) -> usize {
+        self.line.len() + self.data.len() + self.event.as_ref().map_or(0, String::len)
+    }
+
+    /// Feeds bytes; returns the events they complete, the last being
+    /// [`SseEvent::TooLarge`] when an event passed the limit.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
-        for &b in bytes {
-            match b {
-                b'\n' if self.after_cr => self.after_cr = false,
-                b'\n' | b'\r' => {
-                    self.after_cr = b == b'\r';
-                    let line = std::mem::take(&mut self.line);
-                    if let Some(e) = self.line_done(&line) {
-                        events.push(e);
-                    }
-                }
-                _ => {
-                    self.after_cr = false;
-                    self.line.push(b);
-                }
+        while !bytes.is_empty() && !self.failed {
+            if std::mem::take(&mut self.after_cr) && bytes[0] == b'\n' {
+                bytes = &bytes[1..];
+                continue;
+            }
+            let end = bytes.iter().position(|&b| b == b'\n' || b == b'\r');
+            let part = &bytes[..end.unwrap_or(bytes.len())];
+            if self.buffered() + part.len() >= self.max {
+                self.fail();
+                events.push(SseEvent::TooLarge(self.max));
+                break;
+            }
+            self.line.extend_from_slice(part);
+            let Some(i) = end else { break };
+            self.after_cr = bytes[i] == b'\r';
+            bytes = &bytes[i + 1..];
+            let line = std::mem::take(&mut self.line);
+            if let Some(e) = self.line_done(&line) {
+                events.push(e);
             }
         }
         events
     }
 
+    fn fail(&mut self) {
+        self.failed = true;
+        self.line = Vec::new();
+        self.data = Vec::new();
+        self.event = None;
+        self.has_data = false;
+    }
+
     /// Ends the input; an event the server did not terminate with a blank line still counts.
     pub fn finish(&mut self) -> Option<SseEvent> {
+        if self.failed {
+            return None;
+        }
         let line = std::mem::take(&mut self.line);
         if !line.is_empty()
             && let Some(e) = self.line_done(&line)
@@ -154,7 +203,45 @@ mod tests {
         assert_eq!(decode_in_pieces(b"data: x", &[]), vec![data("x")]);
     }
 
+    #[test]
+    fn a_line_past_the_limit_ends_decoding() {
+        let mut d = SseDecoder::with_limit(16);
+        assert_eq!(d.push(b"data: a\n\n"), vec![data("a")]);
+        assert_eq!(d.push(b"data: 0123456789"), vec![SseEvent::TooLarge(16)]);
+        assert_eq!(d.buffered(), 0);
+        assert_eq!(d.push(b"\n\ndata: b\n\n"), vec![]);
+        assert_eq!(d.finish(), None);
+        // Many short data lines make one event too.
+        let mut d = SseDecoder::with_limit(16);
+        assert_eq!(
+            d.push(b"data: 1234\ndata: 5678\ndata: 9abc\n"),
+            vec![SseEvent::TooLarge(16)]
+        );
+    }
+
     proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_or_pass_the_limit(bytes in proptest::collection::vec(any::<u8>(), 0..600), cuts in proptest::collection::vec(0usize..600, 0..12), max in 1usize..64) {
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut d = SseDecoder::with_limit(max);
+            let mut last = 0;
+            let mut too_large = false;
+            for p in points.into_iter().chain([bytes.len()]) {
+                for e in d.push(&bytes[last..p]) {
+                    prop_assert!(!too_large, "nothing after TooLarge");
+                    if let SseEvent::Data { data, event } = &e {
+                        // Lossy UTF-8 may triple an invalid byte's size, never more.
+                        prop_assert!(data.len() + event.as_ref().map_or(0, String::len) <= 3 * max);
+                    }
+                    too_large |= e == SseEvent::TooLarge(max);
+                }
+                prop_assert!(d.buffered() < max.max(1));
+                last = p;
+            }
+            let _ = d.finish();
+        }
+
         #[test]
         fn any_split_decodes_the_same(texts in proptest::collection::vec("\\PC{0,12}", 1..6), cuts in proptest::collection::vec(0usize..400, 0..10), crlf in any::<bool>()) {
             let nl = if crlf { "\r\n" } else { "\n" };

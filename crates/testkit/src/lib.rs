@@ -7,6 +7,7 @@
 mod fake_bedrock;
 mod fake_gitlab;
 mod fake_openai;
+mod fault_upstream;
 mod gguf;
 mod llama;
 pub mod sigv4_check;
@@ -14,5 +15,6 @@ pub mod sigv4_check;
 pub use fake_bedrock::{ACCESS_KEY, API_KEY, BedrockReply, FakeBedrock, REGION, SECRET_KEY};
 pub use fake_gitlab::{FakeGitlab, GITLAB_KEY, INSTANCE_ID, OTHER_KEY, mint};
 pub use fake_openai::{FakeUpstream, Recorded, Reply};
+pub use fault_upstream::{Fault, FaultUpstream};
 pub use gguf::write_tiny_llama;
 pub use llama::LlamaServer;

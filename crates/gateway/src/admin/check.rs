@@ -76,10 +76,14 @@ pub(crate) async fn check(
         )
     };
     let latency_ms = started.elapsed().as_millis() as u64;
+    // The failure's cause and fix belong in the log too: it is where an operator looks
+    // when the check was run from GitLab's UI.
+    let error = result.as_ref().err().map(ToString::to_string);
     tracing::info!(
         self_hosted_model_id = id,
         ok = result.is_ok(),
         latency_ms,
+        error,
         "connection check"
     );
     Ok(match result {

@@ -99,6 +99,10 @@ async fn invoke(
             StatusCode::MISDIRECTED_REQUEST,
             format!("{status}: {message}"),
         )),
+        Err(e @ ProviderError::Timeout { .. }) => Err(GitlabError::detail(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("the model server did not answer the check in time: {e}"),
+        )),
         Err(e) => Err(GitlabError::detail(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the model server cannot be reached: {e}"),

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hearth_providers::ProviderError;
+use hearth_providers::{ProviderError, TimeoutPhase};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -76,9 +76,24 @@ impl OaiError {
                 "upstream_unreachable",
                 format!("deployment {name:?}: {e}"),
             ),
+            ProviderError::Timeout {
+                phase: TimeoutPhase::Connect,
+                ..
+            } => gateway(
+                S::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!(
+                    "deployment {name:?}: {e}; check that the endpoint's host is reachable from Hearth (firewall, VPN, security group)"
+                ),
+            ),
             ProviderError::Timeout { .. } => gateway(
                 S::GATEWAY_TIMEOUT,
                 "upstream_timeout",
+                format!("deployment {name:?}: {e}"),
+            ),
+            ProviderError::TooLarge { .. } => gateway(
+                S::BAD_GATEWAY,
+                "upstream_too_large",
                 format!("deployment {name:?}: {e}"),
             ),
             ProviderError::Protocol(_) | ProviderError::Stream(_) => gateway(

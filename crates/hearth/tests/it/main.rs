@@ -17,6 +17,7 @@ mod azure;
 mod bedrock;
 mod cli;
 mod deployments;
+mod faults;
 mod features;
 mod gitlab;
 mod harness;

@@ -1,0 +1,278 @@
+//! What Hearth holds from a model server at most, and the one way every request is sent and
+//! every body read: under the call's deadline and under a size cap, so neither a stalled nor
+//! a flooding server can hold a request or the process's memory.
+
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout_at};
+
+use crate::error::{ConnectCause, ProviderError, TimeoutPhase};
+use crate::types::Endpoint;
+
+/// Caps on how much of an upstream answer is held in memory at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpstreamLimits {
+    /// The longest SSE line or event, and the largest Bedrock event-stream frame.
+    pub max_event_bytes: usize,
+    /// The largest whole (non-streamed) answer.
+    pub max_body_bytes: usize,
+}
+
+impl Default for UpstreamLimits {
+    fn default() -> Self {
+        UpstreamLimits {
+            max_event_bytes: 4 << 20,
+            max_body_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Error bodies are read only for their message, of which 500 characters are kept; 64 KiB
+/// leaves room for a JSON envelope or an HTML page around it.
+pub(crate) const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// When the current phase of a call must be over, and which timeout that is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    pub at: Instant,
+    pub phase: TimeoutPhase,
+    pub after: Duration,
+}
+
+impl Deadline {
+    pub(crate) fn from(started: Instant, after: Duration, phase: TimeoutPhase) -> Deadline {
+        Deadline {
+            at: started + after,
+            phase,
+            after,
+        }
+    }
+
+    pub(crate) fn expired(&self) -> ProviderError {
+        ProviderError::Timeout {
+            phase: self.phase,
+            after: self.after,
+        }
+    }
+}
+
+/// `4 MiB` for whole mebibytes and kibibytes, else the byte count.
+pub(crate) fn size_text(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Sends a request and waits for the response head until `deadline`.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    ep: &Endpoint,
+    deadline: &Deadline,
+) -> Result<reqwest::Response, ProviderError> {
+    match timeout_at(deadline.at, request.send()).await {
+        Err(_) => Err(deadline.expired()),
+        Ok(Err(e)) => Err(transport_error(ep, &e)),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Names why a request never got an answer, from the error's source chain.
+pub(crate) fn transport_error(ep: &Endpoint, e: &reqwest::Error) -> ProviderError {
+    let (cause, detail) = connect_cause(e);
+    // reqwest's own connect timeout (the deployment's connect_timeout_ms) is a timeout, not
+    // a connection failure: it maps to 504 like the other phases.
+    if e.is_connect() && (e.is_timeout() || cause == ConnectCause::TimedOut) {
+        return ProviderError::Timeout {
+            phase: TimeoutPhase::Connect,
+            after: ep.timeouts.connect,
+        };
+    }
+    ProviderError::Connect {
+        endpoint: ep.base_url.clone(),
+        cause,
+        message: detail,
+    }
+}
+
+/// The first recognised cause along the chain, and the innermost error's text (the most
+/// specific: `Connection refused (os error 111)`, `invalid peer certificate: UnknownIssuer`).
+pub(crate) fn connect_cause(e: &(dyn std::error::Error + 'static)) -> (ConnectCause, String) {
+    let mut cause = None;
+    let mut innermost = e.to_string();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        innermost = err.to_string();
+        if cause.is_none() {
+            cause = classify(err);
+        }
+        current = err.source();
+    }
+    (cause.unwrap_or(ConnectCause::Other), innermost)
+}
+
+fn classify(err: &(dyn std::error::Error + 'static)) -> Option<ConnectCause> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls_cause(tls));
+    }
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        // An io::Error's source() skips the error it wraps, where rustls puts its own (and
+        // connectors wrap io::Errors in io::Errors).
+        if let Some(inner) = io.get_ref()
+            && let Some(cause) = classify(inner)
+        {
+            return Some(cause);
+        }
+        use std::io::ErrorKind as K;
+        match io.kind() {
+            K::ConnectionRefused => return Some(ConnectCause::Refused),
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+                return Some(ConnectCause::Reset);
+            }
+            K::TimedOut => return Some(ConnectCause::TimedOut),
+            _ => {}
+        }
+    }
+    if let Some(h) = err.downcast_ref::<hyper::Error>()
+        && h.is_incomplete_message()
+    {
+        return Some(ConnectCause::Closed);
+    }
+    // hyper-util's resolver error has no type of its own to match; its text is stable.
+    let text = err.to_string();
+    if text == "dns error" || text.contains("failed to lookup address") {
+        return Some(ConnectCause::DnsNotFound);
+    }
+    None
+}
+
+fn tls_cause(e: &rustls::Error) -> ConnectCause {
+    ConnectCause::Tls {
+        certificate: matches!(
+            e,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        ),
+    }
+}
+
+/// How a capped read ended.
+enum End {
+    Complete,
+    OverCap,
+    Broken(String),
+}
+
+async fn read_up_to(
+    response: &mut reqwest::Response,
+    cap: usize,
+    deadline: &Deadline,
+) -> Result<(Vec<u8>, End), ProviderError> {
+    let mut out = Vec::with_capacity(
+        response
+            .content_length()
+            .map_or(0, |n| usize::try_from(n).unwrap_or(cap).min(cap)),
+    );
+    loop {
+        match timeout_at(deadline.at, response.chunk()).await {
+            Err(_) => return Err(deadline.expired()),
+            Ok(Err(e)) => return Ok((out, End::Broken(e.to_string()))),
+            Ok(Ok(None)) => return Ok((out, End::Complete)),
+            Ok(Ok(Some(chunk))) => {
+                let room = cap - out.len();
+                if chunk.len() > room {
+                    out.extend_from_slice(&chunk[..room]);
+                    return Ok((out, End::OverCap));
+                }
+                out.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// A whole answer, refused once it passes `max_body_bytes`.
+pub(crate) async fn read_answer(
+    mut response: reqwest::Response,
+    limits: &UpstreamLimits,
+    deadline: &Deadline,
+) -> Result<Vec<u8>, ProviderError> {
+    let too_large = ProviderError::TooLarge {
+        what: "an answer",
+        limit: "max_body_bytes",
+        bytes: limits.max_body_bytes,
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > limits.max_body_bytes as u64)
+    {
+        return Err(too_large);
+    }
+    match read_up_to(&mut response, limits.max_body_bytes, deadline).await? {
+        (bytes, End::Complete) => Ok(bytes),
+        (_, End::OverCap) => Err(too_large),
+        (_, End::Broken(e)) => Err(ProviderError::Protocol(format!("reading the answer: {e}"))),
+    }
+}
+
+/// The start of an error body: enough for its message. A body cut by the cap or by the
+/// network still yields what arrived; only the deadline ends the wait.
+pub(crate) async fn read_error_body(
+    mut response: reqwest::Response,
+    deadline: &Deadline,
+) -> Result<Vec<u8>, ProviderError> {
+    read_up_to(&mut response, MAX_ERROR_BODY, deadline)
+        .await
+        .map(|(bytes, _)| bytes)
+}
+
+/// Whether a stream answer's `Content-Type` is `want`; a missing one is given the benefit
+/// of the doubt (some proxies drop it), the decoder then judges the bytes.
+pub(crate) fn content_type_is(response: &reqwest::Response, want: &str) -> Result<(), String> {
+    let Some(value) = response.headers().get(reqwest::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case(want) {
+        Ok(())
+    } else {
+        Err(essence.chars().take(100).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size_text(4 << 20), "4 MiB");
+        assert_eq!(size_text(64 << 10), "64 KiB");
+        assert_eq!(size_text(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn io_causes_are_named() {
+        use std::io::{Error, ErrorKind};
+        let refused = Error::from(ErrorKind::ConnectionRefused);
+        assert_eq!(connect_cause(&refused).0, ConnectCause::Refused);
+        let reset = Error::from(ErrorKind::ConnectionReset);
+        assert_eq!(connect_cause(&reset).0, ConnectCause::Reset);
+        let tls = Error::new(
+            ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let (cause, detail) = connect_cause(&tls);
+        assert_eq!(cause, ConnectCause::Tls { certificate: true });
+        assert!(detail.contains("UnknownIssuer"), "{detail}");
+        let wrapped = Error::other(tls);
+        assert_eq!(
+            connect_cause(&wrapped).0,
+            ConnectCause::Tls { certificate: true }
+        );
+        let other = Error::other("something else");
+        assert_eq!(connect_cause(&other).0, ConnectCause::Other);
+    }
+}
