@@ -30,7 +30,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use hearth_providers::{AwsDefaults, Providers};
+use hearth_providers::{AwsDefaults, Providers, UpstreamLimits};
 use hearth_registry::Registry;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -91,6 +91,8 @@ pub struct RouterOptions {
     pub body_timeout: Option<Duration>,
     /// Bearer token for `/metrics` from beyond loopback (loopback needs none).
     pub metrics_token: Option<SecretString>,
+    /// What Hearth reads from a model server at most.
+    pub upstream: UpstreamLimits,
 }
 
 /// The routers `serve` runs: the whole API, and the small one that answers connections past
@@ -112,7 +114,7 @@ pub fn build(
     let state = AppState {
         registry,
         admin_token: Arc::new(admin_token),
-        provider: Arc::new(Providers::new()),
+        provider: Arc::new(Providers::with_limits(options.upstream)),
         cloud: Arc::new(routing::CloudDefaults {
             aws: options.aws,
             azure_api_key: options.azure_api_key,

@@ -109,6 +109,12 @@ pub(crate) struct LimitArgs {
     /// Longest wait for a place before the request gets 503 [default: 2s]
     #[arg(long, env = "HEARTH_QUEUE_TIMEOUT", value_parser = duration)]
     pub queue_timeout: Option<Duration>,
+    /// Largest SSE event or Bedrock frame read from a model server, in bytes [default: 4 MiB]
+    #[arg(long, env = "HEARTH_MAX_UPSTREAM_EVENT_BYTES", value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_upstream_event_bytes: Option<u64>,
+    /// Largest whole answer read from a model server, in bytes [default: 32 MiB]
+    #[arg(long, env = "HEARTH_MAX_UPSTREAM_BODY_BYTES", value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_upstream_body_bytes: Option<u64>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

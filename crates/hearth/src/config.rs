@@ -35,6 +35,8 @@ struct LimitSection {
     max_in_flight_per_deployment: Option<u32>,
     max_queued: Option<u32>,
     queue_timeout: Option<String>,
+    max_upstream_event_bytes: Option<u64>,
+    max_upstream_body_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -156,6 +158,14 @@ fn limits(args: &LimitArgs, file: LimitSection) -> anyhow::Result<LimitArgs> {
             n => Ok(n),
         }
     };
+    let at_least_1k = |name: &str, n: Option<u64>| -> anyhow::Result<_> {
+        match n {
+            Some(n) if n < 1024 => {
+                bail!("config file: limits.{name} must be at least 1024 (bytes)")
+            }
+            n => Ok(n),
+        }
+    };
     Ok(LimitArgs {
         header_timeout: args
             .header_timeout
@@ -180,6 +190,14 @@ fn limits(args: &LimitArgs, file: LimitSection) -> anyhow::Result<LimitArgs> {
         queue_timeout: args
             .queue_timeout
             .or(duration("queue_timeout", file.queue_timeout)?),
+        max_upstream_event_bytes: args.max_upstream_event_bytes.or(at_least_1k(
+            "max_upstream_event_bytes",
+            file.max_upstream_event_bytes,
+        )?),
+        max_upstream_body_bytes: args.max_upstream_body_bytes.or(at_least_1k(
+            "max_upstream_body_bytes",
+            file.max_upstream_body_bytes,
+        )?),
     })
 }
 

@@ -141,6 +141,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             admission,
             body_timeout: limits.body_timeout,
             metrics_token,
+            upstream: upstream_limits(limits),
         },
     );
     let serve_defaults = hearth_gateway::ServeOptions::default();
@@ -167,6 +168,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     registry.close().await;
     tracing::info!("hearth stopped");
     Ok(())
+}
+
+fn upstream_limits(limits: &crate::cli::LimitArgs) -> hearth_providers::UpstreamLimits {
+    let defaults = hearth_providers::UpstreamLimits::default();
+    let bytes = |n: Option<u64>, default: usize| n.map_or(default, |n| n as usize);
+    hearth_providers::UpstreamLimits {
+        max_event_bytes: bytes(limits.max_upstream_event_bytes, defaults.max_event_bytes),
+        max_body_bytes: bytes(limits.max_upstream_body_bytes, defaults.max_body_bytes),
+    }
 }
 
 /// File descriptors kept for the database, log files and listener beyond the connections.
