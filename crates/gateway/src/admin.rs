@@ -1,5 +1,5 @@
 //! The admin REST API under `/api/v1`: deployments, feature settings, settings, catalog,
-//! client keys.
+//! client keys, and the set-up diagnosis (`verify`).
 //! Every route needs the admin bearer token.
 
 mod auth;
@@ -9,6 +9,7 @@ mod client_keys;
 mod deployments;
 mod features;
 mod settings;
+mod verify;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
@@ -39,6 +40,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             get(settings::show).patch(settings::update),
         )
         .route("/api/v1/catalog", get(catalog::show))
+        .route("/api/v1/verify", post(verify::verify))
         .route(
             "/api/v1/client_keys",
             get(client_keys::list).post(client_keys::create),

@@ -37,6 +37,8 @@ pub(crate) enum Command {
     /// Manage client API keys for the OpenAI-compatible routes
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check everything between clients and the models; exit 1 when a required check fails
+    Verify(crate::cli_verify::VerifyArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]

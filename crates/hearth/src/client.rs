@@ -48,6 +48,10 @@ impl Client {
         Ok(Client { base, token, http })
     }
 
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(Method::GET, path, None).await
     }
@@ -117,7 +121,7 @@ impl Client {
 }
 
 /// The server's own address when it is configured by HEARTH_LISTEN on this machine.
-fn default_url() -> String {
+pub(crate) fn default_url() -> String {
     let listen = std::env::var("HEARTH_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.into());
     let listen = listen
         .replace("0.0.0.0", "127.0.0.1")

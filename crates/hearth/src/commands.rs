@@ -6,3 +6,4 @@ pub(crate) mod keys;
 pub(crate) mod models;
 pub(crate) mod plan;
 pub(crate) mod settings;
+pub(crate) mod verify;

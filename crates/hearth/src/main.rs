@@ -1,6 +1,7 @@
 //! The `hearth` binary: the CLI and `hearth serve`. Thin glue over the library crates.
 
 mod cli;
+mod cli_verify;
 mod client;
 mod commands;
 mod config;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Keys(cmd) => commands::keys::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Verify(args) => commands::verify::run(args).await,
         }
     });
     match result {

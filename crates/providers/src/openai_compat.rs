@@ -155,6 +155,45 @@ impl Providers {
         scrub_stream(result, ep)
     }
 
+    /// The model names an OpenAI-compatible server serves (`GET {base}/models`), for `hearth
+    /// verify`: one read under the endpoint's total timeout, through the same client, caps and
+    /// error mapping as a completion, so a failure here names the cause a request would meet.
+    pub async fn list_models(&self, ep: &Endpoint) -> Result<Vec<String>, ProviderError> {
+        let result = async {
+            let deadline = Deadline::from(Instant::now(), ep.timeouts.total, TimeoutPhase::Total);
+            let url = format!("{}/models", ep.base_url.trim_end_matches('/'));
+            let mut request = self.client(ep)?.get(&url);
+            if let Some(key) = &ep.api_key {
+                request = request.bearer_auth(key.expose_secret());
+            }
+            let response = limits::send(request, ep, &deadline).await?;
+            let status = response.status();
+            if !status.is_success() {
+                let body = limits::read_error_body(response, &deadline).await?;
+                return Err(ProviderError::Upstream {
+                    status: status.as_u16(),
+                    message: upstream_message(&body),
+                    code: upstream_code(&body),
+                    retry_after: None,
+                });
+            }
+            let bytes = limits::read_answer(response, &self.limits, &deadline).await?;
+            let v: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ProviderError::Protocol(format!("the model list is not JSON: {e}")))?;
+            let Some(data) = v["data"].as_array() else {
+                return Err(ProviderError::Protocol(
+                    "the model list has no \"data\" array".into(),
+                ));
+            };
+            Ok(data
+                .iter()
+                .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                .collect())
+        }
+        .await;
+        result.map_err(|e| e.scrubbed(&Secrets::of(ep)))
+    }
+
     /// Sends the request and waits for an OK status; maps every failure.
     async fn send(
         &self,

@@ -60,6 +60,14 @@ pub struct Outcome<T> {
     pub warnings: Vec<String>,
 }
 
+/// See [`Registry::migration_status`].
+#[derive(Clone, Debug)]
+pub struct MigrationStatus {
+    pub applied: usize,
+    pub pending: Vec<String>,
+    pub unknown: Vec<i64>,
+}
+
 pub struct Registry {
     pool: SqlitePool,
     secrets: SecretBox,
@@ -119,6 +127,28 @@ impl Registry {
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// How the database's schema compares with this binary's migrations: the ones it lacks
+    /// and the versions it has that this binary does not know (a newer Hearth wrote them).
+    /// `open` applies migrations, so anything here means another process changed the database.
+    pub async fn migration_status(&self) -> Result<MigrationStatus> {
+        let applied: Vec<(i64,)> =
+            sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await?;
+        let applied: Vec<i64> = applied.into_iter().map(|(v,)| v).collect();
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+        Ok(MigrationStatus {
+            applied: applied.len(),
+            pending: migrator
+                .iter()
+                .filter(|m| !applied.contains(&m.version))
+                .map(|m| format!("{} {}", m.version, m.description))
+                .collect(),
+            unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
+        })
     }
 
     pub async fn close(&self) {

@@ -251,6 +251,76 @@ impl Verifier {
     }
 }
 
+/// What `hearth verify` learns about the GitLab instance, fetched afresh (not from the cache,
+/// which may hold keys from before an outage).
+pub(crate) struct Probe {
+    pub discovery_url: String,
+    /// The key set's URL, or why the discovery document could not be read.
+    pub discovery: Result<String, String>,
+    /// How many keys the set holds; `None` when discovery failed first.
+    pub keys: Option<Result<usize, String>>,
+    /// GitLab's clock minus ours, from the `Date` header, in seconds.
+    pub clock_skew_secs: Option<i64>,
+}
+
+impl Verifier {
+    pub(crate) fn gitlab_url(&self) -> Option<&str> {
+        self.gitlab_url.as_deref()
+    }
+
+    /// Discovery, then the key set, each within the fetch deadline; `None` without a GitLab URL.
+    pub(crate) async fn probe(&self) -> Option<Probe> {
+        #[derive(Deserialize)]
+        struct Discovery {
+            jwks_uri: String,
+        }
+        let base = self.gitlab_url.clone()?;
+        let discovery_url = format!("{base}/.well-known/openid-configuration");
+        let within = |what: &str| {
+            format!(
+                "{what} did not answer within {} s",
+                FETCH_DEADLINE.as_secs()
+            )
+        };
+        let (discovery, date) = match tokio::time::timeout(
+            FETCH_DEADLINE,
+            get_json_dated::<Discovery>(&self.http, &discovery_url),
+        )
+        .await
+        {
+            Err(_) => (Err(within(&discovery_url)), None),
+            Ok(Err(e)) => (Err(e), None),
+            Ok(Ok((d, date))) => (Ok(d.jwks_uri), date),
+        };
+        let keys = match &discovery {
+            Err(_) => None,
+            Ok(uri) => Some(
+                match tokio::time::timeout(FETCH_DEADLINE, get_json::<JwkSet>(&self.http, uri))
+                    .await
+                {
+                    Err(_) => Err(within(uri)),
+                    Ok(Err(e)) => Err(e),
+                    Ok(Ok(set)) if set.keys.is_empty() => Err(format!("{uri} holds no keys")),
+                    Ok(Ok(set)) => Ok(set.keys.len()),
+                },
+            ),
+        };
+        let clock_skew_secs = date.map(|theirs| {
+            let now = std::time::SystemTime::now();
+            match theirs.duration_since(now) {
+                Ok(ahead) => ahead.as_secs() as i64,
+                Err(behind) => -(behind.duration().as_secs() as i64),
+            }
+        });
+        Some(Probe {
+            discovery_url,
+            discovery,
+            keys,
+            clock_skew_secs,
+        })
+    }
+}
+
 fn decoding_key(jwk: &Jwk) -> Result<DecodingKey, GitlabError> {
     DecodingKey::from_jwk(jwk).map_err(|_| GitlabError::forbidden_by_provider())
 }
@@ -266,13 +336,42 @@ async fn fetch(http: &reqwest::Client, base: &str) -> Result<JwkSet, String> {
     get_json(http, &discovery.jwks_uri).await
 }
 
+/// reqwest's error with its innermost cause (`Connection refused`, the certificate error),
+/// which its own text leaves out.
+fn with_cause(e: &reqwest::Error) -> String {
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let cause = inner.to_string();
+    if cause == e.to_string() {
+        cause
+    } else {
+        format!("{e}: {cause}")
+    }
+}
+
 /// A JSON document from GitLab, refused when bigger than `MAX_BODY`.
 async fn get_json<T: DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T, String> {
+    get_json_dated(http, url).await.map(|(t, _)| t)
+}
+
+/// [`get_json`], with the answer's `Date` header: tokens are checked with no leeway, so a
+/// GitLab clock ahead of Hearth's makes fresh tokens "not yet valid".
+async fn get_json_dated<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(T, Option<std::time::SystemTime>), String> {
     let too_big = || format!("{url} sent more than {MAX_BODY} bytes");
-    let mut resp = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let mut resp = http.get(url).send().await.map_err(|e| with_cause(&e))?;
     if !resp.status().is_success() {
         return Err(format!("{url} answered {}", resp.status()));
     }
+    let date = resp
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
     if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
         return Err(too_big());
     }
@@ -283,7 +382,9 @@ async fn get_json<T: DeserializeOwned>(http: &reqwest::Client, url: &str) -> Res
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))
+    serde_json::from_slice(&body)
+        .map(|t| (t, date))
+        .map_err(|e| format!("{url}: {e}"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,825 @@
+//! `POST /api/v1/verify`: every server-side check between a client and the models, run with
+//! the running server's own configuration and secrets (which the CLI never sees). Each check
+//! says what it found and, when it fails, the fix. `hearth verify` adds the client-side ones.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use futures_util::future::join_all;
+use hearth_catalog::{Capability, FamilyVerdict, Feature, Rating};
+use hearth_prompts::{CompletionStyle, PromptBody, completion_prompt};
+use hearth_providers::{
+    CallContext, ChatMessage, ChatRequest, ConnectCause, Endpoint, Flavor, ProviderError,
+    TextRequest,
+};
+use hearth_registry::{ApiKey, Binding, Deployment, KeySource};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::routing::endpoint_for;
+
+/// Each network step's deadline: a diagnosis must answer, healthy or not.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// One deployment's whole diagnosis; past it the rest of its steps are reported as not run.
+const DEPLOYMENT_TIMEOUT: Duration = Duration::from_secs(40);
+const DB_TIMEOUT: Duration = Duration::from_secs(2);
+/// GitLab tokens are checked with no leeway: a GitLab clock this far ahead refuses fresh tokens.
+const SKEW_WARN_SECS: i64 = 2;
+const SKEW_FAIL_SECS: i64 = 60;
+
+#[derive(Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Skip,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Check {
+    group: &'static str,
+    subject: String,
+    step: String,
+    status: Status,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+impl Check {
+    fn new(
+        group: &'static str,
+        subject: &str,
+        step: &str,
+        status: Status,
+        message: String,
+    ) -> Check {
+        Check {
+            group,
+            subject: subject.to_string(),
+            step: step.to_string(),
+            status,
+            message,
+            fix: None,
+        }
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Check {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+pub(crate) async fn verify(State(state): State<AppState>) -> Json<Value> {
+    let mut checks = Vec::new();
+    checks.extend(database(&state).await);
+    checks.extend(secret_key(&state));
+    checks.push(aigw_names());
+    checks.extend(gitlab(&state).await);
+    checks.extend(features(&state));
+    let snap = state.registry.snapshot();
+    let runs = snap.deployments().iter().map(|d| {
+        let state = state.clone();
+        let d = (**d).clone();
+        async move {
+            match tokio::time::timeout(DEPLOYMENT_TIMEOUT, deployment(&state, &d)).await {
+                Ok(checks) => checks,
+                Err(_) => vec![
+                    Check::new(
+                        "deployment",
+                        &d.name,
+                        "deadline",
+                        Status::Fail,
+                        format!(
+                            "the checks of {:?} did not finish within {} s",
+                            d.name,
+                            DEPLOYMENT_TIMEOUT.as_secs()
+                        ),
+                    )
+                    .fix("check the model server's load and the network between Hearth and it"),
+                ],
+            }
+        }
+    });
+    for list in join_all(runs).await {
+        checks.extend(list);
+    }
+    if snap.deployments().is_empty() {
+        checks.push(
+            Check::new(
+                "deployment",
+                "-",
+                "registered",
+                Status::Warn,
+                "no self-hosted model is registered: no request can be served".into(),
+            )
+            .fix("register one with `hearth models add` (`hearth plan MODEL` prints the command)"),
+        );
+    }
+    let ok = checks.iter().all(|c| c.status != Status::Fail);
+    tracing::info!(
+        ok,
+        failed = checks.iter().filter(|c| c.status == Status::Fail).count(),
+        "verify"
+    );
+    Json(json!({"ok": ok, "checks": checks}))
+}
+
+async fn database(state: &AppState) -> Vec<Check> {
+    let db = state.registry.database().to_string();
+    let ping = match tokio::time::timeout(DB_TIMEOUT, state.registry.ping()).await {
+        Ok(Ok(())) => Check::new("database", &db, "reachable", Status::Pass, "the database answers".into()),
+        Ok(Err(e)) => Check::new("database", &db, "reachable", Status::Fail, format!("the database does not answer: {e}"))
+            .fix("check the database file's disk and permissions (or HEARTH_DATABASE_URL), then restart Hearth"),
+        Err(_) => Check::new("database", &db, "reachable", Status::Fail,
+            format!("the database did not answer within {} s", DB_TIMEOUT.as_secs()))
+            .fix("check the disk the database is on; another process may hold a lock on it"),
+    };
+    let migrations = match state.registry.migration_status().await {
+        Ok(s) if s.pending.is_empty() && s.unknown.is_empty() => Check::new("database", &db, "migrations", Status::Pass,
+            format!("{} migrations applied, none pending", s.applied)),
+        Ok(s) if !s.unknown.is_empty() => Check::new("database", &db, "migrations", Status::Fail,
+            format!("the database has migrations this Hearth does not know ({:?}): a newer Hearth wrote it", s.unknown))
+            .fix("run the Hearth version that wrote the database, or restore a backup from before the upgrade"),
+        Ok(s) => Check::new("database", &db, "migrations", Status::Fail,
+            format!("migrations not applied: {}", s.pending.join(", ")))
+            .fix("restart `hearth serve`: it applies migrations at start-up"),
+        Err(e) => Check::new("database", &db, "migrations", Status::Fail, format!("cannot read the migration table: {e}"))
+            .fix("check that the database is Hearth's and readable"),
+    };
+    vec![ping, migrations]
+}
+
+fn secret_key(state: &AppState) -> Vec<Check> {
+    let source = match state.registry.key_source() {
+        KeySource::Environment => "HEARTH_SECRET_KEY".to_string(),
+        KeySource::File(p) | KeySource::CreatedFile(p) => format!("the key file {}", p.display()),
+    };
+    let snap = state.registry.snapshot();
+    let stored = snap
+        .deployments()
+        .iter()
+        .filter(|d| d.api_key.is_set())
+        .count();
+    let mut checks: Vec<Check> = snap
+        .deployments()
+        .iter()
+        .filter_map(|d| match &d.api_key {
+            ApiKey::Unreadable(why) => Some(
+                Check::new("secret_key", &d.name, "decrypts", Status::Fail,
+                    format!("the API key of deployment {:?} cannot be decrypted with {source} ({why})", d.name))
+                    .fix(format!("start Hearth with the secret key the API key was stored with (HEARTH_SECRET_KEY or the data directory's secret.key), or store the key again: hearth models update {:?} --api-key-file FILE", d.name)),
+            ),
+            _ => None,
+        })
+        .collect();
+    if checks.is_empty() {
+        checks.push(Check::new(
+            "secret_key",
+            &source,
+            "decrypts",
+            Status::Pass,
+            format!("{source} decrypts every stored API key ({stored} stored)"),
+        ));
+    }
+    checks
+}
+
+/// GitLab's AI-gateway variable names the server sees; values are never read out.
+fn aigw_names() -> Check {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("AIGW_"))
+        .collect();
+    let message = if names.is_empty() {
+        "no AIGW_* variable is set in the server's environment".to_string()
+    } else {
+        format!(
+            "AIGW_* variables set in the server's environment: {}",
+            names.join(", ")
+        )
+    };
+    Check::new(
+        "environment",
+        "server",
+        "AIGW_* names",
+        Status::Pass,
+        message,
+    )
+}
+
+async fn gitlab(state: &AppState) -> Vec<Check> {
+    let Some(probe) = state.gitlab.probe().await else {
+        let check = if state.gitlab_bypass {
+            Check::new("gitlab", "-", "configured", Status::Warn,
+                "GitLab auth bypass is on: the GitLab routes accept requests without a token".into())
+                .fix("for local testing only; set HEARTH_GITLAB_URL and turn the bypass off for real use")
+        } else {
+            Check::new("gitlab", "-", "configured", Status::Skip,
+                "no GitLab URL (HEARTH_GITLAB_URL / AIGW_GITLAB_URL): the GitLab routes refuse every request".into())
+        };
+        return vec![check];
+    };
+    let base = state.gitlab.gitlab_url().unwrap_or_default().to_string();
+    let reach_fix = "check that HEARTH_GITLAB_URL (or AIGW_GITLAB_URL) is the instance's URL and that this machine reaches it (DNS, proxy, firewall, TLS trust)";
+    let mut checks = Vec::new();
+    match &probe.discovery {
+        Ok(uri) => checks.push(Check::new(
+            "gitlab",
+            &base,
+            "OIDC discovery",
+            Status::Pass,
+            format!("{} names the key set {uri}", probe.discovery_url),
+        )),
+        Err(e) => checks.push(
+            Check::new(
+                "gitlab",
+                &base,
+                "OIDC discovery",
+                Status::Fail,
+                format!("cannot read GitLab's OIDC discovery document: {e}"),
+            )
+            .fix(reach_fix),
+        ),
+    }
+    match &probe.keys {
+        Some(Ok(n)) => checks.push(Check::new(
+            "gitlab",
+            &base,
+            "JWKS",
+            Status::Pass,
+            format!("GitLab's key set holds {n} key(s)"),
+        )),
+        Some(Err(e)) => checks.push(
+            Check::new(
+                "gitlab",
+                &base,
+                "JWKS",
+                Status::Fail,
+                format!("cannot read GitLab's signing keys: {e}"),
+            )
+            .fix(reach_fix),
+        ),
+        None => {}
+    }
+    if let Some(skew) = probe.clock_skew_secs {
+        let (status, fix) = match skew.abs() {
+            s if s <= SKEW_WARN_SECS => (Status::Pass, None),
+            s if s <= SKEW_FAIL_SECS => (
+                Status::Warn,
+                Some("synchronise both clocks with NTP (chrony, systemd-timesyncd)"),
+            ),
+            _ => (
+                Status::Fail,
+                Some(
+                    "synchronise both clocks with NTP (chrony, systemd-timesyncd): tokens are checked with no leeway",
+                ),
+            ),
+        };
+        let mut check = Check::new(
+            "gitlab",
+            &base,
+            "clock skew",
+            status,
+            format!("GitLab's clock is {skew} s from Hearth's (from its Date header)"),
+        );
+        if let Some(fix) = fix {
+            check = check.fix(fix);
+        }
+        checks.push(check);
+    }
+    checks
+}
+
+fn features(state: &AppState) -> Vec<Check> {
+    let snap = state.registry.snapshot();
+    let beta_on = snap.settings().beta_models_enabled;
+    let mut checks = Vec::new();
+    let mut disabled = Vec::new();
+    for setting in snap.features() {
+        let feature = setting.feature;
+        let name = feature.as_str();
+        let Binding::SelfHosted { deployment_id } = setting.binding else {
+            disabled.push(name);
+            continue;
+        };
+        let Some(d) = snap.deployment(deployment_id) else {
+            checks.push(
+                Check::new(
+                    "feature",
+                    name,
+                    "bound",
+                    Status::Fail,
+                    format!(
+                        "{name} points at deployment id {deployment_id}, which no longer exists"
+                    ),
+                )
+                .fix(format!(
+                    "hearth features set {name} <deployment>, or hearth features disable {name}"
+                )),
+            );
+            continue;
+        };
+        if feature.is_beta() && !beta_on {
+            checks.push(
+                Check::new(
+                    "feature",
+                    name,
+                    "beta gate",
+                    Status::Fail,
+                    format!(
+                        "{name} is a beta feature and beta models are off: its requests are refused"
+                    ),
+                )
+                .fix("hearth settings set beta_models_enabled true"),
+            );
+        }
+        let capability = feature.capability();
+        let (verdict, exact) = d.verdict(capability);
+        let basis = if exact {
+            ""
+        } else {
+            " (best of its family; set the deployment's --model for the exact rating)"
+        };
+        let check = match verdict {
+            FamilyVerdict::Unrated => Check::new("feature", name, "rating", Status::Warn,
+                format!("served by {:?}: the catalog has no rating for {} on {}", d.name, d.family.display_name(), capability.label()))
+                .fix(format!("check the answers yourself, or name the catalog model: hearth models update {:?} --model ID", d.name)),
+            FamilyVerdict::Rated { rating, model } if !rating.allows_binding() => Check::new("feature", name, "rating", Status::Fail,
+                format!("served by {:?}: {model} is rated {} for {}{basis}; Hearth refuses it", d.name, rating.as_str(), capability.label()))
+                .fix(format!("bind a deployment rated green or amber: hearth features set {name} <deployment>, or hearth features disable {name}")),
+            FamilyVerdict::Rated { rating: Rating::Amber, model } => Check::new("feature", name, "rating", Status::Warn,
+                format!("served by {:?}: {model} is rated amber for {}{basis}: {}", d.name, capability.label(), Rating::Amber.meaning())),
+            FamilyVerdict::Rated { rating, model } => Check::new("feature", name, "rating", Status::Pass,
+                format!("served by {:?}: {model} is rated {} for {}{basis}", d.name, rating.as_str(), capability.label())),
+        };
+        checks.push(check);
+    }
+    if checks.is_empty() {
+        checks.push(
+            Check::new(
+                "feature",
+                "-",
+                "bound",
+                Status::Warn,
+                "no feature is bound to a deployment: GitLab and clients get 403 feature_disabled"
+                    .into(),
+            )
+            .fix("hearth features set code_completions <deployment> (and duo_chat, …)"),
+        );
+    }
+    if !disabled.is_empty() {
+        checks.push(Check::new(
+            "feature",
+            "-",
+            "disabled",
+            Status::Skip,
+            format!("not bound (disabled): {}", disabled.join(", ")),
+        ));
+    }
+    checks
+}
+
+/// The capabilities `d` serves for bound features, each with those features' names.
+fn bound_capabilities(state: &AppState, d: &Deployment) -> Vec<(Capability, Vec<Feature>)> {
+    let features = state.registry.snapshot().features_using(d.id);
+    let caps: BTreeSet<u8> = features.iter().map(|f| cap_rank(f.capability())).collect();
+    caps.into_iter()
+        .map(|r| {
+            let cap = cap_from_rank(r);
+            (
+                cap,
+                features
+                    .iter()
+                    .copied()
+                    .filter(|f| f.capability() == cap)
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn cap_rank(c: Capability) -> u8 {
+    match c {
+        Capability::CodeCompletion => 0,
+        Capability::CodeGeneration => 1,
+        Capability::Chat => 2,
+    }
+}
+
+fn cap_from_rank(r: u8) -> Capability {
+    match r {
+        0 => Capability::CodeCompletion,
+        1 => Capability::CodeGeneration,
+        _ => Capability::Chat,
+    }
+}
+
+fn capped(mut ep: Endpoint) -> Endpoint {
+    ep.timeouts.connect = ep.timeouts.connect.min(STEP_TIMEOUT);
+    ep.timeouts.first_token = ep.timeouts.first_token.min(STEP_TIMEOUT);
+    ep.timeouts.total = ep.timeouts.total.min(STEP_TIMEOUT);
+    ep
+}
+
+async fn deployment(state: &AppState, d: &Deployment) -> Vec<Check> {
+    let name = d.name.as_str();
+    let mut checks = Vec::new();
+    let check = |step: &str, status: Status, message: String| {
+        Check::new("deployment", name, step, status, message)
+    };
+    let bound = bound_capabilities(state, d);
+    let first_cap = bound
+        .first()
+        .map_or(Capability::CodeCompletion, |(c, _)| *c);
+    let ep = match endpoint_for(d, first_cap, &state.cloud) {
+        Ok(ep) => capped(ep),
+        Err(e) => {
+            let fix = match e.code {
+                "deployment_key_unreadable" => format!("store the key again: hearth models update {name:?} --api-key-file FILE, or restart with the old HEARTH_SECRET_KEY"),
+                "no_aws_credentials" => "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_BEARER_TOKEN_BEDROCK) for hearth serve, or the deployment's API key".into(),
+                _ => format!("complete the deployment: hearth models update {name:?} --endpoint URL (or --region for Bedrock)"),
+            };
+            checks.push(check("configuration", Status::Fail, e.message).fix(fix));
+            return checks;
+        }
+    };
+    checks.push(check(
+        "configuration",
+        Status::Pass,
+        format!(
+            "{} at {}, model {:?}",
+            d.platform.as_str(),
+            ep.base_url,
+            d.upstream_model()
+        ),
+    ));
+
+    // DNS and TCP first: their failures are the clearest to tell apart.
+    let Ok(url) = reqwest::Url::parse(&ep.base_url) else {
+        checks.push(
+            check(
+                "configuration",
+                Status::Fail,
+                format!("the endpoint {:?} is not a URL", ep.base_url),
+            )
+            .fix(format!(
+                "hearth models update {name:?} --endpoint http://HOST:PORT/v1"
+            )),
+        );
+        return checks;
+    };
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs = match tokio::time::timeout(
+        ep.timeouts.connect,
+        tokio::net::lookup_host((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(addrs)) => addrs.collect::<Vec<_>>(),
+        Ok(Err(e)) => {
+            checks.push(check("dns", Status::Fail, format!("the host name {host:?} was not found ({e})"))
+                .fix(format!("check the host name in the endpoint (hearth models update {name:?} --endpoint URL) and this machine's DNS")));
+            return checks;
+        }
+        Err(_) => {
+            checks.push(
+                check(
+                    "dns",
+                    Status::Fail,
+                    format!(
+                        "looking up {host:?} took longer than {} ms",
+                        ep.timeouts.connect.as_millis()
+                    ),
+                )
+                .fix("check this machine's DNS resolver"),
+            );
+            return checks;
+        }
+    };
+    let Some(addr) = addrs.first().copied() else {
+        checks.push(
+            check(
+                "dns",
+                Status::Fail,
+                format!("the host name {host:?} has no address"),
+            )
+            .fix("check the host name in the endpoint"),
+        );
+        return checks;
+    };
+    checks.push(check(
+        "dns",
+        Status::Pass,
+        format!("{host} is {}", addr.ip()),
+    ));
+    match tokio::time::timeout(ep.timeouts.connect, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => checks.push(check(
+            "tcp",
+            Status::Pass,
+            format!("{addr} accepts connections"),
+        )),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            checks.push(check("tcp", Status::Fail, format!("connection refused at {addr} ({e})"))
+                .fix("start the model server, or correct the port in the endpoint: is the model server running and listening on that port?"));
+            return checks;
+        }
+        Ok(Err(e)) => {
+            checks.push(
+                check(
+                    "tcp",
+                    Status::Fail,
+                    format!("cannot connect to {addr}: {e}"),
+                )
+                .fix(
+                    "check that the host is reachable from Hearth (firewall, VPN, security group)",
+                ),
+            );
+            return checks;
+        }
+        Err(_) => {
+            checks.push(
+                check(
+                    "tcp",
+                    Status::Fail,
+                    format!(
+                        "connecting to {addr} took longer than the connect timeout of {} ms",
+                        ep.timeouts.connect.as_millis()
+                    ),
+                )
+                .fix(
+                    "check that the host is reachable from Hearth (firewall, VPN, security group)",
+                ),
+            );
+            return checks;
+        }
+    }
+
+    let https = url.scheme() == "https";
+    if matches!(ep.flavor, Flavor::OpenAi) {
+        let listed = state.provider.list_models(&ep).await;
+        if https {
+            checks.push(tls_check(name, listed.as_ref().err()));
+        }
+        match listed {
+            Ok(served) => {
+                checks.push(check(
+                    "authentication",
+                    Status::Pass,
+                    "the model server accepted Hearth's request".into(),
+                ));
+                let want = d.upstream_model();
+                if served.iter().any(|s| s == want) {
+                    checks.push(check(
+                        "served name",
+                        Status::Pass,
+                        format!(
+                            "GET {}/models lists {want:?}",
+                            ep.base_url.trim_end_matches('/')
+                        ),
+                    ));
+                } else {
+                    checks.push(check("served name", Status::Fail, format!(
+                        "the model server does not serve {want:?}; it serves: {}",
+                        if served.is_empty() { "nothing".to_string() } else { served.join(", ") }))
+                        .fix(format!("register the served name (hearth models update {name:?} --identifier custom_openai/NAME), or start the server with --served-model-name {want}")));
+                }
+            }
+            Err(ProviderError::Upstream {
+                status: 404 | 405, ..
+            }) => {
+                checks.push(check(
+                    "served name",
+                    Status::Warn,
+                    "the model server has no /models route; the served name was not checked".into(),
+                ));
+            }
+            Err(e) => {
+                checks.push(failure(name, d, &e));
+                return checks;
+            }
+        }
+    }
+
+    let ctx = CallContext {
+        request_id: format!("verify-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let runs: Vec<(Capability, String)> = if bound.is_empty() {
+        vec![(Capability::CodeCompletion, "no feature bound".to_string())]
+    } else {
+        bound
+            .iter()
+            .map(|(c, fs)| {
+                (
+                    *c,
+                    fs.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+                )
+            })
+            .collect()
+    };
+    let mut reached = true;
+    for (capability, features) in &runs {
+        let ep = match endpoint_for(d, *capability, &state.cloud) {
+            Ok(ep) => capped(ep),
+            Err(e) => {
+                checks.push(check("completion", Status::Fail, e.message));
+                continue;
+            }
+        };
+        let step = format!("1-token {} ({features})", capability.label());
+        match one_token(state, d, *capability, &ep, &ctx).await {
+            Ok(what) => checks.push(check(&step, Status::Pass, what)),
+            Err(e) => {
+                if https && !matches!(ep.flavor, Flavor::OpenAi) {
+                    checks.push(tls_check(name, Some(&e)));
+                }
+                let mut c = failure(name, d, &e);
+                c.step = step;
+                checks.push(c);
+                reached = false;
+            }
+        }
+    }
+    if reached && bound.iter().any(|(c, _)| *c == Capability::CodeCompletion) {
+        checks.extend(fim_smoke(state, d, &ep, &ctx).await);
+    }
+    checks
+}
+
+fn tls_check(name: &str, error: Option<&ProviderError>) -> Check {
+    match error {
+        Some(ProviderError::Connect {
+            cause: ConnectCause::Tls { certificate: true },
+            message,
+            ..
+        }) => Check::new(
+            "deployment",
+            name,
+            "tls",
+            Status::Fail,
+            format!("the server's certificate is not trusted: {message}"),
+        )
+        .fix(
+            "add its CA to this machine's trust store, or use the host name the certificate names",
+        ),
+        Some(ProviderError::Connect {
+            cause: ConnectCause::Tls { certificate: false },
+            message,
+            ..
+        }) => Check::new(
+            "deployment",
+            name,
+            "tls",
+            Status::Fail,
+            format!("the TLS handshake failed: {message}"),
+        )
+        .fix("check that the server speaks HTTPS on that port, or use http://"),
+        _ => Check::new(
+            "deployment",
+            name,
+            "tls",
+            Status::Pass,
+            "the TLS handshake succeeded and the certificate is trusted".into(),
+        ),
+    }
+}
+
+/// A failed call, with the fix for its cause.
+fn failure(name: &str, d: &Deployment, e: &ProviderError) -> Check {
+    let (step, fix) = match e {
+        ProviderError::Upstream { status: 401 | 403, .. } => ("authentication", match d.platform {
+            hearth_registry::DeploymentPlatform::Bedrock => "check the AWS credentials and their Bedrock permissions (bedrock:InvokeModel), and that the model is enabled in that region".to_string(),
+            hearth_registry::DeploymentPlatform::AzureOpenai => format!("set the resource's key: hearth models update {name:?} --api-key-file FILE (or AZURE_OPENAI_API_KEY)"),
+            hearth_registry::DeploymentPlatform::OpenaiCompatible if d.api_key.is_set() => format!("the model server refused the stored API key; store the one it expects (its --api-key): hearth models update {name:?} --api-key-file FILE"),
+            hearth_registry::DeploymentPlatform::OpenaiCompatible => format!("the model server wants an API key and none is stored: hearth models update {name:?} --api-key-file FILE"),
+        }),
+        ProviderError::Upstream { status: 404, .. } if d.platform == hearth_registry::DeploymentPlatform::AzureOpenai =>
+            ("azure deployment", format!("check the deployment name in the identifier (azure/<deployment>) and the --api-version (default {}; v1 for the v1 API)", crate::routing::AZURE_API_VERSION)),
+        ProviderError::Upstream { .. } if d.platform == hearth_registry::DeploymentPlatform::Bedrock =>
+            ("bedrock", "check the region (--region or AWS_REGION), the model id in the identifier, and that the model is enabled for the account in that region".to_string()),
+        ProviderError::Upstream { .. } => ("model server", "check the model server's log for this request".to_string()),
+        ProviderError::Connect { .. } => ("connection", "see the message; the endpoint's scheme, host and port must be the model server's".to_string()),
+        ProviderError::Timeout { .. } => ("timeout", "the model server is too slow or overloaded; check its load, or raise the deployment's timeouts".to_string()),
+        _ => ("protocol", "check that the endpoint is an OpenAI-compatible API (for vLLM it ends in /v1)".to_string()),
+    };
+    Check::new("deployment", name, step, Status::Fail, e.to_string()).fix(fix)
+}
+
+/// One tiny real request of the kind `capability` sends, as the connection check does.
+async fn one_token(
+    state: &AppState,
+    d: &Deployment,
+    capability: Capability,
+    ep: &Endpoint,
+    ctx: &CallContext,
+) -> Result<String, ProviderError> {
+    let model = d.upstream_model().to_string();
+    let chat = capability != Capability::CodeCompletion
+        || completion_prompt(d.family, "", "", None, None).style == CompletionStyle::ChatInstruct;
+    if chat {
+        let req = ChatRequest {
+            model,
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "Reply with OK.".into(),
+            }],
+            max_tokens: Some(1),
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        state.provider.chat(ep, &req, ctx).await?;
+        Ok(format!(
+            "a 1-token chat request as {:?} was answered",
+            d.upstream_model()
+        ))
+    } else {
+        let req = TextRequest {
+            model,
+            prompt: "def hello():".into(),
+            max_tokens: 1,
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        state.provider.complete(ep, &req, ctx).await?;
+        Ok(format!(
+            "a 1-token completion as {:?} was answered",
+            d.upstream_model()
+        ))
+    }
+}
+
+const FIM_PREFIX: &str = "def add(a, b):\n    return ";
+const FIM_SUFFIX: &str = "\n\n\nprint(add(1, 2))\n";
+
+/// A short code completion in the family's own prompt format; a server that answers with the
+/// prompt (a template or FIM tokens it does not know) serves garbage to every IDE.
+async fn fim_smoke(
+    state: &AppState,
+    d: &Deployment,
+    ep: &Endpoint,
+    ctx: &CallContext,
+) -> Vec<Check> {
+    let name = d.name.as_str();
+    let prompt = completion_prompt(d.family, FIM_PREFIX, FIM_SUFFIX, Some("python"), Some(16));
+    let step = match prompt.style {
+        CompletionStyle::FillInTheMiddle => "fim smoke test",
+        _ => "completion smoke test",
+    };
+    let PromptBody::Text(text) = prompt.body else {
+        return Vec::new();
+    };
+    let req = TextRequest {
+        model: d.upstream_model().to_string(),
+        prompt: text.clone(),
+        max_tokens: 16,
+        temperature: Some(0.0),
+        stop: prompt.stops.clone(),
+        ..Default::default()
+    };
+    let reply = match state.provider.complete(ep, &req, ctx).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut c = failure(name, d, &e);
+            c.step = step.into();
+            return vec![c];
+        }
+    };
+    let answer = reply.text.trim();
+    let echoed = !answer.is_empty()
+        && ((answer.len() >= 8 && text.trim().starts_with(answer))
+            || answer.starts_with(text.trim())
+            || answer.contains(FIM_PREFIX.trim()));
+    let check = if echoed {
+        Check::new("deployment", name, step, Status::Fail, format!("the model server answered with the prompt itself ({:?})", short(answer)))
+            .fix("serve the model with its own tokenizer and no chat template on /completions (vLLM: the model's repository, not a chat-only build), and check the deployment's family")
+    } else if answer.is_empty() {
+        Check::new("deployment", name, step, Status::Warn, "the model answered a code completion with nothing".into())
+            .fix("try it from an IDE; an empty answer to every completion means the family or the served model is wrong")
+    } else {
+        Check::new(
+            "deployment",
+            name,
+            step,
+            Status::Pass,
+            format!("answered {:?}", short(answer)),
+        )
+    };
+    vec![check]
+}
+
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(60).collect();
+    if s.chars().count() > 60 {
+        out.push('…');
+    }
+    out
+}
