@@ -72,6 +72,10 @@ struct Shared {
     /// that exist.
     azure_key: Mutex<Option<String>>,
     azure_deployments: Mutex<Vec<String>>,
+    /// What `GET /v1/models` lists; `["fake"]` until set.
+    models: Mutex<Option<Vec<String>>>,
+    /// The bearer key every `/v1/...` request must carry, when set.
+    required_key: Mutex<Option<String>>,
 }
 
 pub struct FakeUpstream {
@@ -101,14 +105,7 @@ impl FakeUpstream {
             )
             .route("/openai/v1/completions", post(answer))
             .route("/openai/v1/chat/completions", post(answer))
-            .route(
-                "/v1/models",
-                get(|| async {
-                    axum::Json(
-                        json!({"object": "list", "data": [{"id": "fake", "object": "model"}]}),
-                    )
-                }),
-            )
+            .route("/v1/models", get(models))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -140,6 +137,17 @@ impl FakeUpstream {
         format!("http://{}", self.addr)
     }
 
+    /// The names `GET /v1/models` lists.
+    pub fn serve_models(&self, names: &[&str]) {
+        *self.shared.models.lock().unwrap() = Some(names.iter().map(|n| n.to_string()).collect());
+    }
+
+    /// Every `/v1/...` request without `Authorization: Bearer <key>` gets 401, as vLLM's
+    /// `--api-key` does.
+    pub fn require_key(&self, key: &str) {
+        *self.shared.required_key.lock().unwrap() = Some(key.to_string());
+    }
+
     pub fn script(&self, reply: Reply) {
         self.shared.script.lock().unwrap().push_back(reply);
     }
@@ -165,6 +173,39 @@ impl FakeUpstream {
 
 const DEFAULT_TEXT: &str = "fake completion";
 
+/// vLLM's answer to a missing or wrong `--api-key`.
+fn unauthorized(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let want = shared.required_key.lock().unwrap().clone()?;
+    let got = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    (got != Some(want.as_str())).then(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "Unauthorized"})),
+        )
+            .into_response()
+    })
+}
+
+async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = unauthorized(&shared, &headers) {
+        return refusal;
+    }
+    let names = shared
+        .models
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| vec!["fake".into()]);
+    let data: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"id": n, "object": "model"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
 async fn answer(
     State(shared): State<Arc<Shared>>,
     uri: axum::http::Uri,
@@ -183,6 +224,7 @@ async fn answer(
     } else {
         None
     };
+    let headers_copy = headers.clone();
     if !shared.quiet {
         shared.seen.lock().unwrap().push(Recorded {
             path: uri.path().to_string(),
@@ -192,6 +234,9 @@ async fn answer(
         });
     }
     if let Some(refusal) = azure_refusal {
+        return refusal;
+    }
+    if !azure && let Some(refusal) = unauthorized(&shared, &headers_copy) {
         return refusal;
     }
     let reply = shared
