@@ -226,7 +226,7 @@ pub(crate) enum ModelsCommand {
         /// custom_openai/<served name>, bedrock/<model id> or azure/<deployment>
         #[arg(long)]
         identifier: String,
-        /// Catalog model id, for exact ratings (recognised from the identifier when it can be)
+        /// Catalog model id, name or repository, for exact ratings (recognised from the identifier when it can be)
         #[arg(long)]
         model: Option<String>,
         #[command(flatten)]
@@ -252,16 +252,23 @@ pub(crate) enum ModelsCommand {
         client: ClientArgs,
         /// Deployment name or id
         deployment: String,
+        /// New unique deployment name
         #[arg(long)]
         name: Option<String>,
+        /// Model family: mistral, mixtral, codestral, codegemma, codellama, deepseekcoder, claude_3, gpt, …
         #[arg(long)]
         family: Option<String>,
+        /// Model server URL; for vLLM http(s)://HOST:8000/v1
         #[arg(long)]
         endpoint: Option<String>,
+        /// custom_openai/<served name>, bedrock/<model id> or azure/<deployment>
         #[arg(long)]
         identifier: Option<String>,
+        /// Catalog model id, name or repository, for exact ratings (`hearth catalog` lists them)
         #[arg(long)]
         model: Option<String>,
+        #[command(flatten)]
+        reset: crate::cli_models::ResetArgs,
         #[command(flatten)]
         key: ApiKeyArgs,
         #[command(flatten)]
@@ -278,6 +285,7 @@ pub(crate) enum ModelsCommand {
         deployment: String,
     },
     /// Delete a deployment (refused while a feature uses it)
+    #[command(visible_alias = "delete")]
     Remove {
         #[command(flatten)]
         client: ClientArgs,
@@ -306,6 +314,7 @@ pub(crate) enum FeaturesCommand {
     Disable {
         #[command(flatten)]
         client: ClientArgs,
+        /// Feature, e.g. code_completions, duo_chat (`hearth features list` shows them)
         feature: String,
     },
 }
@@ -323,7 +332,9 @@ pub(crate) enum SettingsCommand {
     Set {
         #[command(flatten)]
         client: ClientArgs,
+        /// beta_models_enabled or verbose_ai_logs
         name: String,
+        /// true or false
         value: String,
     },
 }

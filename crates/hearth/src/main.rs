@@ -1,6 +1,7 @@
 //! The `hearth` binary: the CLI and `hearth serve`. Thin glue over the library crates.
 
 mod cli;
+mod cli_models;
 mod cli_verify;
 mod client;
 mod commands;

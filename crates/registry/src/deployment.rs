@@ -303,6 +303,23 @@ pub(crate) fn validate(
             ));
         }
     }
+    let served = identifier
+        .split_once('/')
+        .map_or(identifier, |(_, rest)| rest);
+    if let Some(suggested) = family_suggested(served).filter(|f| *f != family) {
+        warnings.push(format!(
+            "the identifier {identifier:?} looks like a {} model (family {suggested}), not {family}; check --family: the family decides the prompt format and the ratings",
+            suggested.display_name()
+        ));
+    } else if model.is_none() && family.models().next().is_some() {
+        let ids: Vec<&str> = family.models().map(|m| m.id).collect();
+        warnings.push(format!(
+            "the catalog does not recognise the served name {served:?}, so ratings use the best {} model; name the catalog model with --model (one of: {})",
+            family.display_name(),
+            ids.join(", ")
+        ));
+    }
+
     if family.models().next().is_none() {
         warnings.push(format!(
             "{} has no model in GitLab's catalog, so no feature rating applies",
@@ -571,6 +588,22 @@ fn suggest_v1(url: &url::Url) -> String {
 
 /// Recognises the catalog model from the identifier: vLLM users usually serve a model under
 /// its repository name, and Bedrock ids are exact.
+/// The family a served name names, when it names one (`Mixtral-8x7B-Instruct` → mixtral):
+/// the longest family name found in it, ignoring case and separators.
+fn family_suggested(served: &str) -> Option<Family> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let served = squash(served);
+    Family::ALL
+        .into_iter()
+        .filter(|f| served.contains(&squash(f.as_str())))
+        .max_by_key(|f| f.as_str().len())
+}
+
 fn recognise_model(family: Family, identifier: &str) -> Option<&'static Model> {
     let target = identifier.split_once('/')?.1.to_lowercase();
     family.models().find(|m| {
@@ -583,6 +616,78 @@ fn recognise_model(family: Family, identifier: &str) -> Option<&'static Model> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_family_a_served_name_suggests_is_found() {
+        assert_eq!(
+            family_suggested("Mixtral-8x7B-Instruct-v0.1"),
+            Some(Family::Mixtral)
+        );
+        assert_eq!(
+            family_suggested("mistralai/Mistral-7B-Instruct-v0.3"),
+            Some(Family::Mistral)
+        );
+        assert_eq!(
+            family_suggested("Codestral-22B-v0.1"),
+            Some(Family::Codestral)
+        );
+        assert_eq!(
+            family_suggested("deepseek-coder-33b"),
+            Some(Family::Deepseekcoder)
+        );
+        assert_eq!(family_suggested("Meta-Llama-3-8B"), Some(Family::Llama3));
+        assert_eq!(family_suggested("my-model"), None);
+    }
+
+    #[test]
+    fn a_family_the_identifier_contradicts_is_warned_and_an_unknown_name_too() {
+        let contradicted = validate_t(
+            &input(
+                "codestral",
+                Some("http://h:8000/v1"),
+                "custom_openai/Mixtral-8x7B-Instruct-v0.1",
+            ),
+            &Settings::default(),
+            true,
+        )
+        .unwrap();
+        assert!(
+            contradicted
+                .warnings
+                .iter()
+                .any(|w| w.contains("family mixtral") && w.contains("not codestral")),
+            "{:?}",
+            contradicted.warnings
+        );
+        let unknown = validate_t(
+            &input(
+                "mistral",
+                Some("http://h:8000/v1"),
+                "custom_openai/my-model",
+            ),
+            &Settings::default(),
+            true,
+        )
+        .unwrap();
+        assert!(
+            unknown.warnings.iter().any(|w| w
+                .contains("does not recognise the served name \"my-model\"")
+                && w.contains("--model")),
+            "{:?}",
+            unknown.warnings
+        );
+        let known = validate_t(
+            &input(
+                "mixtral",
+                Some("http://h:8000/v1"),
+                "custom_openai/Mixtral-8x7B-Instruct-v0.1",
+            ),
+            &Settings::default(),
+            true,
+        )
+        .unwrap();
+        assert!(known.warnings.is_empty(), "{:?}", known.warnings);
+    }
 
     fn input(family: &str, endpoint: Option<&str>, identifier: &str) -> NewDeployment {
         NewDeployment {

@@ -108,6 +108,12 @@ pub(crate) fn check_binding(
             capability.label(),
             Rating::Amber.meaning()
         )]),
+        FamilyVerdict::Rated { model, .. } if !exact => Ok(vec![format!(
+            "the catalog does not know which {} model deployment {:?} serves, so {feature} was judged by the best of its family ({model}); name it with `hearth models update {:?} --model ID` for the exact rating",
+            deployment.family.display_name(),
+            deployment.name,
+            deployment.name
+        )]),
         FamilyVerdict::Rated { .. } => Ok(Vec::new()),
     }
 }
@@ -165,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn amber_is_allowed_with_a_warning_and_green_silently() {
+    fn amber_is_allowed_with_a_warning_and_green_silently_when_the_model_is_known() {
         let s = Settings::default();
         let w = check_binding(
             Feature::DuoChat,
@@ -175,8 +181,20 @@ mod tests {
         .unwrap();
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("amber"), "{w:?}");
+        let w = check_binding(
+            Feature::CodeCompletions,
+            &dep(Family::Codestral, Some("codestral-22b-v0.1")),
+            &s,
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        // Judged by its family only: allowed, and the warning says how to judge it exactly.
         let w = check_binding(Feature::CodeCompletions, &dep(Family::Codestral, None), &s).unwrap();
-        assert!(w.is_empty());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("best of its family") && w[0].contains("--model"),
+            "{w:?}"
+        );
     }
 
     #[test]

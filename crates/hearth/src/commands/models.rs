@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::cli::{ApiKeyArgs, ModelsCommand, TimeoutArgs};
+use crate::cli_models::Resettable;
 use crate::client::Client;
 use crate::output::{Table, Tone, outln, plain, print_json, print_warnings};
 
@@ -83,10 +84,18 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
                 created["name"].as_str().unwrap_or_default(),
                 created["id"]
             )?;
-            outln!(
-                "Bind a feature to it: hearth features set code_completions {}",
-                created["id"]
-            )?;
+            let allowed = bindable_examples(&created);
+            if allowed.is_empty() {
+                outln!(
+                    "The catalog rates this model red or unsupported for every kind of feature; no feature can use it."
+                )?;
+            }
+            for feature in allowed {
+                outln!(
+                    "Bind a feature to it: hearth features set {feature} {}",
+                    created["id"]
+                )?;
+            }
             Ok(())
         }
         ModelsCommand::List { client } => {
@@ -155,13 +164,49 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             endpoint,
             identifier,
             model,
+            reset,
             key,
             timeouts,
             clear_api_key,
         } => {
+            let mut body = Map::new();
+            for field in &reset.reset {
+                let (fields, given): (&[&str], bool) = match field {
+                    Resettable::Model => (&["model"], model.is_some()),
+                    Resettable::Timeouts => (
+                        &[
+                            "connect_timeout_ms",
+                            "first_token_timeout_ms",
+                            "total_timeout_ms",
+                        ],
+                        !timeout_fields(&timeouts).is_empty(),
+                    ),
+                    Resettable::ConnectTimeout => (
+                        &["connect_timeout_ms"],
+                        timeouts.connect_timeout_ms.is_some(),
+                    ),
+                    Resettable::FirstTokenTimeout => (
+                        &["first_token_timeout_ms"],
+                        timeouts.first_token_timeout_ms.is_some(),
+                    ),
+                    Resettable::TotalTimeout => {
+                        (&["total_timeout_ms"], timeouts.total_timeout_ms.is_some())
+                    }
+                    Resettable::ApiVersion => (&["api_version"], timeouts.api_version.is_some()),
+                    Resettable::Region => (&["region"], timeouts.region.is_some()),
+                };
+                if given {
+                    anyhow::bail!(
+                        "--reset {} and a new value for it were both given; pass one",
+                        fields.join("/")
+                    );
+                }
+                for f in fields {
+                    body.insert((*f).into(), Value::Null);
+                }
+            }
             let c = Client::new(&client)?;
             let id = c.deployment_id(&deployment).await?;
-            let mut body = Map::new();
             for (field, value) in timeout_fields(&timeouts) {
                 body.insert(field.into(), json!(value));
             }
@@ -189,7 +234,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             }
             if body.is_empty() {
                 anyhow::bail!(
-                    "nothing to change: pass at least one of --name, --family, --endpoint, --identifier, --model, --api-key, --clear-api-key"
+                    "nothing to change: pass at least one of --name, --family, --endpoint, --identifier, --model, --api-key, --clear-api-key, --reset"
                 );
             }
             let updated = c
@@ -254,7 +299,51 @@ fn read_key(args: &ApiKeyArgs) -> anyhow::Result<Option<String>> {
         text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the API key from {}", path.display()))?;
     }
-    Ok(Some(text.trim().to_string()))
+    let key = text.trim();
+    if key.is_empty() {
+        // An empty file is far more often a mistake (wrong path to a fresh file, a secret
+        // not yet mounted) than a wish to delete the key, which would then go unnoticed.
+        anyhow::bail!(
+            "{} is empty: no API key read; to remove the stored key use --clear-api-key",
+            if path == Path::new("-") {
+                "standard input".to_string()
+            } else {
+                path.display().to_string()
+            }
+        );
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// The `features set` lines worth suggesting: one feature per kind of work the catalog lets
+/// this deployment serve (its model's ratings, else its family's best; unrated families may
+/// serve anything).
+fn bindable_examples(created: &Value) -> Vec<&'static str> {
+    use hearth_catalog::{Capability, Family, FamilyVerdict, model_by_id};
+    let model = created["model"].as_str().and_then(model_by_id);
+    let family = created["family"].as_str().and_then(Family::parse);
+    [
+        (Capability::CodeCompletion, "code_completions"),
+        (Capability::CodeGeneration, "code_generations"),
+        (Capability::Chat, "duo_chat"),
+    ]
+    .into_iter()
+    .filter(|(capability, _)| {
+        let verdict = match (model, family) {
+            (Some(m), _) => FamilyVerdict::Rated {
+                rating: m.ratings.get(*capability),
+                model: m.name,
+            },
+            (None, Some(f)) => f.best_rating(*capability),
+            (None, None) => FamilyVerdict::Unrated,
+        };
+        match verdict {
+            FamilyVerdict::Rated { rating, .. } => rating.allows_binding(),
+            FamilyVerdict::Unrated => true,
+        }
+    })
+    .map(|(_, feature)| feature)
+    .collect()
 }
 
 fn timeouts_text(d: &Value) -> String {

@@ -350,3 +350,198 @@ fn a_closed_stdout_ends_offline_commands_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
     }
 }
+
+fn add_args<'a>(name: &'a str, family: &'a str, identifier: &'a str) -> Vec<&'a str> {
+    vec![
+        "models",
+        "add",
+        "--name",
+        name,
+        "--family",
+        family,
+        "--endpoint",
+        "http://gpu-1:8000/v1",
+        "--identifier",
+        identifier,
+    ]
+}
+
+#[test]
+fn models_add_suggests_only_the_features_the_catalog_allows_and_warns_about_names() {
+    let h = Hearth::start();
+    // Codestral completes and generates code but does not chat.
+    let out = hearth(
+        Some(&h),
+        &add_args("codestral", "codestral", "custom_openai/Codestral-22B-v0.1"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("hearth features set code_completions 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hearth features set code_generations 1"),
+        "{text}"
+    );
+    assert!(!text.contains("duo_chat"), "{text}");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    // A served name the catalog does not know: said at add, and at features set.
+    let out = hearth(
+        Some(&h),
+        &add_args("mine", "mistral", "custom_openai/mistral"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not recognise the served name \"mistral\"")
+            && err.contains("--model (one of: mistral-7b-instruct-v0.3"),
+        "{err}"
+    );
+    let out = hearth(Some(&h), &["features", "set", "code_completions", "mine"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("judged by the best of its family"),
+        "{}",
+        stderr(&out)
+    );
+    // --model names the catalog model, by name too; then the warning is gone.
+    let out = hearth(
+        Some(&h),
+        &["models", "update", "mine", "--model", "Mistral 7B-it v0.3"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(Some(&h), &["features", "set", "code_completions", "mine"]);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    // A family the identifier contradicts.
+    let out = hearth(
+        Some(&h),
+        &add_args(
+            "odd",
+            "codestral",
+            "custom_openai/Mixtral-8x7B-Instruct-v0.1",
+        ),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("looks like a Mixtral model (family mixtral), not codestral"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_empty_key_file_is_refused_and_the_key_kept() {
+    let h = Hearth::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, api_key(4)).unwrap();
+    let mut args = add_args(
+        "keyed",
+        "mixtral",
+        "custom_openai/Mixtral-8x7B-Instruct-v0.1",
+    );
+    let path = key_file.to_str().unwrap();
+    args.extend(["--api-key-file", path]);
+    assert!(hearth(Some(&h), &args).status.success());
+
+    std::fs::write(&key_file, "\n").unwrap();
+    let out = hearth(
+        Some(&h),
+        &["models", "update", "keyed", "--api-key-file", path],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is empty") && stderr(&out).contains("--clear-api-key"),
+        "{}",
+        stderr(&out)
+    );
+    let out = hearth(Some(&h), &["models", "show", "keyed"]);
+    assert!(stdout(&out).contains("api key     set"), "{}", stdout(&out));
+
+    let out = hearth(Some(&h), &["models", "update", "keyed", "--clear-api-key"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(Some(&h), &["models", "show", "keyed"]);
+    assert!(stdout(&out).contains("api key     -"), "{}", stdout(&out));
+}
+
+#[test]
+fn reset_returns_model_and_timeouts_to_their_defaults_and_delete_is_remove() {
+    let h = Hearth::start();
+    let mut args = add_args("m", "mixtral", "custom_openai/my-mixtral");
+    args.extend([
+        "--model",
+        "mixtral-8x7b-instruct-v0.1",
+        "--connect-timeout-ms",
+        "1000",
+        "--total-timeout-ms",
+        "9000",
+    ]);
+    assert!(hearth(Some(&h), &args).status.success());
+    let show = |h: &Hearth| stdout(&hearth(Some(h), &["models", "show", "m"]));
+    let before = show(&h);
+    assert!(
+        before.contains("connect 1000 ms") && before.contains("Mixtral 8x7B"),
+        "{before}"
+    );
+
+    let out = hearth(
+        Some(&h),
+        &[
+            "models", "update", "m", "--reset", "model", "--reset", "timeouts",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = show(&h);
+    assert!(
+        after.contains("connect default, first token default, total default"),
+        "{after}"
+    );
+    assert!(after.contains("model       -"), "{after}");
+
+    let out = hearth(
+        Some(&h),
+        &["models", "update", "m", "--reset", "model", "--model", "x"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pass one"), "{}", stderr(&out));
+
+    let out = hearth(Some(&h), &["models", "delete", "m"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Removed self-hosted model m"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn every_flag_and_argument_has_help() {
+    for (args, expect) in [
+        (
+            &["models", "update", "--help"][..],
+            &[
+                "New unique deployment name",
+                "Model family:",
+                "Model server URL",
+                "custom_openai/<served name>",
+                "Catalog model id, name or repository",
+                "Return a field to its default",
+            ][..],
+        ),
+        (&["features", "disable", "--help"], &["Feature, e.g."]),
+        (
+            &["settings", "set", "--help"],
+            &["beta_models_enabled or verbose_ai_logs", "true or false"],
+        ),
+        (&["models", "--help"], &["[alias: delete]"]),
+    ] {
+        let out = hearth(None, args);
+        let text = stdout(&out);
+        for e in expect {
+            assert!(text.contains(e), "{args:?} lacks {e:?}:\n{text}");
+        }
+    }
+}
