@@ -53,8 +53,8 @@ pub(crate) struct ServeArgs {
     /// TOML configuration file
     #[arg(long, env = "HEARTH_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:5052]
-    #[arg(long, env = "HEARTH_LISTEN")]
+    /// Address to listen on, e.g. 0.0.0.0:5052; localhost means 127.0.0.1 [default: 127.0.0.1:5052]
+    #[arg(long, env = "HEARTH_LISTEN", value_parser = crate::listen::parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Where Hearth keeps its database, secret key and admin token
     #[arg(long, env = "HEARTH_DATA_DIR")]

@@ -75,9 +75,8 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     };
     let listen = match (args.listen, file.listen) {
         (Some(addr), _) => addr,
-        (None, Some(text)) => text.parse().with_context(|| {
-            format!("config file: listen = {text:?} is not an address like 127.0.0.1:5052")
-        })?,
+        (None, Some(text)) => crate::listen::parse_listen(&text)
+            .map_err(|e| anyhow::anyhow!("config file: listen = {text:?}: {e}"))?,
         // GitLab's names, as its AI gateway image takes them (host 0.0.0.0, port 5052).
         (None, None)
             if aigw("FASTAPI__API_HOST").is_some() || aigw("FASTAPI__API_PORT").is_some() =>
@@ -206,7 +205,39 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     match toml::from_str(&text) {
         Ok(config) => Ok(config),
-        Err(e) => bail!("config file {}: {e}", path.display()),
+        Err(e) => bail!("{}", toml_error(path, &text, &e)),
+    }
+}
+
+/// `config file F, line N, key K: what is wrong`, from the span toml reports: its own
+/// message shows the line but leaves the key (and the section it is in) for the reader to find.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return format!("config file {}: {e}", path.display());
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default();
+    let section = before
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim());
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let message = e.message().trim();
+    match (key, section) {
+        (Some(k), Some(s)) => format!(
+            "config file {}, line {line_no}, key {s}.{k}: {message}",
+            path.display()
+        ),
+        (Some(k), None) => format!(
+            "config file {}, line {line_no}, key {k}: {message}",
+            path.display()
+        ),
+        _ => format!("config file {}, line {line_no}: {message}", path.display()),
     }
 }
 
@@ -301,6 +332,27 @@ mod tests {
         let path = write("listen = \"127.0.0.1:7000\"\nlisten_port = 5\n");
         let err = resolve(&args(&["--config", path.to_str().unwrap()])).unwrap_err();
         assert!(format!("{err:#}").contains("listen_port"), "{err:#}");
+        std::fs::write(&path, "data_dir = \"/x\"\nlisten = 5053\n").unwrap();
+        let err = format!(
+            "{:#}",
+            resolve(&args(&["--config", path.to_str().unwrap()])).unwrap_err()
+        );
+        assert!(
+            err.contains(&format!("config file {}, line 2, key listen: invalid type: integer `5053`, expected a string", path.display())),
+            "{err}"
+        );
+        std::fs::write(&path, "[limits]\nmax_connections = \"x\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            resolve(&args(&["--config", path.to_str().unwrap()])).unwrap_err()
+        );
+        assert!(
+            err.contains("line 2, key limits.max_connections: invalid type"),
+            "{err}"
+        );
+        std::fs::write(&path, "listen = \"localhost:7002\"\n").unwrap();
+        let c = resolve(&args(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7002".parse().unwrap());
         std::fs::write(&path, "listen = \"everywhere\"\n").unwrap();
         let err = resolve(&args(&["--config", path.to_str().unwrap()])).unwrap_err();
         assert!(format!("{err:#}").contains("everywhere"), "{err:#}");

@@ -6,6 +6,7 @@ mod cli_verify;
 mod client;
 mod commands;
 mod config;
+mod listen;
 mod logging;
 mod output;
 mod serve;

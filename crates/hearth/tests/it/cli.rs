@@ -545,3 +545,18 @@ fn every_flag_and_argument_has_help() {
         }
     }
 }
+
+#[test]
+fn listen_takes_localhost_and_refuses_other_names_with_the_form() {
+    let err = crate::harness::serve_must_fail(&["--listen", "gpu-1:5053"], &[]);
+    assert!(
+        err.contains("\"gpu-1:5053\" is not a listen address") && err.contains("127.0.0.1:5053"),
+        "{err}"
+    );
+    let mut h = Hearth::start_with(crate::harness::Options {
+        listen: Some("localhost:0"),
+        ..Default::default()
+    });
+    assert!(h.addr.ip().is_loopback(), "{}", h.addr);
+    assert!(h.stop().success());
+}
