@@ -132,6 +132,22 @@ impl Family {
         }
     }
 
+    /// The family a model name names (`Mixtral-8x7B-Instruct` → mixtral, `Qwen2.5-Coder-7B` →
+    /// qwen): the longest family name found in it, ignoring case and separators.
+    pub fn named_in(text: &str) -> Option<Family> {
+        let squash = |s: &str| -> String {
+            s.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_ascii_lowercase()
+        };
+        let text = squash(text);
+        Self::ALL
+            .into_iter()
+            .filter(|f| text.contains(&squash(f.as_str())))
+            .max_by_key(|f| f.as_str().len())
+    }
+
     pub fn models(self) -> impl Iterator<Item = &'static crate::Model> {
         MODELS.iter().filter(move |m| m.family == self)
     }

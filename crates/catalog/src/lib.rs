@@ -20,5 +20,7 @@ pub use family::{Family, ReleaseStatus};
 pub use feature::Feature;
 pub use hardware::{BASE_SYSTEM, BaseSystem, GPUS, Gpu, Requirement, RequirementBasis, find_gpu};
 pub use models::{CatalogError, MODELS, Model, Platform, Source, find_model, model_by_id};
-pub use plan::{Hardware, Plan, PlanRequest, Registration, plan};
+pub use plan::{
+    FamilyEstimate, Hardware, Plan, PlanRequest, Registration, estimate_unlisted, plan,
+};
 pub use rating::{Capability, FamilyVerdict, LEGEND, Rating, Ratings};

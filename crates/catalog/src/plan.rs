@@ -77,9 +77,12 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
             .find(|&t| heads % t == 0 && t * gpu.vram_gb >= need.min_vram_gb)
     };
     let need_text = match &need.basis {
-        RequirementBasis::GitlabTable { min_gpu_config, .. } => format!(
-            "needs {} GB of GPU memory (GitLab's table: minimum {min_gpu_config})",
-            need.min_vram_gb
+        RequirementBasis::GitlabTable {
+            min_gpu_config,
+            size_class,
+        } => format!(
+            "needs {} GB of GPU memory (GitLab's table for {size_class}; the table's minimum configuration, {min_gpu_config}, is the smallest GitLab tested, not a memory floor: GPUs with {} GB in total serve it with less room for long prompts and concurrent requests)",
+            need.min_vram_gb, need.min_vram_gb
         ),
         RequirementBasis::Estimate { explanation, .. } => {
             format!(
@@ -186,8 +189,9 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
     let path = format!("{dir}/{}", model.repo_name());
     let mut setup = vec![
         format!("pip install 'vllm>={MIN_VLLM}'"),
+        "pip install -U 'huggingface_hub[cli]'".to_string(),
         format!(
-            "git clone https://huggingface.co/{} {path}",
+            "huggingface-cli download {} --local-dir {path}",
             model.public_id
         ),
     ];
@@ -217,7 +221,7 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
     }
     args.push(format!("--host 0.0.0.0 --port {VLLM_PORT}"));
     notes.push(format!(
-        "vLLM {MIN_VLLM} or later is required; gated Hugging Face repositories need `huggingface-cli login` (or a token) before the clone"
+        "vLLM {MIN_VLLM} or later is required; gated Hugging Face repositories need `huggingface-cli login` (or HF_TOKEN) before the download; with `git clone` instead, install git-lfs first (`git lfs install`) or only pointer files arrive"
     ));
 
     let endpoint = format!("http://{host}:{VLLM_PORT}/v1");
@@ -244,6 +248,56 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
         },
         notes,
     })
+}
+
+/// A sizing for a model the catalog does not hold, from its parameter count alone: bf16
+/// weights plus a fifth for KV cache and runtime, at vLLM's 90 % GPU memory use.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FamilyEstimate {
+    pub family: Family,
+    pub params_billion: f64,
+    pub min_vram_gb: u32,
+    pub explanation: String,
+}
+
+/// For a query like `starcoder2-15b` or `Qwen/Qwen2.5-Coder-7B-Instruct`: a family without
+/// catalog models, and a size in the name. `Err` says what is missing; `Ok(None)` when the
+/// query names no such family.
+pub fn estimate_unlisted(query: &str) -> Result<Option<FamilyEstimate>, String> {
+    let Some(family) = Family::named_in(query).filter(|f| f.models().next().is_none()) else {
+        return Ok(None);
+    };
+    let Some(params_billion) = params_in(query) else {
+        return Err(format!(
+            "the catalog has no {} model, so GitLab has not rated one; name its size for an estimate, e.g. `hearth plan {}-15b --gpu L4`",
+            family.display_name(),
+            family.as_str()
+        ));
+    };
+    let weights = params_billion * 2.0;
+    let min_vram_gb = (weights * 1.2 / 0.9).ceil() as u32;
+    Ok(Some(FamilyEstimate {
+        family,
+        params_billion,
+        min_vram_gb,
+        explanation: format!(
+            "estimate from the name's size only: weights {weights:.1} GB ({params_billion} B params x 2 bytes, bf16) + 20% for KV cache and runtime, at vLLM's 90% GPU memory use"
+        ),
+    }))
+}
+
+/// `15b`, `7B`, `1.5b` in a model name, as billions of parameters.
+fn params_in(query: &str) -> Option<f64> {
+    query
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+        .rev()
+        .find_map(|word| {
+            let digits = word.strip_suffix('b').or_else(|| word.strip_suffix('B'))?;
+            digits
+                .parse::<f64>()
+                .ok()
+                .filter(|n| *n > 0.0 && *n < 2000.0)
+        })
 }
 
 enum LaunchFormat {
@@ -472,6 +526,41 @@ mod tests {
             Some("http://localhost:8000/v1")
         );
         assert_eq!(p.tensor_parallel_size, Some(2));
+    }
+
+    #[test]
+    fn families_without_catalog_models_get_an_estimate() {
+        let e = estimate_unlisted("starcoder2-15b").unwrap().unwrap();
+        assert_eq!(e.family, Family::Starcoder2);
+        assert_eq!(e.params_billion, 15.0);
+        assert_eq!(e.min_vram_gb, 40, "30 GB of weights x 1.2 / 0.9");
+        let q = estimate_unlisted("Qwen/Qwen2.5-Coder-7B-Instruct")
+            .unwrap()
+            .unwrap();
+        assert_eq!((q.family, q.params_billion), (Family::Qwen, 7.0));
+        let missing = estimate_unlisted("starcoder2").unwrap_err();
+        assert!(missing.contains("starcoder2-15b"), "{missing}");
+        assert_eq!(estimate_unlisted("codestral-22b").unwrap(), None);
+    }
+
+    #[test]
+    fn the_gitlab_minimum_is_explained_beside_a_smaller_fit() {
+        let p = plan_for("mistral-7b-instruct-v0.3", Some(("L4", None)));
+        assert_eq!(p.fits, Some(true));
+        assert!(
+            p.verdict.contains("fits on 1 x L4")
+                && p.verdict
+                    .contains("smallest GitLab tested, not a memory floor"),
+            "{}",
+            p.verdict
+        );
+        assert!(
+            p.setup
+                .iter()
+                .any(|s| s.starts_with("huggingface-cli download mistralai/")),
+            "{:?}",
+            p.setup
+        );
     }
 
     #[test]

@@ -306,7 +306,7 @@ pub(crate) fn validate(
     let served = identifier
         .split_once('/')
         .map_or(identifier, |(_, rest)| rest);
-    if let Some(suggested) = family_suggested(served).filter(|f| *f != family) {
+    if let Some(suggested) = Family::named_in(served).filter(|f| *f != family) {
         warnings.push(format!(
             "the identifier {identifier:?} looks like a {} model (family {suggested}), not {family}; check --family: the family decides the prompt format and the ratings",
             suggested.display_name()
@@ -588,22 +588,6 @@ fn suggest_v1(url: &url::Url) -> String {
 
 /// Recognises the catalog model from the identifier: vLLM users usually serve a model under
 /// its repository name, and Bedrock ids are exact.
-/// The family a served name names, when it names one (`Mixtral-8x7B-Instruct` → mixtral):
-/// the longest family name found in it, ignoring case and separators.
-fn family_suggested(served: &str) -> Option<Family> {
-    let squash = |s: &str| -> String {
-        s.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>()
-            .to_ascii_lowercase()
-    };
-    let served = squash(served);
-    Family::ALL
-        .into_iter()
-        .filter(|f| served.contains(&squash(f.as_str())))
-        .max_by_key(|f| f.as_str().len())
-}
-
 fn recognise_model(family: Family, identifier: &str) -> Option<&'static Model> {
     let target = identifier.split_once('/')?.1.to_lowercase();
     family.models().find(|m| {
@@ -618,25 +602,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_family_a_served_name_suggests_is_found() {
+    fn the_family_a_served_name_names_is_found() {
         assert_eq!(
-            family_suggested("Mixtral-8x7B-Instruct-v0.1"),
+            Family::named_in("Mixtral-8x7B-Instruct-v0.1"),
             Some(Family::Mixtral)
         );
         assert_eq!(
-            family_suggested("mistralai/Mistral-7B-Instruct-v0.3"),
+            Family::named_in("mistralai/Mistral-7B-Instruct-v0.3"),
             Some(Family::Mistral)
         );
         assert_eq!(
-            family_suggested("Codestral-22B-v0.1"),
+            Family::named_in("Codestral-22B-v0.1"),
             Some(Family::Codestral)
         );
         assert_eq!(
-            family_suggested("deepseek-coder-33b"),
+            Family::named_in("deepseek-coder-33b"),
             Some(Family::Deepseekcoder)
         );
-        assert_eq!(family_suggested("Meta-Llama-3-8B"), Some(Family::Llama3));
-        assert_eq!(family_suggested("my-model"), None);
+        assert_eq!(Family::named_in("Meta-Llama-3-8B"), Some(Family::Llama3));
+        assert_eq!(Family::named_in("my-model"), None);
     }
 
     #[test]

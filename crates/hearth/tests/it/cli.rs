@@ -560,3 +560,64 @@ fn listen_takes_localhost_and_refuses_other_names_with_the_form() {
     assert!(h.addr.ip().is_loopback(), "{}", h.addr);
     assert!(h.stop().success());
 }
+
+#[test]
+fn plan_explains_the_gitlab_minimum_stops_when_it_does_not_fit_and_estimates_unlisted_families() {
+    let out = hearth(None, &["plan", "mistral-7b-instruct-v0.3", "--gpu", "L4"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("fits on 1 x L4")
+            && text.contains("1x NVIDIA A100 (40GB), is the smallest GitLab tested"),
+        "{text}"
+    );
+    assert!(
+        text.contains("huggingface-cli download mistralai/Mistral-7B-Instruct-v0.3"),
+        "{text}"
+    );
+
+    let out = hearth(
+        None,
+        &[
+            "plan",
+            "mixtral-8x22b-instruct-v0.1",
+            "--gpu",
+            "L4",
+            "--count",
+            "1",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("does not fit"), "{text}");
+    assert!(
+        !text.contains("vllm serve") && !text.contains("hearth models add"),
+        "{text}"
+    );
+
+    let out = hearth(None, &["plan", "starcoder2-15b", "--gpu", "L4"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("fits on 2 x L4")
+            && text.contains("about 40 GB")
+            && text.contains("--family starcoder2"),
+        "{text}"
+    );
+    assert!(!text.contains("codestral"), "{text}");
+    let out = hearth(
+        None,
+        &[
+            "plan",
+            "Qwen/Qwen2.5-Coder-7B-Instruct",
+            "--vram-gb",
+            "8",
+            "--count",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let out = hearth(None, &["plan", "starcoder2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("starcoder2-15b"), "{}", stderr(&out));
+}
