@@ -294,3 +294,26 @@ async fn gitlab_requests_reach_the_real_model() {
     assert_eq!(resp.status(), 200);
     assert!(resp.json::<serde_json::Value>().await.unwrap().is_string());
 }
+
+#[tokio::test]
+async fn verify_passes_against_the_real_server() {
+    let Some(s) = setup().await else { return };
+    let out = crate::verify::verify(&s.hearth, &["--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert!(failed.is_empty(), "{report:#}");
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    // llama-server lists its alias, the served name both deployments registered.
+    let served: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["step"] == "served name" && c["status"] == "pass")
+        .collect();
+    assert_eq!(served.len(), 2, "{report:#}");
+}

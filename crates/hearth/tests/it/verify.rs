@@ -13,7 +13,7 @@ const MIXTRAL: &str = "Mixtral-8x7B-Instruct-v0.1";
 
 /// Runs `hearth verify` against `h` from a clean environment (no HEARTH_* of the test runner).
 /// It blocks its thread: the tests run on a multi-threaded runtime so the fake servers answer.
-fn verify(h: &Hearth, extra: &[&str]) -> Output {
+pub(crate) fn verify(h: &Hearth, extra: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("verify").args(extra);
     for (k, _) in std::env::vars() {
