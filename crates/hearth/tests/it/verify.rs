@@ -357,3 +357,30 @@ fn a_server_that_is_not_running_fails_at_health_and_skips_the_rest() {
     assert!(fix.unwrap().contains("hearth serve"), "{text}");
     assert!(text.contains("[skip] server"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_azure_deployment_that_does_not_exist_names_the_deployment_and_api_version() {
+    let up = FakeUpstream::start().await;
+    up.azure(&api_key(5), &["gpt-4o"]);
+    let h = Hearth::start();
+    let id = h
+        .create(
+            json!({"name": "azure", "family": "gpt", "identifier": "azure/gpt-4o-typo",
+            "endpoint": up.azure_endpoint(), "api_key": api_key(5)}),
+        )
+        .await;
+    bind(&h, "duo_chat", id).await;
+    let out = verify(&h, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (call, fix) = line(&text, "FAIL", "1-token chat (duo_chat)");
+    assert!(
+        call.contains("404") && call.contains("deployment"),
+        "{call}"
+    );
+    let fix = fix.unwrap();
+    assert!(
+        fix.contains("azure/<deployment>") && fix.contains("--api-version"),
+        "{fix}"
+    );
+}
