@@ -7,7 +7,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use hearth_catalog::Capability;
 use hearth_prompts::{CompletionStyle, completion_prompt};
-use hearth_providers::{CallContext, ChatMessage, ChatRequest, TextRequest};
+use hearth_providers::{
+    CallContext, ChatMessage, ChatRequest, Endpoint, ProviderError, Reply, TextRequest,
+};
+use hearth_registry::Deployment;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -43,38 +46,9 @@ pub(crate) async fn check(
     let ctx = CallContext {
         request_id: format!("check-{}", uuid::Uuid::new_v4().simple()),
     };
-    let model = d.upstream_model().to_string();
-    let chat =
-        completion_prompt(d.family, "", "", None, None).style == CompletionStyle::ChatInstruct;
     let started = Instant::now();
-    let (request, result) = if chat {
-        let req = ChatRequest {
-            model,
-            messages: vec![ChatMessage {
-                role: "user".into(),
-                content: "Reply with OK.".into(),
-            }],
-            max_tokens: Some(1),
-            temperature: Some(0.0),
-            ..Default::default()
-        };
-        (
-            "chat/completions",
-            state.provider.chat(&endpoint, &req, &ctx).await,
-        )
-    } else {
-        let req = TextRequest {
-            model,
-            prompt: "def hello():".into(),
-            max_tokens: 1,
-            temperature: Some(0.0),
-            ..Default::default()
-        };
-        (
-            "completions",
-            state.provider.complete(&endpoint, &req, &ctx).await,
-        )
-    };
+    let (request, result) =
+        one_token(&state, &d, Capability::CodeCompletion, &endpoint, &ctx).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     // The failure's cause and fix belong in the log too: it is where an operator looks
     // when the check was run from GitLab's UI.
@@ -95,4 +69,47 @@ pub(crate) async fn check(
         })),
         Err(e) => failed(OaiError::upstream(&d.name, &e)),
     })
+}
+
+/// The smallest real request for work of kind `capability`: a 1-token chat message for chat
+/// and generation and for chat-only families, else a 1-token text completion. Shared by this
+/// check and `verify`, so both test what requests will do. Returns the route's name too.
+pub(super) async fn one_token(
+    state: &AppState,
+    d: &Deployment,
+    capability: Capability,
+    endpoint: &Endpoint,
+    ctx: &CallContext,
+) -> (&'static str, Result<Reply, ProviderError>) {
+    let model = d.upstream_model().to_string();
+    let chat = capability != Capability::CodeCompletion
+        || completion_prompt(d.family, "", "", None, None).style == CompletionStyle::ChatInstruct;
+    if chat {
+        let req = ChatRequest {
+            model,
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "Reply with OK.".into(),
+            }],
+            max_tokens: Some(1),
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        (
+            "chat/completions",
+            state.provider.chat(endpoint, &req, ctx).await,
+        )
+    } else {
+        let req = TextRequest {
+            model,
+            prompt: "def hello():".into(),
+            max_tokens: 1,
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        (
+            "completions",
+            state.provider.complete(endpoint, &req, ctx).await,
+        )
+    }
 }

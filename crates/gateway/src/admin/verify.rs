@@ -10,10 +10,7 @@ use axum::extract::State;
 use futures_util::future::join_all;
 use hearth_catalog::{Capability, FamilyVerdict, Feature, Rating};
 use hearth_prompts::{CompletionStyle, PromptBody, completion_prompt};
-use hearth_providers::{
-    CallContext, ChatMessage, ChatRequest, ConnectCause, Endpoint, Flavor, ProviderError,
-    TextRequest,
-};
+use hearth_providers::{CallContext, ConnectCause, Endpoint, Flavor, ProviderError, TextRequest};
 use hearth_registry::{ApiKey, Binding, Deployment, KeySource};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -714,7 +711,7 @@ fn failure(name: &str, d: &Deployment, e: &ProviderError) -> Check {
     Check::new("deployment", name, step, Status::Fail, e.to_string()).fix(fix)
 }
 
-/// One tiny real request of the kind `capability` sends, as the connection check does.
+/// The connection check's 1-token request, for work of kind `capability`.
 async fn one_token(
     state: &AppState,
     d: &Deployment,
@@ -722,39 +719,13 @@ async fn one_token(
     ep: &Endpoint,
     ctx: &CallContext,
 ) -> Result<String, ProviderError> {
-    let model = d.upstream_model().to_string();
-    let chat = capability != Capability::CodeCompletion
-        || completion_prompt(d.family, "", "", None, None).style == CompletionStyle::ChatInstruct;
-    if chat {
-        let req = ChatRequest {
-            model,
-            messages: vec![ChatMessage {
-                role: "user".into(),
-                content: "Reply with OK.".into(),
-            }],
-            max_tokens: Some(1),
-            temperature: Some(0.0),
-            ..Default::default()
-        };
-        state.provider.chat(ep, &req, ctx).await?;
-        Ok(format!(
-            "a 1-token chat request as {:?} was answered",
+    let (route, result) = super::check::one_token(state, d, capability, ep, ctx).await;
+    result.map(|_| {
+        format!(
+            "a 1-token {route} request as {:?} was answered",
             d.upstream_model()
-        ))
-    } else {
-        let req = TextRequest {
-            model,
-            prompt: "def hello():".into(),
-            max_tokens: 1,
-            temperature: Some(0.0),
-            ..Default::default()
-        };
-        state.provider.complete(ep, &req, ctx).await?;
-        Ok(format!(
-            "a 1-token completion as {:?} was answered",
-            d.upstream_model()
-        ))
-    }
+        )
+    })
 }
 
 const FIM_PREFIX: &str = "def add(a, b):\n    return ";
