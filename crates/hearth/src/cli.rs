@@ -6,10 +6,18 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The version and the git revision the binary was built from (see build.rs).
+pub(crate) const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("HEARTH_GIT_REV"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "hearth",
-    version,
+    version = VERSION,
     about = "A self-hosted AI gateway for code assistants"
 )]
 pub(crate) struct Cli {
@@ -37,6 +45,10 @@ pub(crate) enum Command {
     /// Manage client API keys for the OpenAI-compatible routes
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print a shell completion script: bash, zsh or fish (see docs/install.md)
+    Completions(crate::ops::CompletionsArgs),
+    /// Exit 0 when the server answers /monitoring/healthz (for container health checks)
+    Health(crate::ops::HealthArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]

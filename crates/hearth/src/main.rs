@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod config;
 mod logging;
+mod ops;
 mod output;
 mod serve;
 
@@ -41,6 +42,8 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Keys(cmd) => commands::keys::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Completions(args) => ops::completions(&args).map(|()| ExitCode::SUCCESS),
+            Command::Health(args) => ops::health(args).await,
         }
     });
     match result {

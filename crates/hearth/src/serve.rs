@@ -79,6 +79,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir = %cfg.data_dir.display(),
         database = registry.database(),
         version = env!("CARGO_PKG_VERSION"),
+        git_rev = env!("HEARTH_GIT_REV"),
         "hearth listening"
     );
     let registry = Arc::new(registry);

@@ -26,6 +26,7 @@ mod jwks;
 mod limits;
 mod llama;
 mod log_levels;
+mod ops;
 mod persistence;
 mod robustness;
 mod server;
