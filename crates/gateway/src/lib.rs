@@ -19,6 +19,7 @@ mod server;
 mod telemetry;
 #[cfg(test)]
 mod test_json;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 pub use admission::AdmissionLimits;
 pub use correlation::CorrelationId;
 pub use server::{OVERFLOW_CONNECTIONS, ServeOptions, serve};
+pub use tls::{Tls, TlsError};
 
 use crate::error::ApiError;
 

@@ -92,6 +92,8 @@ pub(crate) struct ServeArgs {
     pub auth_bypass_force: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub tls: crate::serve_tls::TlsArgs,
 }
 
 /// Limits and timeouts of `hearth serve` (docs/operations.md explains each).

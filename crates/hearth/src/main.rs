@@ -8,6 +8,7 @@ mod logging;
 mod ops;
 mod output;
 mod serve;
+mod serve_tls;
 
 use std::process::ExitCode;
 

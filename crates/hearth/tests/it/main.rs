@@ -31,3 +31,4 @@ mod persistence;
 mod robustness;
 mod server;
 mod settings;
+mod tls;
