@@ -15,7 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 #[openapi(
     info(
         title = "Hearth",
-        description = "Hearth's admin API (under /api/v1, admin bearer token) and its OpenAI-compatible routes (under /v1; a client key beyond loopback). docs/admin-api.md and docs/openai-api.md explain each.",
+        description = "Hearth's admin API (under /api/v1, admin bearer token) and its OpenAI-compatible routes (under /v1; a client key once any exists, and always beyond loopback). docs/admin-api.md and docs/openai-api.md explain each.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&Security),
@@ -46,7 +46,7 @@ impl utoipa::Modify for Security {
         );
         components.add_security_scheme(
             "client_key",
-            bearer("A client key from POST /api/v1/client_keys; loopback clients need none"),
+            bearer("A client key from POST /api/v1/client_keys; needed once any key exists, and always when Hearth listens beyond loopback"),
         );
     }
 }

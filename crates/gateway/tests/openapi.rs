@@ -289,3 +289,25 @@ async fn answers_carry_only_documented_fields() {
         );
     }
 }
+
+/// A route registered with a bare `.route(` would be served but not documented; the admin and
+/// OpenAI routers must register through utoipa-axum's `routes!` only.
+#[test]
+fn admin_and_openai_routes_are_registered_only_through_routes_macro() {
+    for (file, source) in [
+        ("admin.rs", include_str!("../src/admin.rs")),
+        ("openai.rs", include_str!("../src/openai.rs")),
+        ("lib.rs", include_str!("../src/lib.rs")),
+    ] {
+        for (n, line) in source.lines().enumerate() {
+            let bare = line.contains(".route(\"/api/") || line.contains(".route(\"/v1/");
+            let elsewhere =
+                file != "lib.rs" && (line.contains(".route(") || line.contains(".route_service("));
+            assert!(
+                !bare && !elsewhere,
+                "{file}:{}: register with routes!() so the route is documented: {line}",
+                n + 1
+            );
+        }
+    }
+}

@@ -36,7 +36,7 @@ pub(crate) struct Model {
 
 #[utoipa::path(operation_id = "models_list", get, path = "/v1/models", tag = "openai",
     responses((status = 200, body = ModelList),
-        (status = 401, description = "No or unknown client key (beyond loopback)", body = OaiErrorBody)),
+        (status = 401, description = "No or unknown client key (needed once any key exists, and always beyond loopback)", body = OaiErrorBody)),
     security((), ("client_key" = [])))]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<ModelList> {
     let snap = state.registry.snapshot();
