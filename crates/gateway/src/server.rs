@@ -4,8 +4,9 @@
 //! Plain TCP is HTTP/1.1 only (every client Hearth has — GitLab, the OpenAI SDKs, IDE plugins
 //! — speaks it there), so hyper's header timer runs from the first byte of every connection
 //! and again while a kept-alive connection waits for its next request. With TLS, HTTP/2 is
-//! offered too by ALPN; the header timeout then also bounds the handshake, so a client that
-//! never finishes it cannot hold a connection slot.
+//! offered too by ALPN; the header timeout then also bounds the handshake and the wait for the
+//! first bytes after it, so a client that never finishes it, or falls silent after it, cannot
+//! hold a connection slot.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -21,7 +22,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
@@ -201,21 +202,32 @@ fn spawn_connection(
         match acceptor {
             None => serve_http1(&protocols.h1, stream, router, remote, watcher).await,
             Some(acceptor) => {
-                let handshake = acceptor.accept(stream);
-                let stream = match tokio::time::timeout(protocols.handshake_timeout, handshake)
-                    .await
-                {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(client = %remote, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(client = %remote, "TLS handshake not finished in time; closed");
-                        return;
-                    }
+                // One deadline for the handshake and the first bytes after it: HTTP/2 has no
+                // request-head timer, so a client that stays silent after choosing it would
+                // otherwise hold its slot for good.
+                let opening = async {
+                    let mut stream = acceptor.accept(stream).await?;
+                    let mut first = vec![0u8; 4096];
+                    let n = stream.read(&mut first).await?;
+                    first.truncate(n);
+                    Ok::<_, std::io::Error>((stream, first))
                 };
-                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let (stream, first) =
+                    match tokio::time::timeout(protocols.handshake_timeout, opening).await {
+                        Ok(Ok((_, first))) if first.is_empty() => return,
+                        Ok(Ok(opened)) => opened,
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %remote, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(client = %remote, "TLS handshake or first request not in time; closed");
+                            return;
+                        }
+                    };
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let stream = Prefixed::new(first, stream);
+                if h2 {
                     let service = service(router, remote);
                     let connection = protocols
                         .h2
@@ -266,6 +278,82 @@ fn service(
         req.extensions_mut().insert(ConnectInfo(remote));
         router.clone().call(req.map(Body::new))
     })
+}
+
+/// A stream whose first bytes were already read (to bound the wait for them): hands them
+/// out again before reading on.
+struct Prefixed<T> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    fn new(prefix: Vec<u8>, inner: T) -> Self {
+        Prefixed {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.prefix.len() {
+            let rest = &this.prefix[this.at..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// Accept errors: the per-connection ones are the client's; running out of file descriptors

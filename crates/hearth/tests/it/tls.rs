@@ -239,3 +239,41 @@ fn start_up_names_the_file_it_cannot_use() {
     let err = serve_must_fail(&[], &[("HEARTH_TLS_CERT", cert)]);
     assert!(err.contains("--tls-cert needs --tls-key"), "{err}");
 }
+
+/// A client that finishes the TLS handshake, chooses HTTP/2 or HTTP/1.1, and then sends
+/// nothing: cut at the header timeout like a silent plain client.
+#[tokio::test]
+async fn a_silent_client_after_the_handshake_is_cut_at_the_header_timeout() {
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let a = pair();
+    let (cert, key) = install(dir.path(), &a);
+    let h = start(&cert, &key, &["--header-timeout", "1s"]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(a.der.clone()))
+        .unwrap();
+    for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+        let elapsed = started.elapsed();
+        assert!(read.is_ok(), "{alpn:?}: still open after 10 s");
+        assert!(elapsed < Duration::from_secs(5), "{alpn:?}: {elapsed:?}");
+    }
+}
