@@ -161,4 +161,27 @@ mod tests {
         assert!(err.to_string().contains("tls.watch_interval"), "{err}");
         assert!(toml::from_str::<TlsSection>("certificate = \"c\"\n").is_err());
     }
+
+    #[test]
+    fn the_config_file_tls_section_reaches_serve() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hearth.toml");
+        std::fs::write(
+            &path,
+            "[tls]\ncert = \"/etc/hearth/cert.pem\"\nkey = \"/etc/hearth/key.pem\"\nwatch_interval = \"1m\"\n",
+        )
+        .unwrap();
+        let cli =
+            crate::cli::Cli::parse_from(["hearth", "serve", "--config", path.to_str().unwrap()]);
+        let crate::cli::Command::Serve(args) = cli.command else {
+            unreachable!("parsed a serve command")
+        };
+        let tls = crate::config::resolve(&args).unwrap().tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("/etc/hearth/cert.pem"));
+        assert_eq!(tls.watch_interval, Some(Duration::from_secs(60)));
+        std::fs::write(&path, "[tls]\ncert = \"c\"\nkey = \"k\"\nport = 1\n").unwrap();
+        let err = crate::config::resolve(&args).unwrap_err();
+        assert!(format!("{err:#}").contains("port"), "{err:#}");
+    }
 }
