@@ -11,40 +11,29 @@ mod features;
 mod settings;
 mod verify;
 
-use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-pub(crate) fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/self_hosted_models",
-            get(deployments::list).post(deployments::create),
-        )
-        .route(
-            "/api/v1/self_hosted_models/{id}",
-            get(deployments::show)
-                .patch(deployments::update)
-                .delete(deployments::remove),
-        )
-        .route("/api/v1/self_hosted_models/{id}/check", post(check::check))
-        .route("/api/v1/feature_settings", get(features::list))
-        .route(
-            "/api/v1/feature_settings/{feature}",
-            get(features::show).put(features::set),
-        )
-        .route(
-            "/api/v1/settings",
-            get(settings::show).patch(settings::update),
-        )
-        .route("/api/v1/catalog", get(catalog::show))
-        .route("/api/v1/verify", post(verify::verify))
-        .route(
-            "/api/v1/client_keys",
-            get(client_keys::list).post(client_keys::create),
-        )
-        .route("/api/v1/client_keys/{id}", delete(client_keys::revoke))
+/// Every admin route, registered through `routes!` from its handler's `#[utoipa::path]`, so
+/// the OpenAPI document lists exactly what is routed.
+pub(crate) fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(deployments::list, deployments::create))
+        .routes(routes!(
+            deployments::show,
+            deployments::update,
+            deployments::remove
+        ))
+        .routes(routes!(check::check))
+        .routes(routes!(features::list))
+        .routes(routes!(features::show, features::set))
+        .routes(routes!(settings::show, settings::update))
+        .routes(routes!(catalog::show))
+        .routes(routes!(verify::verify))
+        .routes(routes!(client_keys::list, client_keys::create))
+        .routes(routes!(client_keys::revoke))
         .route_layer(from_fn_with_state(state, auth::require_admin))
 }

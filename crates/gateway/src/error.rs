@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_registry::RegistryError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -15,15 +16,20 @@ pub(crate) struct ApiError {
     pub(crate) field: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The admin API's error body.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiError)]
+pub(crate) struct ApiErrorBody<'a> {
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiErrorDetail)]
 struct Inner<'a> {
+    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `conflict`.
     code: &'a str,
     message: &'a str,
+    /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -95,7 +101,7 @@ impl From<RegistryError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ApiErrorBody {
             error: Inner {
                 code: self.code,
                 message: &self.message,

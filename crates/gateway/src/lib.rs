@@ -13,32 +13,38 @@ mod gitlab;
 mod inference;
 mod monitoring;
 mod openai;
+mod openapi;
 mod pump;
 mod routing;
 mod server;
 mod telemetry;
 #[cfg(test)]
 mod test_json;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use hearth_providers::{AwsDefaults, Providers, UpstreamLimits};
 use hearth_registry::Registry;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use admission::AdmissionLimits;
 pub use correlation::CorrelationId;
 pub use server::{OVERFLOW_CONNECTIONS, ServeOptions, serve};
+pub use tls::{Tls, TlsError};
 
 use crate::error::ApiError;
 
@@ -127,12 +133,23 @@ pub fn build(
         admission: Arc::new(admission::Admission::new(options.admission)),
         metrics_token: options.metrics_token.map(Arc::new),
     };
-    let router = Router::new()
-        .route("/monitoring/healthz", get(monitoring::healthz))
-        .route("/monitoring/ready", get(monitoring::ready))
-        .route("/metrics", get(metrics))
+    let (documented, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(monitoring::healthz))
+        .routes(routes!(monitoring::ready))
+        .routes(routes!(openapi::document))
         .merge(admin::routes(state.clone()))
         .merge(openai::routes(state.clone()))
+        .split_for_parts();
+    let document = match serde_json::to_string(&api) {
+        Ok(json) => json,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize the OpenAPI document");
+            String::from("{}")
+        }
+    };
+    let router = Router::new()
+        .route("/metrics", get(metrics))
+        .merge(documented)
         .merge(gitlab::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -141,6 +158,7 @@ pub fn build(
             options.body_timeout.unwrap_or(BODY_TIMEOUT),
         ))
         .layer(from_fn(correlation::middleware))
+        .layer(Extension(openapi::Document(Arc::new(document))))
         .with_state(state.clone());
     let overflow = Router::new()
         .route("/monitoring/healthz", get(monitoring::healthz))

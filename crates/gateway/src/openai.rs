@@ -9,11 +9,11 @@ mod models;
 mod stream;
 mod wire;
 
-use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
 use hearth_catalog::Feature;
 use tokio::time::Instant;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::admission::Permit;
@@ -21,11 +21,13 @@ use crate::openai::error::OaiError;
 use crate::routing::Route;
 use crate::telemetry::Exchange;
 
-pub(crate) fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/completions", post(completions::handle))
-        .route("/v1/chat/completions", post(chat::handle))
-        .route("/v1/models", get(models::list))
+/// Registered through `routes!` from each handler's `#[utoipa::path]`, so the OpenAPI
+/// document lists exactly what is routed.
+pub(crate) fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(completions::handle))
+        .routes(routes!(chat::handle))
+        .routes(routes!(models::list))
         .route_layer(from_fn_with_state(state, auth::require_client_key))
 }
 

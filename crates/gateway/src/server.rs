@@ -1,9 +1,12 @@
 //! The listener: accepts connections, bounds how many are open and how long a client may
 //! take to send its request head, and drains in-flight requests on shutdown with a deadline.
 //!
-//! Hearth serves HTTP/1.1 here (every client it has — GitLab, the OpenAI SDKs, IDE plugins —
-//! speaks it on plain TCP), so hyper's header timer runs from the first byte of every
-//! connection and again while a kept-alive connection waits for its next request.
+//! Plain TCP is HTTP/1.1 only (every client Hearth has — GitLab, the OpenAI SDKs, IDE plugins
+//! — speaks it there), so hyper's header timer runs from the first byte of every connection
+//! and again while a kept-alive connection waits for its next request. With TLS, HTTP/2 is
+//! offered too by ALPN; the header timeout then also bounds the handshake and the wait for the
+//! first bytes after it, so a client that never finishes it, or falls silent after it, cannot
+//! hold a connection slot.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -16,8 +19,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
@@ -25,6 +30,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::Gateway;
+use crate::tls::Tls;
 
 /// Connections served past the cap, to answer health checks (and refuse the rest with 503)
 /// rather than leave the load balancer without an answer. When all are taken, a new one
@@ -35,6 +41,10 @@ pub const OVERFLOW_CONNECTIONS: usize = 256;
 const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// One log line per this interval while the cap is hit, not one per connection.
 const CAP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// HTTP/2 streams one connection may have open at once; each may hold a model-server call.
+const MAX_H2_STREAMS: u32 = 256;
+/// How long an HTTP/2 client has to answer a keep-alive ping before its connection is closed.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The listener's limits.
 #[derive(Clone, Debug)]
@@ -46,6 +56,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// After the shutdown signal, how long requests in flight may take before they are cut.
     pub drain_timeout: Duration,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2) with this certificate instead of plain HTTP/1.1.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +66,7 @@ impl Default for ServeOptions {
             header_timeout: Duration::from_secs(30),
             max_connections: 4096,
             drain_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -72,15 +85,9 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let mut overflowing: VecDeque<AbortHandle> = VecDeque::with_capacity(OVERFLOW_CONNECTIONS);
     let cap_log = CapLog::default();
-    let mut normal = hyper::server::conn::http1::Builder::new();
-    normal
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout);
-    let mut refusing = hyper::server::conn::http1::Builder::new();
-    refusing
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout.min(OVERFLOW_HEADER_TIMEOUT))
-        .keep_alive(false);
+    let normal = Protocols::new(options.header_timeout, true);
+    let refusing = Protocols::new(options.header_timeout.min(OVERFLOW_HEADER_TIMEOUT), false);
+    let tls = options.tls.clone();
 
     tokio::pin!(shutdown);
     loop {
@@ -98,11 +105,12 @@ pub async fn serve(
             Ok(permit) => {
                 spawn_connection(
                     &normal,
+                    tls.as_ref(),
                     router.clone(),
                     stream,
                     remote,
                     Some(permit),
-                    &graceful,
+                    graceful.watcher(),
                 );
             }
             Err(_) => {
@@ -112,8 +120,15 @@ pub async fn serve(
                 {
                     oldest.abort();
                 }
-                let task =
-                    spawn_connection(&refusing, overflow.clone(), stream, remote, None, &graceful);
+                let task = spawn_connection(
+                    &refusing,
+                    tls.as_ref(),
+                    overflow.clone(),
+                    stream,
+                    remote,
+                    None,
+                    graceful.watcher(),
+                );
                 overflowing.push_back(task);
             }
         }
@@ -140,29 +155,205 @@ pub async fn serve(
     Ok(())
 }
 
+/// The connection settings for one kind of connection (served normally, or past the cap).
+#[derive(Clone)]
+struct Protocols {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    /// Bounds the TLS handshake, like the request head on plain HTTP/1.1.
+    handshake_timeout: Duration,
+}
+
+impl Protocols {
+    fn new(header_timeout: Duration, keep_alive: bool) -> Protocols {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(keep_alive);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        // HTTP/2 has no request-head timer; pings find dead peers instead, and a client that
+        // stops answering them loses its connection (and its slot).
+        h2.timer(TokioTimer::new())
+            .max_concurrent_streams(if keep_alive { MAX_H2_STREAMS } else { 1 })
+            .keep_alive_interval(Some(header_timeout))
+            .keep_alive_timeout(H2_PING_TIMEOUT);
+        Protocols {
+            h1,
+            h2,
+            handshake_timeout: header_timeout,
+        }
+    }
+}
+
 fn spawn_connection(
-    builder: &hyper::server::conn::http1::Builder,
+    protocols: &Protocols,
+    tls: Option<&Tls>,
     router: Router,
     stream: TcpStream,
     remote: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
-    graceful: &GracefulShutdown,
+    watcher: Watcher,
 ) -> AbortHandle {
     // Small writes (SSE events) must leave at once, not wait for Nagle.
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(remote));
-        router.clone().call(req.map(Body::new))
-    });
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    let connection = graceful.watch(connection);
+    let protocols = protocols.clone();
+    let acceptor = tls.map(Tls::acceptor);
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(client = %remote, error = %e, "connection ended with an error");
+        match acceptor {
+            None => serve_http1(&protocols.h1, stream, router, remote, watcher).await,
+            Some(acceptor) => {
+                // One deadline for the handshake and the first bytes after it: HTTP/2 has no
+                // request-head timer, so a client that stays silent after choosing it would
+                // otherwise hold its slot for good.
+                let opening = async {
+                    let mut stream = acceptor.accept(stream).await?;
+                    let mut first = vec![0u8; 4096];
+                    let n = stream.read(&mut first).await?;
+                    first.truncate(n);
+                    Ok::<_, std::io::Error>((stream, first))
+                };
+                let (stream, first) =
+                    match tokio::time::timeout(protocols.handshake_timeout, opening).await {
+                        Ok(Ok((_, first))) if first.is_empty() => return,
+                        Ok(Ok(opened)) => opened,
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %remote, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(client = %remote, "TLS handshake or first request not in time; closed");
+                            return;
+                        }
+                    };
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let stream = Prefixed::new(first, stream);
+                if h2 {
+                    let service = service(router, remote);
+                    let connection = protocols
+                        .h2
+                        .serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
+                        tracing::debug!(client = %remote, error = %e, "connection ended with an error");
+                    }
+                } else {
+                    serve_http1(&protocols.h1, stream, router, remote, watcher).await;
+                }
+            }
         }
         drop(permit);
     })
     .abort_handle()
+}
+
+async fn serve_http1<I>(
+    builder: &http1::Builder,
+    io: I,
+    router: Router,
+    remote: SocketAddr,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection(TokioIo::new(io), service(router, remote));
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(client = %remote, error = %e, "connection ended with an error");
+    }
+}
+
+/// The router as a hyper service that knows the client's address.
+fn service(
+    router: Router,
+    remote: SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+             + Send
+             + 'static,
+> + Clone
++ Send
++ 'static {
+    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(remote));
+        router.clone().call(req.map(Body::new))
+    })
+}
+
+/// A stream whose first bytes were already read (to bound the wait for them): hands them
+/// out again before reading on.
+struct Prefixed<T> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    fn new(prefix: Vec<u8>, inner: T) -> Self {
+        Prefixed {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.prefix.len() {
+            let rest = &this.prefix[this.at..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// Accept errors: the per-connection ones are the client's; running out of file descriptors

@@ -6,10 +6,18 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The version and the git revision the binary was built from (see build.rs).
+pub(crate) const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("HEARTH_GIT_REV"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "hearth",
-    version,
+    version = VERSION,
     about = "A self-hosted AI gateway for code assistants"
 )]
 pub(crate) struct Cli {
@@ -39,6 +47,10 @@ pub(crate) enum Command {
     Keys(KeysCommand),
     /// Check everything between clients and the models; exit 1 when a required check fails
     Verify(crate::cli_verify::VerifyArgs),
+    /// Print a shell completion script: bash, zsh or fish (see docs/install.md)
+    Completions(crate::ops::CompletionsArgs),
+    /// Exit 0 when the server answers /monitoring/healthz (for container health checks)
+    Health(crate::ops::HealthArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -82,6 +94,8 @@ pub(crate) struct ServeArgs {
     pub auth_bypass_force: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub tls: crate::serve_tls::TlsArgs,
 }
 
 /// Limits and timeouts of `hearth serve` (docs/operations.md explains each).

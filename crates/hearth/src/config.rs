@@ -21,6 +21,7 @@ struct FileConfig {
     auth_bypass: Option<bool>,
     log: Option<LogSection>,
     limits: Option<LimitSection>,
+    tls: Option<crate::serve_tls::TlsSection>,
 }
 
 /// `[limits]`: the same names as the flags, durations written like "30s".
@@ -60,6 +61,7 @@ pub(crate) struct ServeConfig {
     pub log_format: LogFormat,
     pub log_file: Option<PathBuf>,
     pub limits: LimitArgs,
+    pub tls: Option<crate::serve_tls::TlsConfig>,
 }
 
 pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
@@ -96,8 +98,10 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         )
     };
     let limits = limits(&args.limits, file.limits.unwrap_or_default())?;
+    let tls = crate::serve_tls::resolve(&args.tls, file.tls)?;
     Ok(ServeConfig {
         limits,
+        tls,
         listen,
         data_dir: args
             .data_dir

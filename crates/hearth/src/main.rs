@@ -8,8 +8,10 @@ mod commands;
 mod config;
 mod listen;
 mod logging;
+mod ops;
 mod output;
 mod serve;
+mod serve_tls;
 
 use std::process::ExitCode;
 
@@ -45,6 +47,8 @@ fn main() -> ExitCode {
                 .map(|()| ExitCode::SUCCESS),
             Command::Keys(cmd) => commands::keys::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Verify(args) => commands::verify::run(args).await,
+            Command::Completions(args) => ops::completions(&args).map(|()| ExitCode::SUCCESS),
+            Command::Health(args) => ops::health(args).await,
         }
     });
     match result {

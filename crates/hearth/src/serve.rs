@@ -69,6 +69,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
 
+    // Before binding: an unreadable certificate stops start-up with the file's name.
+    let tls = cfg.tls.as_ref().map(crate::serve_tls::start).transpose()?;
+    crate::serve_tls::reload_on_sighup(tls.clone())?;
     let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -79,6 +82,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir = %cfg.data_dir.display(),
         database = registry.database(),
         version = env!("CARGO_PKG_VERSION"),
+        git_rev = env!("HEARTH_GIT_REV"),
+        tls = tls.is_some(),
         "hearth listening"
     );
     let registry = Arc::new(registry);
@@ -155,6 +160,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .map_or(serve_defaults.max_connections, |n| n as usize),
         ),
         drain_timeout: limits.drain_timeout.unwrap_or(serve_defaults.drain_timeout),
+        tls,
     };
     tracing::info!(
         max_connections = options.max_connections,

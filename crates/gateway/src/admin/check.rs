@@ -15,13 +15,18 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorBody};
 use crate::openai::error::OaiError;
 use crate::routing::endpoint_for;
 
 /// A check is a health probe, not a workload: it must answer quickly either way.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
+#[utoipa::path(operation_id = "deployments_check", post, path = "/api/v1/self_hosted_models/{id}/check", tag = "admin",
+    params(("id" = i64, Path, description = "Deployment id")),
+    responses((status = 200, description = "`ok`, `deployment`, and `latency_ms` and `detail` or `code` and `error`", body = Object),
+        (status = 404, body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn check(
     State(state): State<AppState>,
     Path(id): Path<String>,

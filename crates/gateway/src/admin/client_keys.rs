@@ -7,12 +7,14 @@ use axum::http::StatusCode;
 use hearth_registry::ClientKey;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorBody};
 use crate::extract::ApiJson;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ClientKey)]
 pub(crate) struct KeyView {
     id: i64,
     name: String,
@@ -37,17 +39,26 @@ fn view(k: &ClientKey, key: Option<String>) -> KeyView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateClientKey)]
 pub(crate) struct CreateBody {
     name: String,
 }
 
+#[utoipa::path(operation_id = "client_keys_list", get, path = "/api/v1/client_keys", tag = "admin",
+    responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<KeyView>> {
     let snap = state.registry.snapshot();
     Json(snap.client_keys().iter().map(|k| view(k, None)).collect())
 }
 
+#[utoipa::path(operation_id = "client_keys_create", post, path = "/api/v1/client_keys", tag = "admin",
+    request_body = CreateBody,
+    responses((status = 201, description = "The key, in `key`, this once", body = KeyView),
+        (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateBody>,
@@ -60,6 +71,10 @@ pub(crate) async fn create(
     ))
 }
 
+#[utoipa::path(operation_id = "client_keys_revoke", delete, path = "/api/v1/client_keys/{id}", tag = "admin",
+    params(("id" = i64, Path, description = "Client key id")),
+    responses((status = 200, body = KeyView), (status = 404, body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,

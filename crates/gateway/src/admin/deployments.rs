@@ -10,12 +10,13 @@ use hearth_registry::{
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorBody};
 use crate::extract::{ApiJson, nullable};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct DeploymentView {
     id: i64,
     name: String,
@@ -36,6 +37,7 @@ pub(crate) struct DeploymentView {
     api_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     region: Option<String>,
+    #[schema(value_type = Vec<String>)]
     features: Vec<Feature>,
     created_at: String,
     updated_at: String,
@@ -70,8 +72,9 @@ fn view(d: &Deployment, snap: &Snapshot, warnings: Option<Vec<String>>) -> Deplo
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateDeployment)]
 pub(crate) struct CreateBody {
     name: String,
     family: String,
@@ -96,8 +99,10 @@ pub(crate) struct CreateBody {
     region: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Fields left out stay as they are; `null` clears the nullable ones.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpdateDeployment)]
 pub(crate) struct UpdateBody {
     #[serde(default)]
     name: Option<String>,
@@ -133,6 +138,9 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     })
 }
 
+#[utoipa::path(operation_id = "deployments_list", get, path = "/api/v1/self_hosted_models", tag = "admin",
+    responses((status = 200, body = Vec<DeploymentView>), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<DeploymentView>> {
     let snap = state.registry.snapshot();
     Json(
@@ -143,6 +151,10 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<DeploymentVi
     )
 }
 
+#[utoipa::path(operation_id = "deployments_show", get, path = "/api/v1/self_hosted_models/{id}", tag = "admin",
+    params(("id" = i64, Path, description = "Deployment id")),
+    responses((status = 200, body = DeploymentView), (status = 404, body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -155,6 +167,11 @@ pub(crate) async fn show(
     Ok(Json(view(d, &snap, None)))
 }
 
+#[utoipa::path(operation_id = "deployments_create", post, path = "/api/v1/self_hosted_models", tag = "admin",
+    request_body = CreateBody,
+    responses((status = 201, body = DeploymentView), (status = 409, body = ApiErrorBody),
+        (status = 422, description = "A field is invalid; `field` names it", body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateBody>,
@@ -188,6 +205,12 @@ pub(crate) async fn create(
     ))
 }
 
+#[utoipa::path(operation_id = "deployments_update", patch, path = "/api/v1/self_hosted_models/{id}", tag = "admin",
+    params(("id" = i64, Path, description = "Deployment id")),
+    request_body = UpdateBody,
+    responses((status = 200, body = DeploymentView), (status = 404, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -223,6 +246,11 @@ pub(crate) async fn update(
     Ok(Json(view(d, &snap, Some(outcome.warnings))))
 }
 
+#[utoipa::path(operation_id = "deployments_remove", delete, path = "/api/v1/self_hosted_models/{id}", tag = "admin",
+    params(("id" = i64, Path, description = "Deployment id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ApiErrorBody),
+        (status = 409, description = "A feature still uses it", body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,

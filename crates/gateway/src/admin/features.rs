@@ -5,14 +5,18 @@ use axum::extract::{Path, State};
 use hearth_catalog::{Capability, Feature};
 use hearth_registry::{Binding, FeatureSetting, Snapshot};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorBody};
 use crate::extract::ApiJson;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = FeatureSetting)]
 pub(crate) struct FeatureView {
+    #[schema(value_type = String)]
     feature: Feature,
+    #[schema(value_type = String)]
     capability: Capability,
     beta: bool,
     provider: &'static str,
@@ -49,6 +53,9 @@ fn parse_feature(name: &str) -> Result<Feature, ApiError> {
     })
 }
 
+#[utoipa::path(operation_id = "feature_settings_list", get, path = "/api/v1/feature_settings", tag = "admin",
+    responses((status = 200, body = Vec<FeatureView>), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<FeatureView>> {
     let snap = state.registry.snapshot();
     Json(
@@ -59,6 +66,10 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<FeatureView>
     )
 }
 
+#[utoipa::path(operation_id = "feature_settings_show", get, path = "/api/v1/feature_settings/{feature}", tag = "admin",
+    params(("feature" = String, Path, description = "Feature name, e.g. code_completions")),
+    responses((status = 200, body = FeatureView), (status = 404, body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -68,14 +79,22 @@ pub(crate) async fn show(
     Ok(Json(view(&snap.feature(feature), &snap, None)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SetFeature)]
 pub(crate) struct FeatureBody {
+    /// `disabled` or `self_hosted`
     provider: String,
     #[serde(default)]
     self_hosted_model_id: Option<i64>,
 }
 
+#[utoipa::path(operation_id = "feature_settings_set", put, path = "/api/v1/feature_settings/{feature}", tag = "admin",
+    params(("feature" = String, Path, description = "Feature name, e.g. code_completions")),
+    request_body = FeatureBody,
+    responses((status = 200, body = FeatureView), (status = 404, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn set(
     State(state): State<AppState>,
     Path(name): Path<String>,

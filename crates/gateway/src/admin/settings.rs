@@ -4,12 +4,14 @@ use axum::Json;
 use axum::extract::State;
 use hearth_registry::{Settings, SettingsPatch};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorBody};
 use crate::extract::ApiJson;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Settings)]
 pub(crate) struct SettingsView {
     beta_models_enabled: bool,
     verbose_ai_logs: bool,
@@ -27,13 +29,17 @@ impl SettingsView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpdateSettings)]
 pub(crate) struct SettingsBody {
     beta_models_enabled: Option<bool>,
     verbose_ai_logs: Option<bool>,
 }
 
+#[utoipa::path(operation_id = "settings_show", get, path = "/api/v1/settings", tag = "admin",
+    responses((status = 200, body = SettingsView), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn show(State(state): State<AppState>) -> Json<SettingsView> {
     Json(SettingsView::new(
         state.registry.snapshot().settings(),
@@ -41,6 +47,10 @@ pub(crate) async fn show(State(state): State<AppState>) -> Json<SettingsView> {
     ))
 }
 
+#[utoipa::path(operation_id = "settings_update", patch, path = "/api/v1/settings", tag = "admin",
+    request_body = SettingsBody,
+    responses((status = 200, body = SettingsView), (status = 422, body = ApiErrorBody), (status = 401, description = "No or wrong admin token", body = ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SettingsBody>,

@@ -71,6 +71,10 @@ impl Check {
     }
 }
 
+#[utoipa::path(operation_id = "verify", post, path = "/api/v1/verify", tag = "admin",
+    responses((status = 200, description = "`ok` and `checks`: one entry per step with `name`, `status` (ok, warn, fail, skip), `detail` and `fix`", body = Object),
+        (status = 401, description = "No or wrong admin token", body = crate::error::ApiErrorBody)),
+    security(("admin_token" = [])))]
 pub(crate) async fn verify(State(state): State<AppState>) -> Json<Value> {
     let mut checks = Vec::new();
     checks.extend(database(&state).await);

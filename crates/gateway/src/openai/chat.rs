@@ -22,6 +22,18 @@ use crate::routing::resolve;
 
 const FEATURE: Feature = Feature::DuoChat;
 
+#[utoipa::path(operation_id = "chat_completions_handle", post, path = "/v1/chat/completions", tag = "openai",
+    request_body = crate::openai::wire::ChatBody,
+    responses(
+        (status = 200, description = "A chat completion; with `stream: true`, server-sent `data:` events of `ChatChunk` and `data: [DONE]`",
+            content((crate::openai::wire::ChatCompletion = "application/json"), (crate::openai::wire::ChatChunk = "text/event-stream"))),
+        (status = 400, description = "Invalid request; `param` names the field", body = crate::openai::error::OaiErrorBody),
+        (status = 401, description = "No or unknown client key (needed once any key exists, and always beyond loopback)", body = crate::openai::error::OaiErrorBody),
+        (status = 404, description = "No deployment serves the feature or the named model", body = crate::openai::error::OaiErrorBody),
+        (status = 502, description = "The model server failed", body = crate::openai::error::OaiErrorBody),
+        (status = 503, description = "Shed: too many calls in flight; see Retry-After", body = crate::openai::error::OaiErrorBody),
+        (status = 504, description = "The model server timed out", body = crate::openai::error::OaiErrorBody)),
+    security((), ("client_key" = [])))]
 pub(crate) async fn handle(
     State(state): State<AppState>,
     Extension(cid): Extension<CorrelationId>,

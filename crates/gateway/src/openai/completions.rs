@@ -23,6 +23,18 @@ use crate::routing::resolve;
 
 const FEATURE: Feature = Feature::CodeCompletions;
 
+#[utoipa::path(operation_id = "completions_handle", post, path = "/v1/completions", tag = "openai",
+    request_body = CompletionBody,
+    responses(
+        (status = 200, description = "A text completion; with `stream: true`, server-sent `data:` events of the same shape and `data: [DONE]`",
+            content((TextCompletion = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Invalid request; `param` names the field", body = crate::openai::error::OaiErrorBody),
+        (status = 401, description = "No or unknown client key (needed once any key exists, and always beyond loopback)", body = crate::openai::error::OaiErrorBody),
+        (status = 404, description = "No deployment serves the feature or the named model", body = crate::openai::error::OaiErrorBody),
+        (status = 502, description = "The model server failed", body = crate::openai::error::OaiErrorBody),
+        (status = 503, description = "Shed: too many calls in flight; see Retry-After", body = crate::openai::error::OaiErrorBody),
+        (status = 504, description = "The model server timed out", body = crate::openai::error::OaiErrorBody)),
+    security((), ("client_key" = [])))]
 pub(crate) async fn handle(
     State(state): State<AppState>,
     Extension(cid): Extension<CorrelationId>,

@@ -5,9 +5,28 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_providers::{ProviderError, TimeoutPhase};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
+
+/// OpenAI's error body, as answered and as the last event of a failed stream.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OpenAiError)]
+pub(crate) struct OaiErrorBody<'a> {
+    error: OaiErrorDetail<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = OpenAiErrorDetail)]
+struct OaiErrorDetail<'a> {
+    message: &'a str,
+    /// e.g. `invalid_request_error`, `upstream_error`
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: &'a str,
+}
 
 #[derive(Debug)]
 pub(crate) struct OaiError {
@@ -61,7 +80,15 @@ impl OaiError {
 
     /// The JSON an error becomes inside a stream that has already started.
     pub(crate) fn stream_event(&self) -> serde_json::Value {
-        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+        let body = OaiErrorBody {
+            error: OaiErrorDetail {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param.as_deref(),
+                code: self.code,
+            },
+        };
+        serde_json::to_value(body).unwrap_or(serde_json::Value::Null)
     }
 
     /// Maps an upstream failure for deployment `name`. Client mistakes the model server

@@ -2,8 +2,9 @@
 //! fields ignored, as SDKs send many); answers are written strictly in OpenAI's shapes.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum OneOrMany {
     One(String),
@@ -19,13 +20,13 @@ impl OneOrMany {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct StreamOptions {
     #[serde(default)]
     pub include_usage: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct CompletionBody {
     #[serde(default)]
     pub model: Option<String>,
@@ -51,7 +52,7 @@ pub(crate) struct CompletionBody {
     pub n: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
@@ -59,21 +60,21 @@ pub(crate) struct ContentPart {
     pub text: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct ChatMessageIn {
     pub role: String,
     #[serde(default)]
     pub content: Option<MessageContent>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct ChatBody {
     #[serde(default)]
     pub model: Option<String>,
@@ -98,7 +99,7 @@ pub(crate) struct ChatBody {
     pub n: Option<u32>,
 }
 
-#[derive(Serialize, Clone, Copy)]
+#[derive(Serialize, Clone, Copy, ToSchema)]
 pub(crate) struct UsageOut {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -115,16 +116,17 @@ impl From<hearth_providers::Usage> for UsageOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct TextChoice<'a> {
     pub index: u32,
     pub text: &'a str,
+    #[schema(value_type = Option<Object>)]
     pub logprobs: Option<()>,
     pub finish_reason: Option<&'a str>,
 }
 
 /// `text_completion`: the whole answer, and each streamed chunk.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct TextCompletion<'a> {
     pub id: &'a str,
     pub object: &'static str,
@@ -136,21 +138,22 @@ pub(crate) struct TextCompletion<'a> {
     pub usage: Option<Option<UsageOut>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ChatMessageOut<'a> {
     pub role: &'static str,
     pub content: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ChatChoice<'a> {
     pub index: u32,
     pub message: ChatMessageOut<'a>,
+    #[schema(value_type = Option<Object>)]
     pub logprobs: Option<()>,
     pub finish_reason: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ChatCompletion<'a> {
     pub id: &'a str,
     pub object: &'static str,
@@ -161,7 +164,7 @@ pub(crate) struct ChatCompletion<'a> {
     pub usage: Option<UsageOut>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, ToSchema)]
 pub(crate) struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'static str>,
@@ -169,15 +172,16 @@ pub(crate) struct Delta<'a> {
     pub content: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ChatChunkChoice<'a> {
     pub index: u32,
     pub delta: Delta<'a>,
+    #[schema(value_type = Option<Object>)]
     pub logprobs: Option<()>,
     pub finish_reason: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ChatChunk<'a> {
     pub id: &'a str,
     pub object: &'static str,

@@ -237,6 +237,16 @@ impl Hearth {
         }
     }
 
+    /// Sends a signal (`HUP`, …) to the server without waiting for anything.
+    pub fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("server is running");
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("server is running");
