@@ -37,6 +37,9 @@ pub(crate) enum Command {
     /// Manage client API keys for the OpenAI-compatible routes
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Migrate, export or import the registry database (no running server needed)
+    #[command(subcommand)]
+    Db(crate::database::DbCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -57,7 +60,7 @@ pub(crate) struct ServeArgs {
     /// Where Hearth keeps its database, secret key and admin token
     #[arg(long, env = "HEARTH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL [default: sqlite://DATA_DIR/hearth.db]
+    /// Database URL: postgres://USER:PASSWORD@HOST/DB?sslmode=require for many replicas [default: sqlite://DATA_DIR/hearth.db]
     #[arg(long, env = "HEARTH_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Log level or tracing filter, e.g. info, debug, hearth=debug [default: info]
@@ -80,6 +83,8 @@ pub(crate) struct ServeArgs {
     pub auth_bypass_force: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub database: crate::database::DatabaseArgs,
 }
 
 /// Limits and timeouts of `hearth serve` (docs/operations.md explains each).

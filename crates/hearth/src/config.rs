@@ -21,6 +21,7 @@ struct FileConfig {
     auth_bypass: Option<bool>,
     log: Option<LogSection>,
     limits: Option<LimitSection>,
+    database: Option<crate::database::DatabaseSection>,
 }
 
 /// `[limits]`: the same names as the flags, durations written like "30s".
@@ -60,6 +61,7 @@ pub(crate) struct ServeConfig {
     pub log_format: LogFormat,
     pub log_file: Option<PathBuf>,
     pub limits: LimitArgs,
+    pub database: hearth_registry::PoolConfig,
 }
 
 pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
@@ -97,8 +99,10 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         )
     };
     let limits = limits(&args.limits, file.limits.unwrap_or_default())?;
+    let database = crate::database::resolve(&args.database, file.database.unwrap_or_default())?;
     Ok(ServeConfig {
         limits,
+        database,
         listen,
         data_dir: args
             .data_dir

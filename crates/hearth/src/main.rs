@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod database;
 mod logging;
 mod output;
 mod serve;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Keys(cmd) => commands::keys::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Db(cmd) => commands::db::run(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -35,7 +35,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: cfg.data_dir.clone(),
         database_url: cfg.database_url.clone(),
         secret_key: env_secret("HEARTH_SECRET_KEY").map(SecretString::from),
-        ..Default::default()
+        pool: cfg.database,
     })
     .await
     .context("cannot open the registry")?;
