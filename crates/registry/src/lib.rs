@@ -25,6 +25,7 @@ use hearth_catalog::{Family, Feature, ReleaseStatus};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
 
 pub use client_keys::ClientKey;
 pub use crypto::{KeySource, random_token};
@@ -593,6 +594,13 @@ async fn connect(config: &RegistryConfig) -> Result<(Db, String)> {
                 })?
                 .application_name("hearth")
                 .options([("statement_timeout", timeout.as_millis().to_string())]);
+            // One direct attempt first: the pool would only report that it timed out, while
+            // this says why (refused, TLS, authentication).
+            let probe = options
+                .connect()
+                .await
+                .map_err(|e| RegistryError::Config(format!("cannot connect to {shown}: {e}")))?;
+            let _ = probe.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(
                     config

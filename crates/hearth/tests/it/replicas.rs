@@ -495,8 +495,13 @@ async fn both_replicas_ride_out_a_database_outage_and_catch_up_after_it() {
         let body: Value = ready.json().await.unwrap();
         assert_eq!(body["database"], "unavailable", "{body}");
     }
-    // A few more polls fail while it is down; the outage is still logged once.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Writes wait for the database (503, not 500); meanwhile more polls fail, and the outage
+    // is still logged once.
+    let (s, body) = a
+        .post("/api/v1/self_hosted_models", vllm_body("during-outage"))
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
     for h in [&a, &b] {
         assert_eq!(
             h.logs().matches("lost the database").count(),
