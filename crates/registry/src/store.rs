@@ -525,7 +525,7 @@ pub(crate) fn snapshot(version: i64, tables: Tables, secrets: &SecretBox) -> Sna
             DeploymentPlatform::parse(&row.platform),
         ) else {
             // Written by a newer Hearth; serving it with wrong assumptions would be worse.
-            tracing::debug!(deployment_id = row.id, family = %row.family, platform = %row.platform,
+            tracing::error!(deployment_id = row.id, family = %row.family, platform = %row.platform,
                 "skipping a deployment this version of Hearth does not understand");
             continue;
         };

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::harness::{BIN, Hearth, Options, api_key, vllm_body};
+use crate::harness::{BIN, Hearth, Options, api_key, serve_must_fail, vllm_body};
 
 /// Shared by the replicas of a test, as operators must (docs/scaling.md).
 const SECRET_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
@@ -543,4 +543,34 @@ async fn both_replicas_ride_out_a_database_outage_and_catch_up_after_it() {
         assert_eq!(h.logs().matches("lost the database").count(), 1);
         assert_eq!(h.logs().matches("the database answers again").count(), 1);
     }
+}
+
+#[test]
+fn database_urls_that_cannot_work_stop_start_up_with_the_reason_and_no_password() {
+    let stderr = serve_must_fail(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "mysql://db/hearth",
+        ],
+        &[],
+    );
+    assert!(stderr.contains("postgres://"), "{stderr}");
+    // Port 1 on loopback: refused at once.
+    let stderr = serve_must_fail(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "postgres://hearth:pw-SECRET-MARKER-7f3a9c@127.0.0.1:1/hearth",
+        ],
+        &[],
+    );
+    assert!(
+        stderr.contains("cannot connect to postgres://hearth:****@127.0.0.1:1/hearth"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(!stderr.contains("SECRET-MARKER"), "{stderr}");
 }
