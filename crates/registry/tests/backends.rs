@@ -380,3 +380,45 @@ async fn export_and_import_carry_everything_and_refuse_what_would_lose_data() {
         );
     }
 }
+
+/// The write lock is the version row: a writer elsewhere holding it makes this one wait, and
+/// the statement timeout bounds that wait.
+#[tokio::test]
+async fn on_postgres_a_held_write_lock_is_waited_for_up_to_the_statement_timeout() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let url = fresh_postgres_database(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(&RegistryConfig {
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(url.clone()),
+        secret_key: Some(SecretString::from(KEY_A.to_string())),
+        pool: hearth_registry::PoolConfig {
+            statement_timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT version FROM registry_state WHERE id = 1 FOR UPDATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = registry
+        .create_deployment(vllm("blocked"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Storage(_)),
+        "cancelled by the timeout: {err:?}"
+    );
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    registry.create_deployment(vllm("free")).await.unwrap();
+}
