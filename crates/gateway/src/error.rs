@@ -94,6 +94,13 @@ impl From<RegistryError> for ApiError {
                 "unavailable",
                 "the database is busy; retry shortly",
             ),
+            // A shared database that went away: reads still come from the snapshot, writes
+            // wait for it to come back.
+            RegistryError::Storage(sqlx::Error::Io(_)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database cannot be reached; changes are possible again once it is back",
+            ),
             other => ApiError::internal(&other),
         }
     }

@@ -20,12 +20,32 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({}))
 }
 
-/// 200 when the database answers, else 503 with the reason.
+/// 200 when the database answers. When it does not, the replica still serves the registry it
+/// last loaded, so it stays ready (200, with the database's state) unless it is shutting down:
+/// taking every replica out of the load balancer during a database outage would turn a
+/// configuration freeze into a full outage.
 #[utoipa::path(operation_id = "monitoring_ready", get, path = "/monitoring/ready", tag = "monitoring",
-    responses((status = 200, description = "`status`: ready, `database`: ok", body = Object),
-        (status = 503, description = "`status`: unavailable, `reason`", body = Object)))]
+    responses((status = 200, description = "`status`: ready, `database`: ok or unavailable (the last loaded registry is served)", body = Object),
+        (status = 503, description = "`status`: unavailable, `reason` (shutting down)", body = Object)))]
 pub(crate) async fn ready(State(registry): State<Arc<Registry>>) -> (StatusCode, Json<Value>) {
-    match tokio::time::timeout(READY_TIMEOUT, registry.ping()).await {
+    let answer = tokio::time::timeout(READY_TIMEOUT, registry.ping()).await;
+    if answer.as_ref().is_ok_and(|r| r.is_ok()) {
+        return (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": "ok"})),
+        );
+    }
+    if !registry.is_closed() {
+        return (
+            StatusCode::OK,
+            Json(json!({
+                "status": "ready",
+                "database": "unavailable",
+                "registry_version": registry.snapshot().version(),
+            })),
+        );
+    }
+    match answer {
         Ok(Ok(())) => (
             StatusCode::OK,
             Json(json!({"status": "ready", "database": "ok"})),

@@ -22,6 +22,7 @@ async fn gateway(token: Option<&str>) -> (hearth_gateway::Gateway, tempfile::Tem
         database_url: None,
         secret_key: None,
         cloud: Default::default(),
+        ..Default::default()
     })
     .await
     .unwrap();

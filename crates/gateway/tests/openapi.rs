@@ -54,6 +54,7 @@ async fn router() -> (axum::Router, tempfile::TempDir) {
         database_url: None,
         secret_key: None,
         cloud: Default::default(),
+        ..Default::default()
     })
     .await
     .unwrap();

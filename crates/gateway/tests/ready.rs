@@ -16,6 +16,7 @@ async fn ready_turns_503_with_the_reason_when_the_database_is_gone() {
             database_url: None,
             secret_key: None,
             cloud: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap(),

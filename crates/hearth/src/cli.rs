@@ -51,6 +51,9 @@ pub(crate) enum Command {
     Completions(crate::ops::CompletionsArgs),
     /// Exit 0 when the server answers /monitoring/healthz (for container health checks)
     Health(crate::ops::HealthArgs),
+    /// Migrate, export or import the registry database (no running server needed)
+    #[command(subcommand)]
+    Db(crate::database::DbCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -71,7 +74,7 @@ pub(crate) struct ServeArgs {
     /// Where Hearth keeps its database, secret key and admin token
     #[arg(long, env = "HEARTH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL [default: sqlite://DATA_DIR/hearth.db]
+    /// Database URL: postgres://USER:PASSWORD@HOST/DB?sslmode=require for many replicas [default: sqlite://DATA_DIR/hearth.db]
     #[arg(long, env = "HEARTH_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Log level or tracing filter, e.g. info, debug, hearth=debug [default: info]
@@ -96,6 +99,8 @@ pub(crate) struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub tls: crate::serve_tls::TlsArgs,
+    #[command(flatten)]
+    pub database: crate::database::DatabaseArgs,
 }
 
 /// Limits and timeouts of `hearth serve` (docs/operations.md explains each).

@@ -1,6 +1,7 @@
 //! One module per CLI command group.
 
 pub(crate) mod catalog;
+pub(crate) mod db;
 pub(crate) mod features;
 pub(crate) mod keys;
 pub(crate) mod models;

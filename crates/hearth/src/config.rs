@@ -22,6 +22,7 @@ struct FileConfig {
     log: Option<LogSection>,
     limits: Option<LimitSection>,
     tls: Option<crate::serve_tls::TlsSection>,
+    database: Option<crate::database::DatabaseSection>,
 }
 
 /// `[limits]`: the same names as the flags, durations written like "30s".
@@ -62,6 +63,7 @@ pub(crate) struct ServeConfig {
     pub log_file: Option<PathBuf>,
     pub limits: LimitArgs,
     pub tls: Option<crate::serve_tls::TlsConfig>,
+    pub database: hearth_registry::PoolConfig,
 }
 
 pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
@@ -99,9 +101,11 @@ pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     };
     let limits = limits(&args.limits, file.limits.unwrap_or_default())?;
     let tls = crate::serve_tls::resolve(&args.tls, file.tls)?;
+    let database = crate::database::resolve(&args.database, file.database.unwrap_or_default())?;
     Ok(ServeConfig {
         limits,
         tls,
+        database,
         listen,
         data_dir: args
             .data_dir

@@ -6,6 +6,7 @@ mod cli_verify;
 mod client;
 mod commands;
 mod config;
+mod database;
 mod listen;
 mod logging;
 mod ops;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => commands::verify::run(args).await,
             Command::Completions(args) => ops::completions(&args).map(|()| ExitCode::SUCCESS),
             Command::Health(args) => ops::health(args).await,
+            Command::Db(cmd) => commands::db::run(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

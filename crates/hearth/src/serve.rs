@@ -35,9 +35,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: cfg.data_dir.clone(),
         database_url: cfg.database_url.clone(),
         secret_key: env_secret("HEARTH_SECRET_KEY").map(SecretString::from),
+        pool: cfg.database,
     })
     .await
     .context("cannot open the registry")?;
+    if let Some(problem) = registry.secret_key_problem() {
+        tracing::error!("{problem}");
+    }
     match registry.key_source() {
         KeySource::Environment => tracing::info!("API keys are encrypted with HEARTH_SECRET_KEY"),
         KeySource::File(path) => {
@@ -87,6 +91,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "hearth listening"
     );
     let registry = Arc::new(registry);
+    // SQLite too: a `hearth db import` or a second process on the same file shows up here.
+    let _watch = registry.watch();
     let loopback = addr.ip().is_loopback();
     if cfg.auth_bypass {
         if !loopback && !args_force {

@@ -1,8 +1,9 @@
 //! The registry: self-hosted model deployments, feature settings and instance settings.
 //!
 //! Writes go through [`Registry`], which validates them against the catalog, stores them with
-//! sqlx (an embedded SQLite file by default) and then swaps in a fresh [`Snapshot`]. Readers,
-//! including the request path, only ever look at the snapshot.
+//! sqlx (an embedded SQLite file by default, PostgreSQL for many replicas) and then swaps in a
+//! fresh [`Snapshot`]. Readers, including the request path, only ever look at the snapshot;
+//! [`Registry::watch`] keeps it current when other processes write to the same database.
 
 mod client_keys;
 mod crypto;
@@ -12,6 +13,7 @@ mod features;
 mod settings;
 mod snapshot;
 mod store;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -21,8 +23,9 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use hearth_catalog::{Family, Feature, ReleaseStatus};
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::SqlitePool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
 
 pub use client_keys::ClientKey;
 pub use crypto::{KeySource, random_token};
@@ -34,24 +37,39 @@ pub use error::RegistryError;
 pub use features::{Binding, FeatureSetting};
 pub use settings::{Settings, SettingsPatch};
 pub use snapshot::Snapshot;
+pub use store::{ClientKeyRow, DeploymentRow, FeatureRow, SettingRow, Tables};
 
 use crate::crypto::{SecretBox, write_private_file};
 use crate::deployment::{API_KEY_MAX, validate};
 use crate::error::Result;
 use crate::features::check_binding;
-use crate::store::KeyChange;
+use crate::store::{Committed, Db, KeyChange, Op};
 
 /// Where the registry keeps its state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RegistryConfig {
     pub data_dir: PathBuf,
-    /// `sqlite://…`; defaults to `hearth.db` in the data directory.
+    /// `sqlite://…` or `postgres://…`; defaults to `hearth.db` in the data directory.
     pub database_url: Option<String>,
     /// HEARTH_SECRET_KEY; without it a key file in the data directory is used.
     pub secret_key: Option<SecretString>,
     /// What cloud credentials the environment provides, for the registration checks.
     pub cloud: CloudEnvironment,
+    pub pool: PoolConfig,
 }
+
+/// Connection pool settings; `None` takes the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolConfig {
+    /// Connections the pool may open [default: 10 on PostgreSQL, 8 on SQLite].
+    pub max_connections: Option<u32>,
+    /// PostgreSQL only: longest a statement may run, waits for the write lock included
+    /// [default: 30 s].
+    pub statement_timeout: Option<Duration>,
+}
+
+pub const DEFAULT_PG_MAX_CONNECTIONS: u32 = 10;
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A result that went through, with anything the caller should be told about it.
 #[derive(Debug)]
@@ -69,19 +87,35 @@ pub struct MigrationStatus {
 }
 
 pub struct Registry {
-    pool: SqlitePool,
+    db: Db,
     secrets: SecretBox,
     snapshot: ArcSwap<Snapshot>,
-    /// Serialises check-then-write sequences (rating checks, in-use checks) within this
-    /// process; the database constraints guard the rest.
+    /// Queues this process's writers before they take a database connection; the database's
+    /// write lock (see `store`) is what orders writers across processes.
     write_lock: tokio::sync::Mutex<()>,
     key_source: KeySource,
     database: String,
     cloud: CloudEnvironment,
+    key_problem: Option<String>,
 }
 
 impl Registry {
+    /// Opens the database, applies pending migrations and loads the first snapshot.
     pub async fn open(config: &RegistryConfig) -> Result<Registry> {
+        let registry = Self::open_unmigrated(config).await?;
+        registry.db.migrate().await?;
+        registry.finish_open().await
+    }
+
+    /// Opens the database and applies pending migrations, nothing else (`hearth db migrate`).
+    pub async fn migrate_only(config: &RegistryConfig) -> Result<String> {
+        let (db, shown) = connect(config).await?;
+        let result = db.migrate().await;
+        db.close().await;
+        result.map(|()| shown)
+    }
+
+    async fn open_unmigrated(config: &RegistryConfig) -> Result<Registry> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             RegistryError::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -89,24 +123,69 @@ impl Registry {
             ))
         })?;
         let (secrets, key_source) = SecretBox::load(config.secret_key.as_ref(), &config.data_dir)?;
-        let (options, database) = connect_options(config)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .map_err(|e| RegistryError::Config(format!("cannot open database {database}: {e}")))?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let snapshot = store::load(&pool, &secrets).await?;
+        let (db, database) = connect(config).await?;
         Ok(Registry {
-            pool,
+            db,
             secrets,
-            snapshot: ArcSwap::from_pointee(snapshot),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
             write_lock: tokio::sync::Mutex::new(()),
             key_source,
             database,
             cloud: config.cloud.clone(),
+            key_problem: None,
         })
+    }
+
+    async fn finish_open(mut self) -> Result<Registry> {
+        let snapshot = self.db.load(&self.secrets).await?;
+        self.key_problem = self.check_secret_key(&snapshot).await?;
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(self)
+    }
+
+    /// Whether this process's secret key opens what is stored: the key check written by the
+    /// first process, and every sealed API key.
+    async fn check_secret_key(&self, snapshot: &Snapshot) -> Result<Option<String>> {
+        let check = self.secrets.seal(&SecretString::from(KEY_CHECK))?;
+        let check_fails = match self.db.key_check(check).await? {
+            None => false,
+            Some(stored) => self.secrets.open(&stored).is_err(),
+        };
+        let unreadable: Vec<&str> = snapshot
+            .deployments
+            .iter()
+            .filter(|d| matches!(d.api_key, ApiKey::Unreadable(_)))
+            .map(|d| d.name.as_str())
+            .collect();
+        if !check_fails && unreadable.is_empty() {
+            return Ok(None);
+        }
+        let which = match &self.key_source {
+            KeySource::Environment => "HEARTH_SECRET_KEY".to_string(),
+            KeySource::File(p) | KeySource::CreatedFile(p) => {
+                format!(
+                    "the key file {} (HEARTH_SECRET_KEY is not set)",
+                    p.display()
+                )
+            }
+        };
+        let mut message = format!(
+            "this process's secret key, from {which}, is not the one the stored API keys were sealed with; \
+             every replica must run with the same HEARTH_SECRET_KEY"
+        );
+        if !unreadable.is_empty() {
+            message.push_str(&format!(
+                "; cannot decrypt a deployment's API key for: {}",
+                unreadable.join(", ")
+            ));
+        }
+        Ok(Some(message))
+    }
+
+    /// Set when the secret key cannot open what is stored (see `check_secret_key`); the caller
+    /// logs it once at start-up.
+    pub fn secret_key_problem(&self) -> Option<&str> {
+        self.key_problem.as_deref()
     }
 
     /// The current state, without locks.
@@ -118,27 +197,31 @@ impl Registry {
         &self.key_source
     }
 
-    /// The database in use, for logs (never carries a password: SQLite has none).
+    /// The database in use, for logs (any password removed).
     pub fn database(&self) -> &str {
         &self.database
     }
 
+    pub fn is_postgres(&self) -> bool {
+        self.db.is_postgres()
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.db.ping().await
+    }
+
+    /// Closed by `close`: the process is shutting down.
+    pub fn is_closed(&self) -> bool {
+        self.db.is_closed()
     }
 
     /// How the database's schema compares with this binary's migrations: the ones it lacks
     /// and the versions it has that this binary does not know (a newer Hearth wrote them).
     /// `open` applies migrations, so anything here means another process changed the database.
     pub async fn migration_status(&self) -> Result<MigrationStatus> {
-        let applied: Vec<(i64,)> =
-            sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = 1")
-                .fetch_all(&self.pool)
-                .await?;
-        let applied: Vec<i64> = applied.into_iter().map(|(v,)| v).collect();
-        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let applied = self.db.applied_migrations().await?;
+        let migrator = self.db.migrator();
         let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
         Ok(MigrationStatus {
             applied: applied.len(),
@@ -152,33 +235,104 @@ impl Registry {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
+    }
+
+    /// Every stored row, API keys still sealed (`hearth db export`).
+    pub async fn export(&self) -> Result<Tables> {
+        Ok(self.db.tables().await?.1)
+    }
+
+    /// Writes an export into this registry, which must be empty. Refuses a document whose
+    /// sealed API keys this registry's secret key cannot open: they would be lost.
+    pub async fn import(&self, tables: &Tables) -> Result<()> {
+        let sealed_elsewhere: Vec<&str> = tables
+            .deployments
+            .iter()
+            .filter(|d| {
+                d.api_key_sealed
+                    .as_deref()
+                    .is_some_and(|blob| self.secrets.open(blob).is_err())
+            })
+            .map(|d| d.name.as_str())
+            .collect();
+        if !sealed_elsewhere.is_empty() {
+            return Err(RegistryError::Crypto(format!(
+                "the API keys of {} were sealed with another secret key; run the import with the \
+                 exporting Hearth's HEARTH_SECRET_KEY (or its secret.key as HEARTH_SECRET_KEY)",
+                sealed_elsewhere.join(", ")
+            )));
+        }
+        let _guard = self.write_lock.lock().await;
+        self.db.import(tables).await?;
+        self.refresh().await?;
+        Ok(())
+    }
+
+    /// Runs one write: `decide` checks the rules against the state under the database's write
+    /// lock and says what to change; the state after it is swapped in before returning.
+    async fn write<T>(
+        &self,
+        decide: impl FnOnce(&Snapshot) -> Result<(Vec<Op>, T)>,
+    ) -> Result<(T, Vec<i64>, Arc<Snapshot>)> {
+        let _guard = self.write_lock.lock().await;
+        let Committed {
+            value,
+            results,
+            snapshot,
+        } = self.db.transact(&self.secrets, &now(), decide).await?;
+        Ok((value, results, self.install(snapshot)))
+    }
+
+    /// Swaps `fresh` in unless a newer state is already there (a reload and a write can
+    /// finish in either order).
+    fn install(&self, fresh: Snapshot) -> Arc<Snapshot> {
+        let fresh = Arc::new(fresh);
+        self.snapshot.rcu(|current| {
+            if current.version > fresh.version {
+                current.clone()
+            } else {
+                fresh.clone()
+            }
+        });
+        fresh
+    }
+
+    /// Reloads the snapshot if the database holds a newer version; says whether it did.
+    pub async fn refresh(&self) -> Result<bool> {
+        let version = self.db.version().await?;
+        if version <= self.snapshot.load().version {
+            return Ok(false);
+        }
+        let fresh = self.db.load(&self.secrets).await?;
+        self.install(fresh);
+        Ok(true)
     }
 
     pub async fn create_deployment(
         &self,
         input: NewDeployment,
     ) -> Result<Outcome<Arc<Deployment>>> {
-        let _guard = self.write_lock.lock().await;
-        let snap = self.snapshot();
-        let valid = validate(&input, &snap.settings, true, &self.cloud)?;
-        let sealed = match non_empty_key(input.api_key)? {
+        let sealed = match non_empty_key(input.api_key.clone())? {
             Some(key) => Some(self.secrets.seal(&key)?),
             None => None,
         };
-        let mut conn = self.pool.acquire().await?;
-        let id = store::insert_deployment(&mut conn, &valid, sealed, &now())
+        let (warnings, ids, snap) = self
+            .write(|snap| {
+                let valid = validate(&input, &snap.settings, true, &self.cloud)?;
+                let warnings = valid.warnings.clone();
+                Ok((vec![Op::InsertDeployment { valid, sealed }], warnings))
+            })
             .await
-            .map_err(|e| duplicate_name(e, &valid.name))?;
-        drop(conn);
-        let snap = self.reload().await?;
+            .map_err(|e| duplicate_name(e, input.name.trim()))?;
+        let id = ids.first().copied().unwrap_or_default();
         let deployment = snap
             .deployment(id)
             .cloned()
             .ok_or_else(|| RegistryError::NotFound(format!("self-hosted model {id} vanished")))?;
         Ok(Outcome {
             value: deployment,
-            warnings: valid.warnings,
+            warnings,
         })
     }
 
@@ -187,8 +341,33 @@ impl Registry {
         id: i64,
         patch: DeploymentPatch,
     ) -> Result<Outcome<Arc<Deployment>>> {
-        let _guard = self.write_lock.lock().await;
-        let snap = self.snapshot();
+        let mut new_name = None;
+        let (warnings, _, snap) = self
+            .write(|snap| {
+                let (op, warnings) = self.plan_update(snap, id, patch)?;
+                if let Op::UpdateDeployment { valid, .. } = &op {
+                    new_name = Some(valid.name.clone());
+                }
+                Ok((vec![op], warnings))
+            })
+            .await
+            .map_err(|e| match &new_name {
+                Some(name) => duplicate_name(e, name),
+                None => e,
+            })?;
+        let deployment = snap.deployment(id).cloned().ok_or_else(|| not_found(id))?;
+        Ok(Outcome {
+            value: deployment,
+            warnings,
+        })
+    }
+
+    fn plan_update(
+        &self,
+        snap: &Snapshot,
+        id: i64,
+        patch: DeploymentPatch,
+    ) -> Result<(Op, Vec<String>)> {
         let current = snap.deployment(id).ok_or_else(|| not_found(id))?;
         let family_text = patch
             .family
@@ -263,44 +442,39 @@ impl Registry {
                 None => KeyChange::Clear,
             },
         };
-        let mut tx = self.pool.begin().await?;
-        store::update_deployment(&mut tx, id, &valid, key, &now())
-            .await
-            .map_err(|e| duplicate_name(e, &valid.name))?;
-        tx.commit().await?;
-        let snap = self.reload().await?;
-        let deployment = snap.deployment(id).cloned().ok_or_else(|| not_found(id))?;
-        Ok(Outcome {
-            value: deployment,
-            warnings,
-        })
+        Ok((Op::UpdateDeployment { id, valid, key }, warnings))
     }
 
     pub async fn delete_deployment(&self, id: i64) -> Result<()> {
-        let _guard = self.write_lock.lock().await;
-        let snap = self.snapshot();
-        let current = snap.deployment(id).ok_or_else(|| not_found(id))?;
-        let in_use = snap.features_using(id);
-        if !in_use.is_empty() {
-            return Err(in_use_conflict(&current.name, &in_use));
-        }
-        let mut conn = self.pool.acquire().await?;
-        let deleted = store::delete_deployment(&mut conn, id)
+        let known = self.snapshot().deployment(id).map(|d| d.name.clone());
+        let (deleted, _, _) = self
+            .write(|snap| {
+                let current = snap.deployment(id).ok_or_else(|| not_found(id))?;
+                let in_use = snap.features_using(id);
+                if !in_use.is_empty() {
+                    return Err(in_use_conflict(&current.name, &in_use));
+                }
+                Ok((vec![Op::DeleteDeployment(id)], ()))
+            })
             .await
+            .map(|((), results, snap)| (results.first().copied().unwrap_or_default(), (), snap))
             .map_err(|e| match e {
-                RegistryError::Storage(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                // Bound by a writer the checks above could not see (an older Hearth).
+                RegistryError::Storage(sqlx::Error::Database(db))
+                    if db.is_foreign_key_violation() =>
+                {
                     RegistryError::Conflict {
                         field: None,
                         message: format!(
-                            "self-hosted model {:?} is used by a feature; rebind or disable it first",
-                            current.name
+                            "self-hosted model {} is used by a feature; rebind or disable it first",
+                            known
+                                .as_deref()
+                                .map_or(format!("{id}"), |n| format!("{n:?}"))
                         ),
                     }
                 }
                 other => other,
             })?;
-        drop(conn);
-        self.reload().await?;
         if deleted == 0 {
             return Err(not_found(id));
         }
@@ -312,26 +486,25 @@ impl Registry {
         feature: Feature,
         binding: Binding,
     ) -> Result<Outcome<FeatureSetting>> {
-        let _guard = self.write_lock.lock().await;
-        let snap = self.snapshot();
-        let warnings = match binding {
-            Binding::Disabled => Vec::new(),
-            Binding::SelfHosted { deployment_id } => {
-                let deployment = snap.deployment(deployment_id).ok_or_else(|| {
-                    RegistryError::invalid(
-                        "self_hosted_model_id",
-                        format!(
-                            "no self-hosted model has id {deployment_id}; list them with GET /api/v1/self_hosted_models"
-                        ),
-                    )
-                })?;
-                check_binding(feature, deployment, &snap.settings)?
-            }
-        };
-        let mut conn = self.pool.acquire().await?;
-        store::upsert_feature(&mut conn, feature, binding, &now()).await?;
-        drop(conn);
-        let snap = self.reload().await?;
+        let (warnings, _, snap) = self
+            .write(|snap| {
+                let warnings = match binding {
+                    Binding::Disabled => Vec::new(),
+                    Binding::SelfHosted { deployment_id } => {
+                        let deployment = snap.deployment(deployment_id).ok_or_else(|| {
+                            RegistryError::invalid(
+                                "self_hosted_model_id",
+                                format!(
+                                    "no self-hosted model has id {deployment_id}; list them with GET /api/v1/self_hosted_models"
+                                ),
+                            )
+                        })?;
+                        check_binding(feature, deployment, &snap.settings)?
+                    }
+                };
+                Ok((vec![Op::SetFeature(feature, binding)], warnings))
+            })
+            .await?;
         Ok(Outcome {
             value: snap.feature(feature),
             warnings,
@@ -339,39 +512,18 @@ impl Registry {
     }
 
     pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Outcome<Settings>> {
-        let _guard = self.write_lock.lock().await;
-        let before = self.snapshot();
-        let mut tx = self.pool.begin().await?;
-        let at = now();
-        if let Some(on) = patch.beta_models_enabled {
-            store::upsert_setting(&mut tx, settings::BETA_MODELS_ENABLED, on, &at).await?;
-        }
-        if let Some(on) = patch.verbose_ai_logs {
-            store::upsert_setting(&mut tx, settings::VERBOSE_AI_LOGS, on, &at).await?;
-        }
-        tx.commit().await?;
-        let mut warnings = Vec::new();
-        if patch.beta_models_enabled == Some(false) && before.settings.beta_models_enabled {
-            let beta: Vec<&str> = before
-                .deployments
-                .iter()
-                .filter(|d| d.family.status() == ReleaseStatus::Beta)
-                .map(|d| d.name.as_str())
-                .collect();
-            if !beta.is_empty() {
-                warnings.push(format!(
-                    "beta deployments stay registered and keep serving: {}; new beta deployments and bindings are refused",
-                    beta.join(", ")
-                ));
-            }
-        }
-        if patch.verbose_ai_logs == Some(true) {
-            warnings.push(
-                "verbose AI logs record prompts and completions, which contain your users' code"
-                    .into(),
-            );
-        }
-        let snap = self.reload().await?;
+        let (warnings, _, snap) = self
+            .write(|before| {
+                let mut ops = Vec::new();
+                if let Some(on) = patch.beta_models_enabled {
+                    ops.push(Op::SetSetting(settings::BETA_MODELS_ENABLED, on));
+                }
+                if let Some(on) = patch.verbose_ai_logs {
+                    ops.push(Op::SetSetting(settings::VERBOSE_AI_LOGS, on));
+                }
+                Ok((ops, settings_warnings(&patch, before)))
+            })
+            .await?;
         Ok(Outcome {
             value: snap.settings.clone(),
             warnings,
@@ -387,15 +539,14 @@ impl Registry {
                 "name must be 1 to 255 characters without control characters, e.g. \"vscode-team-a\"",
             ));
         }
-        let _guard = self.write_lock.lock().await;
         let key = format!("{}{}", client_keys::KEY_PREFIX, random_token(24));
-        let prefix = key[..client_keys::SHOWN_PREFIX_LEN].to_string();
-        let mut conn = self.pool.acquire().await?;
-        let id =
-            store::insert_client_key(&mut conn, name, &prefix, &client_keys::hash(&key), &now())
-                .await?;
-        drop(conn);
-        let snap = self.reload().await?;
+        let op = Op::InsertClientKey {
+            name: name.to_string(),
+            prefix: key[..client_keys::SHOWN_PREFIX_LEN].to_string(),
+            key_hash: client_keys::hash(&key),
+        };
+        let ((), ids, snap) = self.write(|_| Ok((vec![op], ()))).await?;
+        let id = ids.first().copied().unwrap_or_default();
         let created = snap
             .client_keys()
             .iter()
@@ -407,27 +558,138 @@ impl Registry {
 
     /// Revokes a client key; revoking a revoked key changes nothing.
     pub async fn revoke_client_key(&self, id: i64) -> Result<ClientKey> {
-        let _guard = self.write_lock.lock().await;
-        if !self.snapshot().client_keys().iter().any(|k| k.id == id) {
-            return Err(RegistryError::NotFound(format!(
-                "no client key has id {id}"
-            )));
-        }
-        let mut conn = self.pool.acquire().await?;
-        store::revoke_client_key(&mut conn, id, &now()).await?;
-        drop(conn);
-        let snap = self.reload().await?;
+        let missing = || RegistryError::NotFound(format!("no client key has id {id}"));
+        let ((), _, snap) = self
+            .write(|snap| {
+                if !snap.client_keys().iter().any(|k| k.id == id) {
+                    return Err(missing());
+                }
+                Ok((vec![Op::RevokeClientKey(id)], ()))
+            })
+            .await?;
         snap.client_keys()
             .iter()
             .find(|k| k.id == id)
             .cloned()
-            .ok_or_else(|| RegistryError::NotFound(format!("no client key has id {id}")))
+            .ok_or_else(missing)
     }
+}
 
-    async fn reload(&self) -> Result<Arc<Snapshot>> {
-        let fresh = Arc::new(store::load(&self.pool, &self.secrets).await?);
-        self.snapshot.store(fresh.clone());
-        Ok(fresh)
+/// Sealed into `registry_state.key_check` by the first process; only its secret key opens it.
+const KEY_CHECK: &str = "hearth secret key check";
+
+fn settings_warnings(patch: &SettingsPatch, before: &Snapshot) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if patch.beta_models_enabled == Some(false) && before.settings.beta_models_enabled {
+        let beta: Vec<&str> = before
+            .deployments
+            .iter()
+            .filter(|d| d.family.status() == ReleaseStatus::Beta)
+            .map(|d| d.name.as_str())
+            .collect();
+        if !beta.is_empty() {
+            warnings.push(format!(
+                "beta deployments stay registered and keep serving: {}; new beta deployments and bindings are refused",
+                beta.join(", ")
+            ));
+        }
+    }
+    if patch.verbose_ai_logs == Some(true) {
+        warnings.push(
+            "verbose AI logs record prompts and completions, which contain your users' code".into(),
+        );
+    }
+    warnings
+}
+
+async fn connect(config: &RegistryConfig) -> Result<(Db, String)> {
+    let url = config.database_url.as_deref().map(str::trim);
+    match url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let shown = without_password(url);
+            let timeout = config
+                .pool
+                .statement_timeout
+                .unwrap_or(DEFAULT_STATEMENT_TIMEOUT);
+            // sqlx's own message can quote the URL, password included: name the shown form.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| {
+                    RegistryError::Config(format!(
+                        "bad database URL {shown}: write postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=require"
+                    ))
+                })?
+                .application_name("hearth")
+                .options([("statement_timeout", timeout.as_millis().to_string())]);
+            // One direct attempt first: the pool would only report that it timed out, while
+            // this says why (refused, TLS, authentication).
+            let probe = options
+                .connect()
+                .await
+                .map_err(|e| RegistryError::Config(format!("cannot connect to {shown}: {e}")))?;
+            let _ = probe.close().await;
+            let pool = PgPoolOptions::new()
+                .max_connections(
+                    config
+                        .pool
+                        .max_connections
+                        .unwrap_or(DEFAULT_PG_MAX_CONNECTIONS),
+                )
+                .acquire_timeout(store::ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(|e| RegistryError::Config(format!("cannot connect to {shown}: {e}")))?;
+            Ok((Db::Postgres(pool), shown))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| RegistryError::Config(format!("bad database URL {url:?}: {e}")))?;
+            open_sqlite(options, url.to_string(), config).await
+        }
+        Some(url) => {
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(RegistryError::Config(format!(
+                "database URL scheme {scheme:?} is not supported; use postgres://USER@HOST/DATABASE, sqlite://PATH, or leave it unset for {}",
+                config.data_dir.join("hearth.db").display()
+            )))
+        }
+        None => {
+            let path = config.data_dir.join("hearth.db");
+            let shown = format!("sqlite://{}", path.display());
+            open_sqlite(SqliteConnectOptions::new().filename(path), shown, config).await
+        }
+    }
+}
+
+async fn open_sqlite(
+    options: SqliteConnectOptions,
+    shown: String,
+    config: &RegistryConfig,
+) -> Result<(Db, String)> {
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(config.pool.max_connections.unwrap_or(8))
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .map_err(|e| RegistryError::Config(format!("cannot open database {shown}: {e}")))?;
+    Ok((Db::Sqlite(pool), shown))
+}
+
+/// The URL for logs and messages: the password replaced, the rest kept for diagnosis.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("****"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "the PostgreSQL URL (unparsable)".to_string(),
     }
 }
 
@@ -457,37 +719,6 @@ pub fn load_or_create_token(path: &Path) -> Result<(SecretString, bool)> {
             path.display()
         ))),
     }
-}
-
-fn connect_options(config: &RegistryConfig) -> Result<(SqliteConnectOptions, String)> {
-    let (options, shown) = match config.database_url.as_deref() {
-        Some(url) if url.starts_with("sqlite:") => (
-            SqliteConnectOptions::from_str(url)
-                .map_err(|e| RegistryError::Config(format!("bad database URL {url:?}: {e}")))?,
-            url.to_string(),
-        ),
-        Some(url) => {
-            let scheme = url.split(':').next().unwrap_or_default();
-            return Err(RegistryError::Config(format!(
-                "database URL scheme {scheme:?} is not supported yet; use sqlite://PATH or leave it unset for {}",
-                config.data_dir.join("hearth.db").display()
-            )));
-        }
-        None => {
-            let path = config.data_dir.join("hearth.db");
-            let shown = format!("sqlite://{}", path.display());
-            (SqliteConnectOptions::new().filename(path), shown)
-        }
-    };
-    Ok((
-        options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5)),
-        shown,
-    ))
 }
 
 fn now() -> String {

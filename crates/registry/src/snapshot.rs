@@ -13,6 +13,8 @@ use crate::settings::Settings;
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// `registry_state.version` this state was read at; every write makes a new one.
+    pub(crate) version: i64,
     pub(crate) deployments: Vec<Arc<Deployment>>,
     /// One entry per `Feature::ALL`, in that order.
     pub(crate) features: Vec<FeatureSetting>,
@@ -23,6 +25,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The registry version this state was read at.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
     /// Every deployment, oldest first.
     pub fn deployments(&self) -> &[Arc<Deployment>] {
         &self.deployments

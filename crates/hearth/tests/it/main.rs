@@ -6,7 +6,7 @@
 //! upstream in `inference`, against a real llama-server in `llama`, against an Azure OpenAI
 //! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; GitLab's
 //! AI-gateway routes and their JWT auth in `gitlab`, GitLab key fetching under load and
-//! outages in `jwks`; restarts and encryption in `persistence`; health, correlation ids, logs
+//! outages in `jwks`; restarts and encryption in `persistence`; two replicas on one PostgreSQL in `replicas`; health, correlation ids, logs
 //! and shutdown in `server`; log level names in `log_levels`; timeouts, caps, shedding and
 //! draining at the front door in `limits`; the command line in `cli`; `hearth verify` in `verify`.
 
@@ -28,6 +28,7 @@ mod llama;
 mod log_levels;
 mod ops;
 mod persistence;
+mod replicas;
 mod robustness;
 mod server;
 mod settings;
