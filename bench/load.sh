@@ -5,6 +5,7 @@
 #
 #   bench/load.sh                  # 10 s per run, 32 connections
 #   DURATION=30s CONN=64 bench/load.sh
+#   HEARTH_BIN=/tmp/hearth-other bench/load.sh   # measure another build of hearth
 #
 # Needs wrk (apt-get install wrk). Everything runs on 127.0.0.1; wrk, the upstream and Hearth
 # share the machine's cores, so figures are comparative, not absolute.
@@ -20,11 +21,12 @@ TOKEN=bench-admin-token-0123456789
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 cargo build --release --locked -q -p hearth -p hearth-testkit --bin hearth --bin fake-upstream
+HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
 
 work="$(mktemp -d)"
 target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
 up_pid=$!
-HEARTH_ADMIN_TOKEN=$TOKEN target/release/hearth serve --listen "127.0.0.1:$HEARTH_PORT" \
+HEARTH_ADMIN_TOKEN=$TOKEN "$HEARTH_BIN" serve --listen "127.0.0.1:$HEARTH_PORT" \
     --data-dir "$work/data" --log-level "${LOG_LEVEL:-info}" >"$work/hearth.log" 2>&1 &
 hearth_pid=$!
 trap 'kill $up_pid $hearth_pid 2>/dev/null; rm -rf "$work"' EXIT

@@ -62,6 +62,9 @@ pub struct Recorded {
 struct Shared {
     /// Keep no record of requests (for load tests, where the record would only grow).
     quiet: bool,
+    /// The answer to a streamed request when the script is empty: `Reply::Slow` with these
+    /// (count, every) instead of the default text (for memory tests holding streams open).
+    slow_default: Mutex<Option<(usize, Duration)>>,
     script: Mutex<VecDeque<Reply>>,
     seen: Mutex<Vec<Recorded>>,
     /// Slow streams whose client went away before the end.
@@ -146,6 +149,12 @@ impl FakeUpstream {
     /// `--api-key` does.
     pub fn require_key(&self, key: &str) {
         *self.shared.required_key.lock().unwrap() = Some(key.to_string());
+    }
+
+    /// Answers every streamed request the script does not cover as `Reply::Slow { count,
+    /// every }`; non-streamed requests keep the default answer.
+    pub fn slow_by_default(&self, count: usize, every: Duration) {
+        *self.shared.slow_default.lock().unwrap() = Some((count, every));
     }
 
     pub fn script(&self, reply: Reply) {
@@ -239,15 +248,16 @@ async fn answer(
     if !azure && let Some(refusal) = unauthorized(&shared, &headers_copy) {
         return refusal;
     }
-    let reply = shared
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(Reply::Text {
+    let scripted = shared.script.lock().unwrap().pop_front();
+    let slow_default = *shared.slow_default.lock().unwrap();
+    let reply = match (scripted, slow_default) {
+        (Some(reply), _) => reply,
+        (None, Some((count, every))) if stream => Reply::Slow { count, every },
+        (None, _) => Reply::Text {
             chunks: vec![DEFAULT_TEXT.into()],
             finish: "stop",
-        });
+        },
+    };
     let f = Frames { chat, usage, azure };
     match reply {
         Reply::Text { chunks, finish } if !stream => f.whole(&chunks.concat(), finish),
