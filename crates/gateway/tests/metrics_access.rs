@@ -5,29 +5,19 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use hearth_registry::{Registry, RegistryConfig};
 use secrecy::SecretString;
 use tower::ServiceExt;
 
+mod common;
+
 async fn gateway(token: Option<&str>) -> (hearth_gateway::Gateway, tempfile::TempDir) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open(&RegistryConfig {
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-        secret_key: None,
-        cloud: Default::default(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let (registry, dir) = common::registry().await;
     let gateway = hearth_gateway::build(
-        Arc::new(registry),
+        registry,
         SecretString::from("x".repeat(20)),
         hearth_gateway::RouterOptions {
             metrics_token: token.map(SecretString::from),

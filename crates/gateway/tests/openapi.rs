@@ -7,11 +7,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use hearth_registry::{Registry, RegistryConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -46,20 +44,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/monitoring/ready"),
 ];
 
+mod common;
+
 async fn router() -> (axum::Router, tempfile::TempDir) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open(&RegistryConfig {
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-        secret_key: None,
-        cloud: Default::default(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let (registry, dir) = common::registry().await;
     let gateway = hearth_gateway::build(
-        Arc::new(registry),
+        registry,
         SecretString::from(TOKEN),
         hearth_gateway::RouterOptions::default(),
     );

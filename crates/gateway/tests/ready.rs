@@ -1,26 +1,13 @@
 //! Readiness follows the database: a real server on 127.0.0.1:0 answers 200, then 503 with the
 //! reason once the database stops answering, while liveness stays 200.
 
-use std::sync::Arc;
-
-use hearth_registry::{Registry, RegistryConfig};
 use secrecy::SecretString;
+
+mod common;
 
 #[tokio::test]
 async fn ready_turns_503_with_the_reason_when_the_database_is_gone() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Arc::new(
-        Registry::open(&RegistryConfig {
-            data_dir: dir.path().to_path_buf(),
-            database_url: None,
-            secret_key: None,
-            cloud: Default::default(),
-            ..Default::default()
-        })
-        .await
-        .unwrap(),
-    );
+    let (registry, _dir) = common::registry().await;
     let gateway = hearth_gateway::build(
         registry.clone(),
         SecretString::from("x".repeat(20)),
