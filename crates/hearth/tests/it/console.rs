@@ -717,3 +717,85 @@ async fn browser_plan_a_model_and_register_it() {
     let (_, list) = h.get("/api/v1/self_hosted_models").await;
     assert_eq!(list[0]["model"], "codestral-22b-v0.1");
 }
+
+#[tokio::test]
+async fn editing_keeps_or_clears_the_key_amber_warns_and_the_status_strip_counts() {
+    let up = FakeUpstream::start().await;
+    let h = Hearth::start();
+    let id = h
+        .create(
+            json!({"name": "mixtral", "family": "mixtral", "model": "mixtral-8x7b-instruct-v0.1",
+            "endpoint": up.endpoint(), "identifier": "custom_openai/Mixtral-8x7B-Instruct-v0.1",
+            "api_key": api_key(4)}),
+        )
+        .await;
+    let (c, _) = Console::sign_in(&h).await;
+    let fields = |name: &'static str, key: &'static str| {
+        vec![
+            ("name", name),
+            ("family", "mixtral"),
+            ("model", "mixtral-8x7b-instruct-v0.1"),
+            ("endpoint", ""),
+            ("identifier", "custom_openai/Mixtral-8x7B-Instruct-v0.1"),
+            ("api_key", key),
+        ]
+    };
+    let endpoint = up.endpoint();
+    // An empty key field keeps the stored key.
+    let mut form = fields("mixtral renamed", "");
+    form[3].1 = &endpoint;
+    let a = c.post(&format!("/admin/models/{id}"), &form).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let (_, d) = h.get(&format!("/api/v1/self_hosted_models/{id}")).await;
+    assert_eq!(
+        (d["name"].as_str(), d["api_key_set"].as_bool()),
+        (Some("mixtral renamed"), Some(true))
+    );
+    let edit = c.get(&format!("/admin/models/{id}/edit")).await.body;
+    assert!(
+        edit.contains("A key is <strong>set</strong>") && edit.contains("clear_api_key"),
+        "{edit}"
+    );
+    // Only the explicit box removes it.
+    form.push(("clear_api_key", "1"));
+    let a = c.post(&format!("/admin/models/{id}"), &form).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let (_, d) = h.get(&format!("/api/v1/self_hosted_models/{id}")).await;
+    assert_eq!(d["api_key_set"], false);
+
+    // Amber is accepted with its warning on the next page.
+    let id_text = id.to_string();
+    let a = c
+        .post("/admin/features/duo_chat", &[("deployment", &id_text)])
+        .await;
+    assert_eq!(a.location, "/admin/features#duo_chat");
+    let page = c.get("/admin/features").await.body;
+    assert!(
+        page.contains("now uses") && page.contains("Warning:") && page.contains("amber"),
+        "{page}"
+    );
+    assert!(page.contains("mixtral renamed — amber"), "{page}");
+
+    // Traffic shows in the status strip: one completion refused (feature disabled), one chat.
+    let http = reqwest::Client::new();
+    let refused = http
+        .post(h.url("/v1/completions"))
+        .json(&json!({"prompt": "def f():", "max_tokens": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let ok = http
+        .post(h.url("/v1/chat/completions"))
+        .json(&json!({"model": "mixtral renamed", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let page = c.get("/admin/models").await.body;
+    assert!(
+        page.contains("code_completions 1 requests, 1 errors"),
+        "{page}"
+    );
+    assert!(page.contains("duo_chat 1 requests, 0 errors"), "{page}");
+}
