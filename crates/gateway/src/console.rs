@@ -23,7 +23,7 @@ use std::time::Duration;
 use askama::Template;
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -58,7 +58,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/keys", get(keys::list).post(keys::create))
         .route("/admin/keys/{id}/revoke", post(keys::revoke))
         // Layers run outside in: the session first, then its CSRF token.
-        .route_layer(from_fn_with_state(state.clone(), check_csrf))
+        .route_layer(from_fn(check_csrf))
         .route_layer(from_fn_with_state(state, session::require_session));
     Router::new()
         .route("/", get(|| async { Redirect::to("/admin") }))
@@ -119,7 +119,7 @@ const FORM_LIMIT: usize = 64 * 1024;
 
 /// Refuses any POST whose form lacks this session's CSRF token. One check for every form, so
 /// no handler can forget it.
-async fn check_csrf(State(_): State<AppState>, req: Request, next: Next) -> Response {
+async fn check_csrf(req: Request, next: Next) -> Response {
     if req.method() != axum::http::Method::POST {
         return next.run(req).await;
     }

@@ -431,10 +431,18 @@ async fn no_page_carries_an_api_key_or_the_admin_token() {
 
 // ---- In a real browser -------------------------------------------------------------------
 
-/// The browser, or `None` after saying why the test skips. In CI a missing browser fails.
-fn browser() -> Option<Browser> {
+/// One Chromium at a time: on two cores several at once starve the timing-sensitive tests
+/// that run beside them.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The browser (and the turn to use one), or `None` after saying why the test skips. In CI a
+/// missing browser fails.
+async fn browser() -> Option<(tokio::sync::MutexGuard<'static, ()>, Browser)> {
     match cdp::chromium() {
-        Some(path) => Some(Browser::launch(&path)),
+        Some(path) => {
+            let turn = ONE_BROWSER.lock().await;
+            Some((turn, Browser::launch(&path)))
+        }
         None if std::env::var_os("CI").is_some() => {
             panic!("CI must run the browser tests: install Debian's chromium (.ci/run does)")
         }
@@ -461,7 +469,10 @@ fn sign_in(b: &mut Browser, h: &Hearth) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_add_a_vllm_model_fix_its_endpoint_and_bind_features() {
-    let Some(mut b) = browser() else { return };
+    // The browser is dropped (killed) before the turn is given back.
+    let Some((_turn, mut b)) = browser().await else {
+        return;
+    };
     let h = Hearth::start();
     let started = Instant::now();
     b.goto(&h.url("/admin/models"));
@@ -563,7 +574,10 @@ async fn browser_add_a_vllm_model_fix_its_endpoint_and_bind_features() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_beta_families_and_test_connection() {
-    let Some(mut b) = browser() else { return };
+    // The browser is dropped (killed) before the turn is given back.
+    let Some((_turn, mut b)) = browser().await else {
+        return;
+    };
     let up = FakeUpstream::start().await;
     let h = Hearth::start();
     sign_in(&mut b, &h);
@@ -613,7 +627,10 @@ async fn browser_beta_families_and_test_connection() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_client_keys_sign_out_and_a_narrow_window() {
-    let Some(mut b) = browser() else { return };
+    // The browser is dropped (killed) before the turn is given back.
+    let Some((_turn, mut b)) = browser().await else {
+        return;
+    };
     let h = Hearth::start();
     sign_in(&mut b, &h);
     b.click("a[href='/admin/keys']");
@@ -691,7 +708,10 @@ async fn browser_client_keys_sign_out_and_a_narrow_window() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_plan_a_model_and_register_it() {
-    let Some(mut b) = browser() else { return };
+    // The browser is dropped (killed) before the turn is given back.
+    let Some((_turn, mut b)) = browser().await else {
+        return;
+    };
     let h = Hearth::start();
     sign_in(&mut b, &h);
     b.click("a[href='/admin/catalog']");
