@@ -6,7 +6,7 @@ use crate::rating::Capability;
 
 /// A Duo feature. Identifiers follow GitLab's `Ai::FeatureSetting` names so a GitLab
 /// administrator finds the same list here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {
     CodeCompletions,

@@ -17,6 +17,8 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 
+pub(crate) use check::{CheckOutcome, run_check};
+
 /// Every admin route, registered through `routes!` from its handler's `#[utoipa::path]`, so
 /// the OpenAPI document lists exactly what is routed.
 pub(crate) fn routes(state: AppState) -> OpenApiRouter<AppState> {

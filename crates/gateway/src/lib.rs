@@ -6,6 +6,7 @@
 
 mod admin;
 mod admission;
+mod console;
 mod correlation;
 mod error;
 mod extract;
@@ -69,6 +70,10 @@ pub(crate) struct AppState {
     admission: Arc<admission::Admission>,
     /// Lets non-loopback scrapers read `/metrics`.
     metrics_token: Option<Arc<SecretString>>,
+    /// Each deployment's last connection check (API or console), for the console's table.
+    checks: Arc<std::sync::Mutex<std::collections::HashMap<i64, admin::CheckOutcome>>>,
+    /// The web console's sessions.
+    console: Arc<console::Sessions>,
 }
 
 impl FromRef<AppState> for Arc<Registry> {
@@ -99,6 +104,8 @@ pub struct RouterOptions {
     pub metrics_token: Option<SecretString>,
     /// What Hearth reads from a model server at most.
     pub upstream: UpstreamLimits,
+    /// The listener serves HTTPS, so the console's session cookie is marked `Secure`.
+    pub served_over_tls: bool,
 }
 
 /// The routers `serve` runs: the whole API, and the small one that answers connections past
@@ -132,6 +139,8 @@ pub fn build(
         custom_models: !options.custom_models_disabled,
         admission: Arc::new(admission::Admission::new(options.admission)),
         metrics_token: options.metrics_token.map(Arc::new),
+        checks: Arc::default(),
+        console: Arc::new(console::Sessions::new(options.served_over_tls)),
     };
     let (documented, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(monitoring::healthz))
@@ -151,6 +160,7 @@ pub fn build(
         .route("/metrics", get(metrics))
         .merge(documented)
         .merge(gitlab::routes())
+        .merge(console::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -224,7 +234,7 @@ async fn at_connection_cap() -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::not_found(
-        "no such route; the OpenAI API is under /v1, the admin API under /api/v1, health under /monitoring",
+        "no such route; the OpenAI API is under /v1, the admin API under /api/v1, the web console under /admin, health under /monitoring",
     )
 }
 

@@ -1,7 +1,8 @@
 //! Metrics (Prometheus text at `/metrics`) and the per-request record that feeds them and the
 //! opt-in verbose AI log.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_catalog::Feature;
@@ -69,6 +70,26 @@ pub(crate) struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     overhead: Histograms<FeatureLabels>,
     shed: Family<ShedLabels, Counter>,
+    /// Per-minute request and error counts by feature, for the console's status strip:
+    /// Prometheus counters only ever grow, and the console shows the last minutes.
+    recent: Mutex<VecDeque<Minute>>,
+    started: Instant,
+}
+
+/// How many minutes of per-feature counts the status strip can show.
+pub(crate) const RECENT_MINUTES: u64 = 15;
+
+struct Minute {
+    /// Minutes since the process started.
+    index: u64,
+    counts: BTreeMap<Feature, RecentCounts>,
+}
+
+/// Requests and failed requests of one feature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RecentCounts {
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
 }
 
 impl Metrics {
@@ -127,7 +148,52 @@ impl Metrics {
             tokens,
             overhead,
             shed,
+            recent: Mutex::new(VecDeque::new()),
+            started: Instant::now(),
         }
+    }
+
+    /// How long this process has been serving.
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn count_recent(&self, feature: Feature, failed: bool) {
+        let index = self.started.elapsed().as_secs() / 60;
+        // A poisoned lock only means a panic elsewhere mid-update; the counts are still usable.
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.back().is_none_or(|m| m.index != index) {
+            recent.push_back(Minute {
+                index,
+                counts: BTreeMap::new(),
+            });
+        }
+        while recent
+            .front()
+            .is_some_and(|m| m.index + RECENT_MINUTES <= index)
+        {
+            recent.pop_front();
+        }
+        if let Some(minute) = recent.back_mut() {
+            let c = minute.counts.entry(feature).or_default();
+            c.requests += 1;
+            c.errors += u64::from(failed);
+        }
+    }
+
+    /// Requests and errors per feature over the last [`RECENT_MINUTES`] minutes.
+    pub(crate) fn recent(&self) -> BTreeMap<Feature, RecentCounts> {
+        let now = self.started.elapsed().as_secs() / 60;
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: BTreeMap<Feature, RecentCounts> = BTreeMap::new();
+        for minute in recent.iter().filter(|m| m.index + RECENT_MINUTES > now) {
+            for (feature, c) in &minute.counts {
+                let total = out.entry(*feature).or_default();
+                total.requests += c.requests;
+                total.errors += c.errors;
+            }
+        }
+        out
     }
 
     /// Counts a request shed by admission control.
@@ -157,6 +223,7 @@ impl Metrics {
         };
         self.requests.get_or_create(&labels).inc();
         self.errors.get_or_create(&labels).inc();
+        self.count_recent(feature, true);
     }
 }
 
@@ -236,6 +303,7 @@ impl Exchange {
         if error.is_some() {
             metrics.errors.get_or_create(&labels).inc();
         }
+        metrics.count_recent(self.feature, error.is_some());
         let dep = DeploymentLabels {
             feature: feature.clone(),
             deployment: self.deployment.clone(),

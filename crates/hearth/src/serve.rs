@@ -153,6 +153,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             body_timeout: limits.body_timeout,
             metrics_token,
             upstream: upstream_limits(limits),
+            served_over_tls: tls.is_some(),
         },
     );
     let serve_defaults = hearth_gateway::ServeOptions::default();

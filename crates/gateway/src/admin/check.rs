@@ -39,12 +39,35 @@ pub(crate) async fn check(
         .deployment(id)
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("no self-hosted model has id {id}")))?;
-    let failed = |e: OaiError| {
-        Json(json!({"ok": false, "deployment": d.name, "code": e.code, "error": e.message}))
-    };
-    let mut endpoint = match endpoint_for(&d, Capability::CodeCompletion, &state.cloud) {
+    let outcome = run_check(&state, &d).await;
+    Ok(Json(match outcome.result {
+        Ok(detail) => json!({
+            "ok": true,
+            "deployment": d.name,
+            "latency_ms": outcome.latency_ms,
+            "detail": detail,
+        }),
+        Err((code, error)) => {
+            json!({"ok": false, "deployment": d.name, "code": code, "error": error})
+        }
+    }))
+}
+
+/// What one connection check found: the detail on success, or the error's code and plain
+/// words. Both the API and the console show it, so it is worked out once, here.
+#[derive(Clone, Debug)]
+pub(crate) struct CheckOutcome {
+    pub(crate) result: Result<String, (&'static str, String)>,
+    pub(crate) latency_ms: u64,
+    /// When it ran, for "last checked".
+    pub(crate) at: std::time::SystemTime,
+}
+
+/// Sends the 1-token request and remembers the outcome as the deployment's last check.
+pub(crate) async fn run_check(state: &AppState, d: &Deployment) -> CheckOutcome {
+    let mut endpoint = match endpoint_for(d, Capability::CodeCompletion, &state.cloud) {
         Ok(ep) => ep,
-        Err(e) => return Ok(failed(e)),
+        Err(e) => return remember(state, d.id, Err((e.code, e.message)), 0),
     };
     endpoint.timeouts.total = endpoint.timeouts.total.min(CHECK_TIMEOUT);
     endpoint.timeouts.first_token = endpoint.timeouts.first_token.min(CHECK_TIMEOUT);
@@ -52,28 +75,49 @@ pub(crate) async fn check(
         request_id: format!("check-{}", uuid::Uuid::new_v4().simple()),
     };
     let started = Instant::now();
-    let (request, result) =
-        one_token(&state, &d, Capability::CodeCompletion, &endpoint, &ctx).await;
+    let (request, result) = one_token(state, d, Capability::CodeCompletion, &endpoint, &ctx).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     // The failure's cause and fix belong in the log too: it is where an operator looks
     // when the check was run from GitLab's UI.
     let error = result.as_ref().err().map(ToString::to_string);
     tracing::info!(
-        self_hosted_model_id = id,
+        self_hosted_model_id = d.id,
         ok = result.is_ok(),
         latency_ms,
         error,
         "connection check"
     );
-    Ok(match result {
-        Ok(_) => Json(json!({
-            "ok": true,
-            "deployment": d.name,
-            "latency_ms": latency_ms,
-            "detail": format!("{} answered a 1-token {request} request as {model:?}", d.platform.as_str(), model = d.upstream_model()),
-        })),
-        Err(e) => failed(OaiError::upstream(&d.name, &e)),
-    })
+    let result = match result {
+        Ok(_) => Ok(format!(
+            "{} answered a 1-token {request} request as {model:?}",
+            d.platform.as_str(),
+            model = d.upstream_model()
+        )),
+        Err(e) => {
+            let e = OaiError::upstream(&d.name, &e);
+            Err((e.code, e.message))
+        }
+    };
+    remember(state, d.id, result, latency_ms)
+}
+
+fn remember(
+    state: &AppState,
+    id: i64,
+    result: Result<String, (&'static str, String)>,
+    latency_ms: u64,
+) -> CheckOutcome {
+    let outcome = CheckOutcome {
+        result,
+        latency_ms,
+        at: std::time::SystemTime::now(),
+    };
+    state
+        .checks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, outcome.clone());
+    outcome
 }
 
 /// The smallest real request for work of kind `capability`: a 1-token chat message for chat

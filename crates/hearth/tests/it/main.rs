@@ -6,8 +6,10 @@
 //! upstream in `inference`, against a real llama-server in `llama`, against an Azure OpenAI
 //! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; GitLab's
 //! AI-gateway routes and their JWT auth in `gitlab`, GitLab key fetching under load and
-//! outages in `jwks`; restarts and encryption in `persistence`; two replicas on one PostgreSQL in `replicas`; health, correlation ids, logs
-//! and shutdown in `server`; log level names in `log_levels`; timeouts, caps, shedding and
+//! outages in `jwks`; restarts and encryption in `persistence`; two replicas on one PostgreSQL
+//! in `replicas`; health, correlation ids, logs and shutdown in `server`; the web console (HTTP
+//! security checks and headless-Chromium tests) in `console`; log level names in `log_levels`;
+//! timeouts, caps, shedding and
 //! draining at the front door in `limits`; the command line in `cli`; `hearth verify` in `verify`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
@@ -16,6 +18,7 @@
 mod azure;
 mod bedrock;
 mod cli;
+mod console;
 mod deployments;
 mod faults;
 mod features;

@@ -10,13 +10,13 @@ use reqwest::{StatusCode, Version};
 
 use crate::harness::{Hearth, Options, serve_must_fail};
 
-struct Pair {
-    cert_pem: String,
+pub(crate) struct Pair {
+    pub(crate) cert_pem: String,
     key_pem: String,
     der: Vec<u8>,
 }
 
-fn pair() -> Pair {
+pub(crate) fn pair() -> Pair {
     let made =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     Pair {
@@ -27,14 +27,14 @@ fn pair() -> Pair {
 }
 
 /// Writes the pair where the server reads it; returns (cert path, key path).
-fn install(dir: &Path, pair: &Pair) -> (PathBuf, PathBuf) {
+pub(crate) fn install(dir: &Path, pair: &Pair) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, &pair.cert_pem).unwrap();
     std::fs::write(&key, &pair.key_pem).unwrap();
     (cert, key)
 }
 
-fn start(cert: &Path, key: &Path, extra: &[&str]) -> Hearth {
+pub(crate) fn start(cert: &Path, key: &Path, extra: &[&str]) -> Hearth {
     let mut args = vec![
         "--tls-cert".to_string(),
         cert.display().to_string(),
@@ -48,13 +48,13 @@ fn start(cert: &Path, key: &Path, extra: &[&str]) -> Hearth {
     })
 }
 
-fn https(h: &Hearth, path: &str) -> String {
+pub(crate) fn https(h: &Hearth, path: &str) -> String {
     format!("https://127.0.0.1:{}{path}", h.addr.port())
 }
 
 /// A client trusting only `trusted`, on a fresh connection every time (so each request sees
 /// the certificate served now).
-fn client(trusted: &[&Pair], http1_only: bool) -> reqwest::Client {
+pub(crate) fn client(trusted: &[&Pair], http1_only: bool) -> reqwest::Client {
     let certs = trusted
         .iter()
         .map(|p| reqwest::Certificate::from_pem(p.cert_pem.as_bytes()).unwrap());
