@@ -87,11 +87,20 @@ pub(crate) fn check_sampling(
             "top_p must be greater than 0 and at most 1",
         ));
     }
-    if n.is_some_and(|n| n != 1) {
-        return Err(OaiError::invalid(
-            "n",
-            "n > 1 is not supported: Hearth post-processes one completion per request; send separate requests",
-        ));
+    match n {
+        Some(0) => {
+            return Err(OaiError::invalid(
+                "n",
+                "n must be 1 (or left out): it is the number of answers to generate",
+            ));
+        }
+        Some(n) if n > 1 => {
+            return Err(OaiError::invalid(
+                "n",
+                "n must be 1: Hearth post-processes one answer per request; send separate requests for more",
+            ));
+        }
+        _ => {}
     }
     let stops = stop.map(wire::OneOrMany::into_vec).unwrap_or_default();
     if stops.len() > MAX_STOPS || stops.iter().any(|s| s.is_empty() || s.len() > MAX_STOP_LEN) {

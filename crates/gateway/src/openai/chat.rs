@@ -66,7 +66,12 @@ fn messages(body: &mut ChatBody) -> Result<Vec<ChatMessage>, OaiError> {
             }
         };
         let content = match m.content {
-            None => String::new(),
+            None => {
+                return Err(OaiError::invalid(
+                    &format!("messages[{i}].content"),
+                    format!("messages[{i}].content is required: the text of the {role} message"),
+                ));
+            }
             Some(MessageContent::Text(t)) => t,
             Some(MessageContent::Parts(parts)) => {
                 let mut texts = Vec::new();

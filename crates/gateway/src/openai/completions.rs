@@ -56,7 +56,12 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         body.stop,
     )?;
     let prompt = match body.prompt {
-        None => String::new(),
+        None => {
+            return Err(OaiError::invalid(
+                "prompt",
+                "prompt is required: the code before the cursor (an empty string is fine)",
+            ));
+        }
         Some(OneOrMany::One(p)) => p,
         Some(OneOrMany::Many(mut v)) if v.len() == 1 => v.remove(0),
         Some(OneOrMany::Many(_)) => {
