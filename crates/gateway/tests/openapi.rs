@@ -42,6 +42,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/completions"),
     ("post", "/v1/chat/completions"),
     ("get", "/v1/models"),
+    ("get", "/v1/models/{model}"),
+    ("post", "/v1/fim/completions"),
     ("get", "/monitoring/healthz"),
     ("get", "/monitoring/ready"),
 ];

@@ -8,7 +8,7 @@
 //! AI-gateway routes and their JWT auth in `gitlab`, GitLab key fetching under load and
 //! outages in `jwks`; restarts and encryption in `persistence`; health, correlation ids, logs
 //! and shutdown in `server`; log level names in `log_levels`; timeouts, caps, shedding and
-//! draining at the front door in `limits`; the command line in `cli`; `hearth verify` in `verify`.
+//! draining at the front door in `limits`; the command line in `cli`; what each OpenAI field becomes per platform in `compat`; `hearth verify` in `verify`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -16,6 +16,7 @@
 mod azure;
 mod bedrock;
 mod cli;
+mod compat;
 mod deployments;
 mod faults;
 mod features;
