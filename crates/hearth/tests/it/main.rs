@@ -8,7 +8,7 @@
 //! AI-gateway routes and their JWT auth in `gitlab`, GitLab key fetching under load and
 //! outages in `jwks`; restarts and encryption in `persistence`; health, correlation ids, logs
 //! and shutdown in `server`; log level names in `log_levels`; timeouts, caps, shedding and
-//! draining at the front door in `limits`; the command line in `cli`; what each OpenAI field becomes per platform in `compat`; `hearth verify` in `verify`.
+//! draining at the front door in `limits`; the command line in `cli`; what each OpenAI field becomes per platform in `compat`; the official OpenAI Python SDK against Hearth in `sdk`; `hearth verify` in `verify`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -30,6 +30,7 @@ mod log_levels;
 mod ops;
 mod persistence;
 mod robustness;
+mod sdk;
 mod server;
 mod settings;
 mod tls;
