@@ -5,6 +5,7 @@
 mod auth;
 mod chat;
 mod completions;
+mod doors;
 pub(crate) mod error;
 mod models;
 mod stream;
@@ -31,6 +32,12 @@ pub(crate) fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(models::list))
         .routes(routes!(models::retrieve))
         .routes(routes!(completions::fim))
+        .routes(routes!(doors::generate))
+        .routes(routes!(doors::ollama_chat))
+        .routes(routes!(doors::tags))
+        .routes(routes!(doors::show))
+        .routes(routes!(doors::version))
+        .routes(routes!(doors::infill))
         .route_layer(from_fn_with_state(state, auth::require_client_key))
 }
 

@@ -44,6 +44,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/models"),
     ("get", "/v1/models/{model}"),
     ("post", "/v1/fim/completions"),
+    ("post", "/api/generate"),
+    ("post", "/api/chat"),
+    ("get", "/api/tags"),
+    ("post", "/api/show"),
+    ("get", "/api/version"),
+    ("post", "/infill"),
     ("get", "/monitoring/healthz"),
     ("get", "/monitoring/ready"),
 ];

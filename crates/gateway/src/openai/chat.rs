@@ -141,7 +141,23 @@ fn check_bedrock_messages(route: &Route, msgs: &mut [ChatMessage]) -> Result<(),
 
 async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, OaiError> {
     let started = Instant::now();
-    let mut body: ChatBody = read_json(req, state).await?;
+    let body: ChatBody = read_json(req, state).await?;
+    run_body(state, cid, body, started).await
+}
+
+/// A chat request another front door (Ollama's) has already translated, answered in OpenAI's
+/// shape for that door to translate back.
+pub(crate) async fn answer(state: &AppState, cid: String, body: ChatBody) -> Response {
+    let result = run_body(state, cid, body, Instant::now()).await;
+    respond(state, FEATURE, result)
+}
+
+async fn run_body(
+    state: &AppState,
+    cid: String,
+    mut body: ChatBody,
+    started: Instant,
+) -> Result<Response, OaiError> {
     let max_tokens = body.max_completion_tokens.or(body.max_tokens);
     let stops = check_sampling(
         max_tokens,

@@ -84,6 +84,23 @@ async fn run(
 ) -> Result<Response, OaiError> {
     let started = Instant::now();
     let body: CompletionBody = read_json(req, state).await?;
+    run_body(state, cid, body, shape, started).await
+}
+
+/// A completion another front door (Ollama's, llama.cpp's) has already translated, answered in
+/// OpenAI's `text_completion` shape for that door to translate back.
+pub(crate) async fn answer(state: &AppState, cid: String, body: CompletionBody) -> Response {
+    let result = run_body(state, cid, body, Shape::Text, Instant::now()).await;
+    respond(state, FEATURE, result)
+}
+
+async fn run_body(
+    state: &AppState,
+    cid: String,
+    body: CompletionBody,
+    shape: Shape,
+    started: Instant,
+) -> Result<Response, OaiError> {
     let extra = body.passthrough();
     let client_stops = check_sampling(
         body.max_tokens,

@@ -86,8 +86,37 @@ fn listed(d: &Deployment) -> bool {
     d.platform != DeploymentPlatform::Bedrock
 }
 
+/// The deployments the model lists show (every front door's list is the same).
+pub(crate) fn listed_deployments(snap: &Snapshot) -> impl Iterator<Item = &Deployment> {
+    snap.deployments()
+        .iter()
+        .map(|d| &**d)
+        .filter(|d| listed(d))
+}
+
 fn model(snap: &Snapshot, d: &Deployment) -> Model {
-    let serves: Vec<&'static str> = [
+    let serves = serves(d);
+    Model {
+        id: d.name.clone(),
+        object: "model",
+        created: created(d),
+        owned_by: "hearth",
+        family: d.family.as_str(),
+        features: snap.features_using(d.id),
+        serves,
+    }
+}
+
+fn created(d: &Deployment) -> u64 {
+    humantime::parse_rfc3339(&d.created_at)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What a deployment may be asked for: `completions`, `chat`.
+pub(crate) fn serves(d: &Deployment) -> Vec<&'static str> {
+    [
         (Capability::CodeCompletion, "completions"),
         (Capability::Chat, "chat"),
     ]
@@ -97,18 +126,5 @@ fn model(snap: &Snapshot, d: &Deployment) -> Model {
         hearth_catalog::FamilyVerdict::Unrated => true,
     })
     .map(|(_, name)| name)
-    .collect();
-    let created = humantime::parse_rfc3339(&d.created_at)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    Model {
-        id: d.name.clone(),
-        object: "model",
-        created,
-        owned_by: "hearth",
-        family: d.family.as_str(),
-        features: snap.features_using(d.id),
-        serves,
-    }
+    .collect()
 }

@@ -27,7 +27,7 @@ pub(crate) struct StreamOptions {
     pub include_usage: Option<bool>,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct CompletionBody {
     #[serde(default)]
     pub model: Option<String>,
@@ -124,7 +124,7 @@ pub(crate) enum MessageContent {
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct ChatMessageIn {
     pub role: String,
     #[serde(default)]
@@ -153,7 +153,7 @@ impl ChatMessageIn {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct ChatBody {
     #[serde(default)]
     pub model: Option<String>,

@@ -394,3 +394,181 @@ async fn fim_route_templated_prompts_and_model_retrieval() {
     assert_eq!(e["error"]["code"], "model_not_found", "{e}");
     assert_eq!(e["error"]["type"], "invalid_request_error");
 }
+
+/// Ollama's API and llama.cpp's `/infill` go through the same routing, family prompts and
+/// cleaning as `/v1/completions`, and answer in their own shapes (NDJSON for Ollama's stream).
+#[tokio::test]
+async fn ollama_and_llama_cpp_doors() {
+    let up = FakeUpstream::start().await;
+    let h = Hearth::start();
+    h.patch("/api/v1/settings", json!({"beta_models_enabled": true}))
+        .await;
+    let cs = h
+        .create(
+            json!({"name": "codestral", "family": "codestral", "endpoint": up.endpoint(),
+            "identifier": "custom_openai/Codestral-22B-v0.1"}),
+        )
+        .await;
+    bind_features(&h, cs, &["code_completions"]).await;
+    let mx = h
+        .create(
+            json!({"name": "mixtral", "family": "mixtral", "endpoint": up.endpoint(),
+            "identifier": "custom_openai/Mixtral-8x7B-Instruct-v0.1"}),
+        )
+        .await;
+    bind_features(&h, mx, &["duo_chat"]).await;
+
+    // /api/generate with suffix, whole: the family's FIM prompt, Ollama's options mapped.
+    up.script(Reply::Text {
+        chunks: vec!["a + b".into()],
+        finish: "stop",
+    });
+    let resp = post(
+        &h,
+        "/api/generate",
+        json!({"model": "codestral", "prompt": "def add(a, b):\n    return ", "suffix": "\n",
+            "stream": false, "options": {"temperature": 0.2, "num_predict": 20, "stop": ["\n\n"], "num_ctx": 4096}}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["response"], "a + b", "{v}");
+    assert_eq!(v["done"], true);
+    assert_eq!(v["model"], "codestral");
+    let sent = up.last().body;
+    assert_eq!(
+        sent["prompt"],
+        "<s>[SUFFIX]\n[PREFIX]def add(a, b):\n    return "
+    );
+    assert_eq!(sent["max_tokens"], 20);
+    assert_eq!(sent["temperature"], 0.2);
+    assert!(sent["stop"].as_array().unwrap().contains(&json!("\n\n")));
+
+    // Streamed by default, as NDJSON.
+    up.script(Reply::Text {
+        chunks: vec!["a ".into(), "+ b".into()],
+        finish: "stop",
+    });
+    let resp = post(
+        &h,
+        "/api/generate",
+        json!({"model": "codestral", "prompt": "x = ", "suffix": "\n"}),
+    )
+    .await;
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let joined: String = lines
+        .iter()
+        .filter_map(|l| l["response"].as_str())
+        .collect();
+    assert_eq!(joined, "a + b", "{text}");
+    assert_eq!(lines.last().unwrap()["done"], true, "{text}");
+    assert!(lines[..lines.len() - 1].iter().all(|l| l["done"] == false));
+
+    // What cannot be honoured is refused in Ollama's error shape.
+    let resp = post(
+        &h,
+        "/api/generate",
+        json!({"model": "codestral", "prompt": "x", "system": "be nice"}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("system"), "{v}");
+
+    // /api/chat, whole, with format "json" as OpenAI's response_format.
+    up.script(Reply::Text {
+        chunks: vec!["{\"ok\": true}".into()],
+        finish: "stop",
+    });
+    let resp = post(
+        &h,
+        "/api/chat",
+        json!({"model": "mixtral", "messages": [{"role": "user", "content": "hi"}], "stream": false, "format": "json"}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["message"]["content"], "{\"ok\": true}", "{v}");
+    assert_eq!(v["message"]["role"], "assistant");
+    let sent = up.last().body;
+    assert_eq!(sent["response_format"], json!({"type": "json_object"}));
+    assert_eq!(sent["messages"], json!([{"role": "user", "content": "hi"}]));
+
+    // The model list, one model, the version.
+    let (s, tags) = h.get("/api/tags").await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = tags["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["codestral", "mixtral"], "{tags}");
+    let (s, show) = h.post("/api/show", json!({"model": "codestral"})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        show["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("insert")),
+        "{show}"
+    );
+    let (s, e) = h.post("/api/show", json!({"model": "nope"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(e["error"].is_string(), "{e}");
+    let (s, v) = h.get("/api/version").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["version"].is_string());
+
+    // llama.cpp's /infill: extra files before the prefix, `prompt` where the middle starts.
+    up.script(Reply::Text {
+        chunks: vec!["b".into()],
+        finish: "stop",
+    });
+    let resp = post(
+        &h,
+        "/infill",
+        json!({"input_prefix": "def add(a, b):\n    return a + ", "input_suffix": "\n",
+            "input_extra": [{"filename": "util.py", "text": "X = 1"}], "prompt": "",
+            "n_predict": 16}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["content"], "b", "{v}");
+    assert_eq!(v["stop"], true);
+    assert_eq!(
+        up.last().body["prompt"],
+        "<s>[SUFFIX]\n[PREFIX]// util.py\nX = 1\ndef add(a, b):\n    return a + "
+    );
+    up.script(Reply::Text {
+        chunks: vec!["b".into(), "c".into()],
+        finish: "stop",
+    });
+    // llama.cpp's own stream has no `[DONE]`: the event with `stop: true` ends it.
+    let body = post(
+        &h,
+        "/infill",
+        json!({"input_prefix": "x", "input_suffix": "y", "stream": true}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = events
+        .iter()
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert_eq!(text, "bc", "{events:?}");
+    assert_eq!(events.last().unwrap()["stop"], true);
+}
