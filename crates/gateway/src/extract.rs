@@ -126,11 +126,62 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         let message = if message.starts_with("unknown field") {
             format!("{message}; remove `{field}`")
+        } else if message.starts_with("missing field") {
+            format!("`{field}` is required")
         } else {
-            format!("`{field}`: {message}")
+            format!("`{field}`: {}", plain_words(&message))
         };
         ApiError::invalid(field, message)
     })
+}
+
+/// serde's messages name Rust types (`u32`, `struct StreamOptions`, `untagged enum …`), which
+/// mean nothing to an API client; this says the same in JSON's terms.
+pub(crate) fn plain_words(message: &str) -> String {
+    if message.starts_with("data did not match any variant of untagged enum") {
+        return "this value has none of the accepted shapes (see the API reference for the field)"
+            .to_string();
+    }
+    let rest = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "));
+    let Some((got, expected)) = rest.and_then(|r| r.rsplit_once(", expected ")) else {
+        return message.to_string();
+    };
+    let expected = match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => format!(
+            "a whole number from 0 to {}",
+            match expected {
+                "u8" => u64::from(u8::MAX),
+                "u16" => u64::from(u16::MAX),
+                "u32" => u64::from(u32::MAX),
+                _ => u64::MAX,
+            }
+        ),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_string(),
+        "f32" | "f64" => "a number".to_string(),
+        "a sequence" => "a list".to_string(),
+        "a map" => "an object".to_string(),
+        e if e.starts_with("struct ") || e.starts_with("a map") => "an object".to_string(),
+        e if e.contains("enum ") || e.contains("variant") => {
+            "one of the accepted values".to_string()
+        }
+        e => e.to_string(),
+    };
+    let got = match got {
+        "map" => "an object".to_string(),
+        "sequence" => "a list".to_string(),
+        "null" | "unit value" => "null".to_string(),
+        g => g
+            .strip_prefix("string ")
+            .or_else(|| g.strip_prefix("integer "))
+            .or_else(|| g.strip_prefix("floating point "))
+            .or_else(|| g.strip_prefix("boolean "))
+            .unwrap_or(g)
+            .trim_matches('`')
+            .to_string(),
+    };
+    format!("expected {expected}, got {got}")
 }
 
 /// For PATCH bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -140,4 +191,40 @@ where
     T: serde::Deserialize<'de>,
 {
     serde::Deserialize::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_words;
+
+    #[test]
+    fn serde_messages_lose_their_rust_type_names() {
+        for (serde, plain) in [
+            (
+                "invalid type: string \"hot\", expected f32",
+                "expected a number, got \"hot\"",
+            ),
+            (
+                "invalid value: integer `-1`, expected u32",
+                "expected a whole number from 0 to 4294967295, got -1",
+            ),
+            (
+                "invalid type: string \"yes\", expected struct StreamOptions",
+                "expected an object, got \"yes\"",
+            ),
+            (
+                "invalid type: map, expected a sequence",
+                "expected a list, got an object",
+            ),
+            (
+                "invalid type: null, expected a string",
+                "expected a string, got null",
+            ),
+        ] {
+            assert_eq!(plain_words(serde), plain);
+        }
+        let untagged =
+            plain_words("data did not match any variant of untagged enum MessageContent");
+        assert!(!untagged.contains("MessageContent"), "{untagged}");
+    }
 }

@@ -20,9 +20,11 @@ pub(crate) struct CompletionPlan {
 /// The client's sampling choices; `None` keeps the family's default. (`max_tokens` shapes
 /// the prompt budget, so it is given to [`CompletionPlan::new`].)
 pub(crate) struct Sampling<'a> {
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
     pub user: Option<&'a str>,
+    /// Fields passed upstream as the client sent them (see `openai::check_platform`).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl CompletionPlan {
@@ -83,6 +85,7 @@ impl CompletionPlan {
             top_p: s.top_p,
             stop: self.stops.clone(),
             user: s.user.map(str::to_owned),
+            extra: s.extra.clone(),
         }
     }
 
@@ -99,6 +102,7 @@ impl CompletionPlan {
                 .map(|m| ChatMessage {
                     role: m.role.as_str().into(),
                     content: m.content.clone(),
+                    ..Default::default()
                 })
                 .collect(),
             max_tokens: Some(self.prompt.max_tokens),
@@ -106,6 +110,7 @@ impl CompletionPlan {
             top_p: s.top_p,
             stop: self.stops.clone(),
             user: s.user.map(str::to_owned),
+            extra: s.extra.clone(),
         }
     }
 

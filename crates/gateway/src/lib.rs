@@ -232,16 +232,45 @@ async fn at_connection_cap() -> Response {
     response
 }
 
-async fn not_found() -> ApiError {
+/// OpenAI SDKs read only OpenAI's error envelope, so anything under `/v1` gets that shape.
+fn is_openai_path(uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    path == "/v1" || path.starts_with("/v1/")
+}
+
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if is_openai_path(&uri) {
+        return openai::error::OaiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!(
+                "Hearth does not serve {method} {}; the OpenAI routes are POST /v1/completions, POST /v1/fim/completions, POST /v1/chat/completions, GET /v1/models and GET /v1/models/{{model}}",
+                uri.path()
+            ),
+        )
+        .into_response();
+    }
     ApiError::not_found(
         "no such route; the OpenAI API is under /v1, the admin API under /api/v1, the web console under /admin, health under /monitoring",
     )
+    .into_response()
 }
 
-async fn method_not_allowed() -> ApiError {
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if is_openai_path(&uri) {
+        return openai::error::OaiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            format!("{} does not accept {method}", uri.path()),
+        )
+        .into_response();
+    }
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this route does not accept that method",
     )
+    .into_response()
 }

@@ -1,9 +1,11 @@
-//! The OpenAI-compatible front door: `/v1/completions`, `/v1/chat/completions`, `/v1/models`.
+//! The OpenAI-compatible front door: `/v1/completions`, `/v1/chat/completions`, `/v1/models`,
+//! and Mistral's `/v1/fim/completions`.
 //! Any IDE plugin or SDK that speaks the OpenAI API can point at Hearth.
 
 mod auth;
 mod chat;
 mod completions;
+mod doors;
 pub(crate) mod error;
 mod models;
 mod stream;
@@ -28,6 +30,14 @@ pub(crate) fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(completions::handle))
         .routes(routes!(chat::handle))
         .routes(routes!(models::list))
+        .routes(routes!(models::retrieve))
+        .routes(routes!(completions::fim))
+        .routes(routes!(doors::generate))
+        .routes(routes!(doors::ollama_chat))
+        .routes(routes!(doors::tags))
+        .routes(routes!(doors::show))
+        .routes(routes!(doors::version))
+        .routes(routes!(doors::infill))
         .route_layer(from_fn_with_state(state, auth::require_client_key))
 }
 
@@ -58,8 +68,8 @@ const MAX_TOKENS_LIMIT: u32 = 131_072;
 /// Checks the sampling fields both endpoints share; returns the client's stop sequences.
 pub(crate) fn check_sampling(
     max_tokens: Option<u32>,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
     n: Option<u32>,
     stop: Option<wire::OneOrMany>,
 ) -> Result<Vec<String>, OaiError> {
@@ -87,11 +97,20 @@ pub(crate) fn check_sampling(
             "top_p must be greater than 0 and at most 1",
         ));
     }
-    if n.is_some_and(|n| n != 1) {
-        return Err(OaiError::invalid(
-            "n",
-            "n > 1 is not supported: Hearth post-processes one completion per request; send separate requests",
-        ));
+    match n {
+        Some(0) => {
+            return Err(OaiError::invalid(
+                "n",
+                "n must be 1 (or left out): it is the number of answers to generate",
+            ));
+        }
+        Some(n) if n > 1 => {
+            return Err(OaiError::invalid(
+                "n",
+                "n must be 1: Hearth post-processes one answer per request; send separate requests for more",
+            ));
+        }
+        _ => {}
     }
     let stops = stop.map(wire::OneOrMany::into_vec).unwrap_or_default();
     if stops.len() > MAX_STOPS || stops.iter().any(|s| s.is_empty() || s.len() > MAX_STOP_LEN) {
@@ -103,6 +122,62 @@ pub(crate) fn check_sampling(
         ));
     }
     Ok(stops)
+}
+
+/// Refuses, naming the field, what the deployment's platform cannot honour, so nothing a
+/// client asked for is dropped silently. OpenAI-compatible servers and Azure take OpenAI's
+/// fields as they are; Bedrock's Converse and InvokeModel have no equivalent Hearth sends yet.
+pub(crate) fn check_platform(
+    route: &Route,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), OaiError> {
+    if !matches!(route.endpoint.flavor, hearth_providers::Flavor::Bedrock(_)) {
+        return Ok(());
+    }
+    if let Some(field) = extra.keys().next() {
+        let mut e = OaiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "unsupported_parameter",
+            format!(
+                "`{field}` is not supported by deployment {:?}: it runs on AWS Bedrock, where Hearth does not send `{field}`; leave it out or use a deployment on an OpenAI-compatible server or Azure",
+                route.deployment.name
+            ),
+        );
+        e.param = Some(field.clone());
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Checks the numbers passed through as the client wrote them, as OpenAI bounds them.
+pub(crate) fn check_passthrough(
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), OaiError> {
+    for name in ["presence_penalty", "frequency_penalty"] {
+        if let Some(v) = extra.get(name)
+            && !v.as_f64().is_some_and(|p| (-2.0..=2.0).contains(&p))
+        {
+            return Err(OaiError::invalid(
+                name,
+                format!("{name} must be between -2 and 2"),
+            ));
+        }
+    }
+    if let Some(v) = extra.get("seed")
+        && !(v.is_i64() || v.is_u64())
+    {
+        return Err(OaiError::invalid("seed", "seed must be a whole number"));
+    }
+    if let Some(v) = extra.get("top_logprobs")
+        && v.as_u64().is_none_or(|n| n > 20)
+    {
+        return Err(OaiError::invalid(
+            "top_logprobs",
+            "top_logprobs must be between 0 and 20",
+        ));
+    }
+    Ok(())
 }
 
 /// A place for one call to `deployment`, or the 503 that sheds the request.

@@ -58,7 +58,7 @@ pub struct CompletionPrompt {
     /// The family's stop sequences; the caller adds the client's.
     pub stops: Vec<String>,
     pub max_tokens: u32,
-    pub temperature: f32,
+    pub temperature: f64,
     /// The first line of the suffix when it is distinctive enough that a model repeating it
     /// means the insertion is over.
     pub suffix_echo: Option<String>,
@@ -68,7 +68,7 @@ struct Format {
     style: CompletionStyle,
     stops: &'static [&'static str],
     max_tokens: u32,
-    temperature: f32,
+    temperature: f64,
 }
 
 /// Per-family defaults. Token limits and temperatures follow GitLab's self-hosted completion
@@ -211,7 +211,24 @@ pub fn instruct_completion_prompt(
     }
 }
 
+/// Whether `prompt` already is a FIM prompt in `family`'s own control tokens: clients such as
+/// llama.vscode, Continue with a template, or `raw` Ollama requests build it themselves.
+pub fn carries_fim_tokens(family: Family, prompt: &str) -> bool {
+    let has = |t: &str| prompt.contains(t);
+    match family {
+        Family::Codestral => has("[SUFFIX]") && has("[PREFIX]"),
+        Family::Codegemma | Family::Qwen => has("<|fim_prefix|>") && has("<|fim_suffix|>"),
+        Family::Codellama => has("<PRE>") && has("<SUF>"),
+        Family::Deepseekcoder => has("<｜fim▁begin｜>") && has("<｜fim▁hole｜>"),
+        Family::Starcoder2 => has("<fim_prefix>") && has("<fim_suffix>"),
+        _ => false,
+    }
+}
+
 /// Builds the completion prompt for `family`, trimming prefix and suffix to its context.
+/// A prefix that already carries the family's FIM tokens (and no separate suffix) is sent as
+/// it is: wrapping it again would nest one template in another, and trimming could cut a
+/// control token.
 pub fn completion_prompt(
     family: Family,
     prefix: &str,
@@ -221,6 +238,16 @@ pub fn completion_prompt(
 ) -> CompletionPrompt {
     let f = format(family);
     let max_tokens = max_tokens.unwrap_or(f.max_tokens);
+    if suffix.is_empty() && carries_fim_tokens(family, prefix) {
+        return CompletionPrompt {
+            body: PromptBody::Text(prefix.to_string()),
+            style: f.style,
+            stops: f.stops.iter().map(|s| s.to_string()).collect(),
+            max_tokens,
+            temperature: f.temperature,
+            suffix_echo: None,
+        };
+    }
     let (prefix, suffix) = trim_context(prefix, suffix, Budget::for_family(family, max_tokens));
     let body = match f.style {
         CompletionStyle::FillInTheMiddle => {
@@ -271,6 +298,33 @@ mod tests {
             PromptBody::Text(t) => t,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A prompt the client already templated goes out byte for byte, for every FIM family;
+    /// plain code that merely mentions one token is still wrapped.
+    #[test]
+    fn templated_prompts_are_sent_as_they_are() {
+        let (p, s) = ("def add(a, b):\n    ", "\n    return c\n");
+        for family in [
+            Family::Codestral,
+            Family::Codegemma,
+            Family::Codellama,
+            Family::Deepseekcoder,
+            Family::Starcoder2,
+            Family::Qwen,
+        ] {
+            let once = text(family, p, s);
+            assert!(carries_fim_tokens(family, &once), "{family:?}");
+            assert_eq!(text(family, &once, ""), once, "{family:?}");
+        }
+        assert_ne!(
+            text(Family::Codestral, "x = '[SUFFIX]'", ""),
+            "x = '[SUFFIX]'"
+        );
+        assert!(!carries_fim_tokens(
+            Family::Mistral,
+            "<s>[SUFFIX]a[PREFIX]b"
+        ));
     }
 
     /// Each family's exact bytes, as providers.md §5 and GitLab's templates give them.

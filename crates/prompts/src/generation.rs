@@ -9,7 +9,7 @@ use crate::trim::{Budget, trim_context};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GenerationDefaults {
     pub max_tokens: u32,
-    pub temperature: f32,
+    pub temperature: f64,
 }
 
 /// Output limits per family, after GitLab's self-hosted generation prompts.

@@ -165,6 +165,7 @@ pub(crate) async fn chat(
         text,
         finish_reason: v["stopReason"].as_str().map(finish_reason),
         usage: converse_usage(&v["usage"]),
+        ..Default::default()
     })
 }
 
@@ -195,7 +196,7 @@ pub(crate) async fn complete(
     Ok(Reply {
         text: out["text"].as_str().unwrap_or_default().to_string(),
         finish_reason: out["stop_reason"].as_str().map(finish_reason),
-        usage: None,
+        ..Default::default()
     })
 }
 
@@ -700,6 +701,7 @@ impl EventStream {
                         prompt_tokens: i,
                         completion_tokens: metrics["outputTokenCount"].as_u64().unwrap_or(0),
                     }),
+                    ..Default::default()
                 }
             }
             _ => return, // messageStart, contentBlockStart/Stop, and events added later
@@ -938,14 +940,17 @@ mod tests {
                 crate::ChatMessage {
                     role: "system".into(),
                     content: "be brief".into(),
+                    ..Default::default()
                 },
                 crate::ChatMessage {
                     role: "user".into(),
                     content: "a".into(),
+                    ..Default::default()
                 },
                 crate::ChatMessage {
                     role: "user".into(),
                     content: "b".into(),
+                    ..Default::default()
                 },
             ],
             max_tokens: Some(5),

@@ -290,10 +290,16 @@ impl Providers {
         if choice.is_null() {
             return Err(ProviderError::Protocol("answer has no choices".into()));
         }
+        let message = match kind {
+            Kind::Text => serde_json::Map::new(),
+            Kind::Chat => beyond_text(&choice["message"]),
+        };
         Ok(Reply {
             text: text.unwrap_or_default().to_string(),
             finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
             usage: usage(&v["usage"]),
+            message,
+            logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
         })
     }
 
@@ -451,12 +457,18 @@ impl StreamState {
         }
         .unwrap_or_default()
         .to_string();
+        let delta = match self.kind {
+            Kind::Text => serde_json::Map::new(),
+            Kind::Chat => beyond_text(&choice["delta"]),
+        };
         let chunk = Chunk {
             finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
             usage: usage(&v["usage"]),
             text,
+            delta,
+            logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
         };
-        if !chunk.text.is_empty() || chunk.finish_reason.is_some() {
+        if !chunk.text.is_empty() || !chunk.delta.is_empty() || chunk.finish_reason.is_some() {
             self.clock.seen_token = true;
         }
         self.pending.push_back(Ok(chunk));
@@ -471,6 +483,23 @@ pub(crate) fn broken_stream(e: &reqwest::Error) -> ProviderError {
         ConnectCause::Closed => format!("the model server closed the connection ({detail})"),
         _ => format!("connection broke: {e}"),
     })
+}
+
+/// A message's or delta's fields other than `role` and `content` that carry something:
+/// `tool_calls`, `function_call`, `refusal`. Nulls are dropped (vLLM sends `"tool_calls": []`
+/// and `"refusal": null` on every answer).
+fn beyond_text(message: &Value) -> serde_json::Map<String, Value> {
+    message
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| {
+            !matches!(k.as_str(), "role" | "content" | "reasoning_content")
+                && !v.is_null()
+                && v.as_array().is_none_or(|a| !a.is_empty())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn usage(v: &Value) -> Option<Usage> {
@@ -496,14 +525,35 @@ fn text_body(req: &TextRequest, stream: bool, include_usage: bool) -> Value {
         stream,
         include_usage,
     );
+    pass_through(&mut body, &req.extra);
     body
+}
+
+/// The client's own fields, as it sent them. Hearth's fields win a clash: they were derived
+/// from the client's and checked.
+fn pass_through(body: &mut Value, extra: &serde_json::Map<String, Value>) {
+    if let Some(obj) = body.as_object_mut() {
+        for (k, v) in extra {
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
 }
 
 fn chat_body(req: &ChatRequest, stream: bool, include_usage: bool) -> Value {
     let messages: Vec<Value> = req
         .messages
         .iter()
-        .map(|m| json!({"role": m.role, "content": m.content}))
+        .map(|m| {
+            let mut out = json!({"role": m.role, "content": m.content});
+            // An assistant turn that only called tools has no text; OpenAI's form is null.
+            if m.content.is_empty()
+                && (m.extra.contains_key("tool_calls") || m.extra.contains_key("function_call"))
+            {
+                out["content"] = Value::Null;
+            }
+            pass_through(&mut out, &m.extra);
+            out
+        })
         .collect();
     let mut body = json!({"model": req.model, "messages": messages, "stream": stream});
     if let Some(n) = req.max_tokens {
@@ -518,13 +568,14 @@ fn chat_body(req: &ChatRequest, stream: bool, include_usage: bool) -> Value {
         stream,
         include_usage,
     );
+    pass_through(&mut body, &req.extra);
     body
 }
 
 fn common(
     body: &mut Value,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
     stop: &[String],
     user: Option<&str>,
     stream: bool,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use secrecy::SecretString;
+use serde_json::{Map, Value};
 
 use crate::error::ProviderError;
 
@@ -57,16 +58,23 @@ pub struct TextRequest {
     pub model: String,
     pub prompt: String,
     pub max_tokens: u32,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
+    /// f64 as JSON parses it, so the client's `0.32` goes upstream as `0.32`.
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
     pub stop: Vec<String>,
     pub user: Option<String>,
+    /// Client fields sent upstream as they came (`seed`, penalties, `logit_bias`, tools,
+    /// `response_format`…); the front door has refused those the platform cannot honour.
+    pub extra: Map<String, Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// The message's other fields as the client sent them: `tool_calls`, `tool_call_id`,
+    /// `name`, `function_call`.
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -74,10 +82,12 @@ pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
     pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
     pub stop: Vec<String>,
     pub user: Option<String>,
+    /// As [`TextRequest::extra`].
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,6 +102,11 @@ pub struct Reply {
     pub text: String,
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
+    /// The answer message's fields beyond role and content (`tool_calls`, `function_call`,
+    /// `refusal`), as the platform sent them in OpenAI's shape.
+    pub message: Map<String, Value>,
+    /// The choice's `logprobs`, when asked for.
+    pub logprobs: Option<Value>,
 }
 
 /// One piece of a streamed answer. `text` may be empty (a role-only or usage-only chunk).
@@ -100,6 +115,9 @@ pub struct Chunk {
     pub text: String,
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
+    /// The delta's fields beyond role and content (`tool_calls` pieces, `function_call`).
+    pub delta: Map<String, Value>,
+    pub logprobs: Option<Value>,
 }
 
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, ProviderError>> + Send>>;

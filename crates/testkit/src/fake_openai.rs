@@ -47,6 +47,13 @@ pub enum Reply {
     Flood { count: usize, size: usize },
     /// `chunks`, then a chunk whose `finish_reason` is `content_filter` (Azure's filter).
     ContentFiltered { chunks: Vec<String> },
+    /// The model calls these tools, `(id, name, arguments JSON)`, with `finish_reason:
+    /// "tool_calls"`. Streamed as OpenAI does: each call's id and name first, then its
+    /// arguments in two pieces.
+    ToolCalls(Vec<(String, String, String)>),
+    /// This JSON text as the whole answer's (or each streamed chunk's) message content, with
+    /// `logprobs` on the choice: for structured output and logprobs round trips.
+    WithLogprobs { content: String, logprobs: Value },
 }
 
 /// A request as the upstream received it.
@@ -291,6 +298,40 @@ async fn answer(
         Reply::ContentFiltered { chunks } => {
             sse(f.events(&chunks, Some("content_filter"), true), None)
         }
+        Reply::ToolCalls(calls) if !stream => f.whole_message(
+            json!({"role": "assistant", "content": null, "tool_calls": calls.iter().map(|(id, name, args)|
+                json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})).collect::<Vec<_>>()}),
+            Value::Null,
+            "tool_calls",
+        ),
+        Reply::ToolCalls(calls) => {
+            let mut events = Vec::new();
+            for (i, (id, name, args)) in calls.iter().enumerate() {
+                events.push(f.delta(json!({"tool_calls": [{"index": i, "id": id, "type": "function",
+                    "function": {"name": name, "arguments": ""}}]}), Value::Null, None));
+                let half = args.len() / 2;
+                let cut = (0..=half).rev().find(|c| args.is_char_boundary(*c)).unwrap_or(0);
+                for piece in [&args[..cut], &args[cut..]] {
+                    events.push(f.delta(json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}), Value::Null, None));
+                }
+            }
+            events.push(f.delta(json!({}), Value::Null, Some("tool_calls")));
+            events.push("data: [DONE]\n\n".into());
+            sse(events, None)
+        }
+        Reply::WithLogprobs { content, logprobs } if !stream => f.whole_message(
+            json!({"role": "assistant", "content": content}),
+            logprobs,
+            "stop",
+        ),
+        Reply::WithLogprobs { content, logprobs } => sse(
+            vec![
+                f.delta(json!({"content": content}), logprobs, None),
+                f.delta(json!({}), Value::Null, Some("stop")),
+                "data: [DONE]\n\n".into(),
+            ],
+            None,
+        ),
         Reply::StallBeforeHeaders(wait) => {
             tokio::time::sleep(wait).await;
             f.whole(DEFAULT_TEXT, "stop")
@@ -414,6 +455,24 @@ impl Frames {
             out.push("data: [DONE]\n\n".into());
         }
         out
+    }
+
+    /// A chat chunk with this delta (vLLM's `logprobs: null` when none).
+    fn delta(&self, delta: Value, logprobs: Value, finish: Option<&str>) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "up-1", "object": "chat.completion.chunk", "created": 1, "model": "fake",
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]})
+        )
+    }
+
+    fn whole_message(&self, message: Value, logprobs: Value, finish: &str) -> Response {
+        axum::Json(
+            json!({"id": "up-1", "object": "chat.completion", "created": 1, "model": "fake",
+                "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}),
+        )
+        .into_response()
     }
 
     fn whole(&self, text: &str, finish: &str) -> Response {

@@ -139,6 +139,7 @@ pub(super) async fn one_token(
             messages: vec![ChatMessage {
                 role: "user".into(),
                 content: "Reply with OK.".into(),
+                ..Default::default()
             }],
             max_tokens: Some(1),
             temperature: Some(0.0),

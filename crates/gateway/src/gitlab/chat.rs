@@ -145,6 +145,7 @@ fn conversation(body: &AgentBody) -> Result<Vec<ChatMessage>, GitlabError> {
     let mut out = vec![ChatMessage {
         role: "system".into(),
         content: system_prompt(&body.unavailable_resources),
+        ..Default::default()
     }];
     let mut steps: Vec<Step> = body
         .options
@@ -200,6 +201,7 @@ fn conversation(body: &AgentBody) -> Result<Vec<ChatMessage>, GitlabError> {
         out.push(ChatMessage {
             role: role.into(),
             content,
+            ..Default::default()
         });
     }
     if !steps.is_empty() {
@@ -215,10 +217,12 @@ fn conversation(body: &AgentBody) -> Result<Vec<ChatMessage>, GitlabError> {
         out.push(ChatMessage {
             role: "assistant".into(),
             content: pad,
+            ..Default::default()
         });
         out.push(ChatMessage {
             role: "user".into(),
             content: "Continue with the next step.".into(),
+            ..Default::default()
         });
     }
     Ok(out)
@@ -454,12 +458,14 @@ async fn tool_inner(
         Value::String(s) => vec![ChatMessage {
             role: "user".into(),
             content: s.clone(),
+            ..Default::default()
         }],
         Value::Array(items) => items
             .iter()
             .map(|m| ChatMessage {
                 role: m["role"].as_str().unwrap_or("user").into(),
                 content: m["content"].as_str().unwrap_or("").into(),
+                ..Default::default()
             })
             .collect(),
         _ => {
@@ -486,7 +492,7 @@ async fn tool_inner(
             .as_u64()
             .map(|n| n.min(u64::from(u32::MAX)) as u32)
             .or(Some(2048)),
-        temperature: params["temperature"].as_f64().map(|t| t as f32),
+        temperature: params["temperature"].as_f64(),
         stop: params["stop_sequences"]
             .as_array()
             .into_iter()

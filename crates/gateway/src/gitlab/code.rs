@@ -302,6 +302,7 @@ async fn answer(
             temperature: None,
             top_p: None,
             user: None,
+            extra: Default::default(),
         };
         return if ask.stream {
             let s = plan
@@ -345,6 +346,7 @@ async fn answer(
         .map(|m| ChatMessage {
             role: m.role.as_str().into(),
             content: m.content,
+            ..Default::default()
         })
         .collect(),
         max_tokens: Some(defaults.max_tokens),

@@ -69,6 +69,7 @@ async fn invoke(
             messages: vec![ChatMessage {
                 role: "user".into(),
                 content: "Reply with OK.".into(),
+                ..Default::default()
             }],
             max_tokens: Some(16),
             temperature: Some(0.0),

@@ -5,7 +5,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_catalog::Feature;
-use hearth_providers::{CallContext, ChatMessage, ChatRequest};
+use hearth_providers::{CallContext, ChatMessage, ChatRequest, Flavor};
 use tokio::time::Instant;
 
 use crate::AppState;
@@ -17,8 +17,11 @@ use crate::openai::stream::{Framing, Relay, Shape};
 use crate::openai::wire::{
     ChatBody, ChatChoice, ChatCompletion, ChatMessageOut, MessageContent, UsageOut,
 };
-use crate::openai::{admit, check_sampling, exchange, now_secs, overhead_header, respond};
-use crate::routing::resolve;
+use crate::openai::{
+    admit, check_passthrough, check_platform, check_sampling, exchange, now_secs, overhead_header,
+    respond,
+};
+use crate::routing::{Route, resolve};
 
 const FEATURE: Feature = Feature::DuoChat;
 
@@ -43,6 +46,8 @@ pub(crate) async fn handle(
     respond(&state, FEATURE, result)
 }
 
+/// The conversation as sent upstream. Tool turns (`tool` and legacy `function` messages, an
+/// assistant's `tool_calls`) keep their fields as the client wrote them.
 fn messages(body: &mut ChatBody) -> Result<Vec<ChatMessage>, OaiError> {
     if body.messages.is_empty() {
         return Err(OaiError::invalid(
@@ -56,17 +61,28 @@ fn messages(body: &mut ChatBody) -> Result<Vec<ChatMessage>, OaiError> {
             "system" | "developer" => "system",
             "user" => "user",
             "assistant" => "assistant",
+            "tool" => "tool",
+            "function" => "function",
             other => {
                 return Err(OaiError::invalid(
                     &format!("messages[{i}].role"),
                     format!(
-                        "role {other:?} is not supported; use system, user or assistant (tools are not supported)"
+                        "role {other:?} is not supported; use system, developer, user, assistant or tool"
                     ),
                 ));
             }
         };
+        let extra = m.passthrough();
+        let calls_tools = extra.contains_key("tool_calls") || extra.contains_key("function_call");
         let content = match m.content {
-            None => String::new(),
+            // OpenAI's own form of an assistant turn that only called tools.
+            None if role == "assistant" && calls_tools => String::new(),
+            None => {
+                return Err(OaiError::invalid(
+                    &format!("messages[{i}].content"),
+                    format!("messages[{i}].content is required: the text of the {role} message"),
+                ));
+            }
             Some(MessageContent::Text(t)) => t,
             Some(MessageContent::Parts(parts)) => {
                 let mut texts = Vec::new();
@@ -87,14 +103,61 @@ fn messages(body: &mut ChatBody) -> Result<Vec<ChatMessage>, OaiError> {
         out.push(ChatMessage {
             role: role.into(),
             content,
+            extra,
         });
     }
     Ok(out)
 }
 
+/// Bedrock deployments get no tool turns (see `check_platform`); `name` has no Converse
+/// field and only labels a speaker, so it is left out there (documented).
+fn check_bedrock_messages(route: &Route, msgs: &mut [ChatMessage]) -> Result<(), OaiError> {
+    if !matches!(route.endpoint.flavor, Flavor::Bedrock(_)) {
+        return Ok(());
+    }
+    for (i, m) in msgs.iter_mut().enumerate() {
+        m.extra.remove("name");
+        let field = if matches!(m.role.as_str(), "tool" | "function") {
+            Some("role".to_string())
+        } else {
+            m.extra.keys().next().cloned()
+        };
+        if let Some(field) = field {
+            let mut e = OaiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "unsupported_parameter",
+                format!(
+                    "messages[{i}].{field}: deployment {:?} runs on AWS Bedrock, where Hearth does not send tool calls or tool results yet; use a deployment on an OpenAI-compatible server or Azure for tools",
+                    route.deployment.name
+                ),
+            );
+            e.param = Some(format!("messages[{i}].{field}"));
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, OaiError> {
     let started = Instant::now();
-    let mut body: ChatBody = read_json(req, state).await?;
+    let body: ChatBody = read_json(req, state).await?;
+    run_body(state, cid, body, started).await
+}
+
+/// A chat request another front door (Ollama's) has already translated, answered in OpenAI's
+/// shape for that door to translate back.
+pub(crate) async fn answer(state: &AppState, cid: String, body: ChatBody) -> Response {
+    let result = run_body(state, cid, body, Instant::now()).await;
+    respond(state, FEATURE, result)
+}
+
+async fn run_body(
+    state: &AppState,
+    cid: String,
+    mut body: ChatBody,
+    started: Instant,
+) -> Result<Response, OaiError> {
     let max_tokens = body.max_completion_tokens.or(body.max_tokens);
     let stops = check_sampling(
         max_tokens,
@@ -103,9 +166,13 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         body.n,
         body.stop.take(),
     )?;
-    let msgs = messages(&mut body)?;
+    let extra = body.passthrough();
+    check_passthrough(&extra)?;
+    let mut msgs = messages(&mut body)?;
     let snap = state.registry.snapshot();
     let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
+    check_platform(&route, &extra)?;
+    check_bedrock_messages(&route, &mut msgs)?;
     let verbose = snap.settings().verbose_ai_logs;
     let logged = if verbose {
         msgs.iter()
@@ -126,6 +193,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         top_p: body.top_p,
         stop: stops,
         user: body.user.clone(),
+        extra,
     };
     let ctx = CallContext { request_id: cid };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
@@ -177,9 +245,11 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
             index: 0,
             message: ChatMessageOut {
                 role: "assistant",
-                content: &reply.text,
+                content: (!reply.text.is_empty() || reply.message.is_empty())
+                    .then_some(reply.text.as_str()),
+                more: &reply.message,
             },
-            logprobs: None,
+            logprobs: reply.logprobs.as_ref(),
             finish_reason: &finish,
         }],
         usage: reply.usage.map(UsageOut::from),

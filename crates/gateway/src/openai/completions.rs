@@ -16,8 +16,14 @@ use crate::extract::read_json;
 use crate::inference::{CompletionPlan, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
-use crate::openai::wire::{CompletionBody, OneOrMany, TextChoice, TextCompletion, UsageOut};
-use crate::openai::{admit, check_sampling, exchange, now_secs, overhead_header, respond};
+use crate::openai::wire::{
+    ChatChoice, ChatCompletion, ChatMessageOut, CompletionBody, OneOrMany, TextChoice,
+    TextCompletion, UsageOut,
+};
+use crate::openai::{
+    admit, check_passthrough, check_platform, check_sampling, exchange, now_secs, overhead_header,
+    respond,
+};
 use crate::pump;
 use crate::routing::resolve;
 
@@ -40,14 +46,62 @@ pub(crate) async fn handle(
     Extension(cid): Extension<CorrelationId>,
     req: Request,
 ) -> Response {
-    let result = run(&state, cid.0, req).await;
+    let result = run(&state, cid.0, req, Shape::Text).await;
     respond(&state, FEATURE, result)
 }
 
-/// `Err` is a refusal before any model server was called.
-async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, OaiError> {
+/// Mistral's FIM API, which Continue and other clients use for Codestral and other FIM models:
+/// the same request as `/v1/completions` (`prompt` before the cursor, `suffix` after it),
+/// through the same prompts and cleaning, answered in chat-completion shape as Mistral does.
+#[utoipa::path(operation_id = "fim_completions", post, path = "/v1/fim/completions", tag = "openai",
+    request_body = CompletionBody,
+    responses(
+        (status = 200, description = "The middle, as a `chat.completion` whose message holds it; with `stream: true`, server-sent `data:` events of `chat.completion.chunk` and `data: [DONE]`",
+            content((crate::openai::wire::ChatCompletion = "application/json"), (crate::openai::wire::ChatChunk = "text/event-stream"))),
+        (status = 400, description = "Invalid request; `param` names the field", body = crate::openai::error::OaiErrorBody),
+        (status = 401, description = "No or unknown client key (needed once any key exists, and always beyond loopback)", body = crate::openai::error::OaiErrorBody),
+        (status = 404, description = "No deployment serves the feature or the named model", body = crate::openai::error::OaiErrorBody),
+        (status = 502, description = "The model server failed", body = crate::openai::error::OaiErrorBody),
+        (status = 503, description = "Shed: too many calls in flight; see Retry-After", body = crate::openai::error::OaiErrorBody),
+        (status = 504, description = "The model server timed out", body = crate::openai::error::OaiErrorBody)),
+    security((), ("client_key" = [])))]
+pub(crate) async fn fim(
+    State(state): State<AppState>,
+    Extension(cid): Extension<CorrelationId>,
+    req: Request,
+) -> Response {
+    let result = run(&state, cid.0, req, Shape::Chat).await;
+    respond(&state, FEATURE, result)
+}
+
+/// `Err` is a refusal before any model server was called. `shape` is how the answer is
+/// framed: OpenAI's `text_completion`, or the chat shape of Mistral's FIM API.
+async fn run(
+    state: &AppState,
+    cid: String,
+    req: Request,
+    shape: Shape,
+) -> Result<Response, OaiError> {
     let started = Instant::now();
     let body: CompletionBody = read_json(req, state).await?;
+    run_body(state, cid, body, shape, started).await
+}
+
+/// A completion another front door (Ollama's, llama.cpp's) has already translated, answered in
+/// OpenAI's `text_completion` shape for that door to translate back.
+pub(crate) async fn answer(state: &AppState, cid: String, body: CompletionBody) -> Response {
+    let result = run_body(state, cid, body, Shape::Text, Instant::now()).await;
+    respond(state, FEATURE, result)
+}
+
+async fn run_body(
+    state: &AppState,
+    cid: String,
+    body: CompletionBody,
+    shape: Shape,
+    started: Instant,
+) -> Result<Response, OaiError> {
+    let extra = body.passthrough();
     let client_stops = check_sampling(
         body.max_tokens,
         body.temperature,
@@ -56,7 +110,12 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         body.stop,
     )?;
     let prompt = match body.prompt {
-        None => String::new(),
+        None => {
+            return Err(OaiError::invalid(
+                "prompt",
+                "prompt is required: the code before the cursor (an empty string is fine)",
+            ));
+        }
         Some(OneOrMany::One(p)) => p,
         Some(OneOrMany::Many(mut v)) if v.len() == 1 => v.remove(0),
         Some(OneOrMany::Many(_)) => {
@@ -66,9 +125,29 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
             ));
         }
     };
+    if body.echo == Some(true) {
+        return Err(OaiError::invalid(
+            "echo",
+            "echo is not supported: Hearth sends the model its family's completion prompt built from yours, so echoing it back would not be your prompt",
+        ));
+    }
+    if body.logprobs.is_some() {
+        return Err(OaiError::invalid(
+            "logprobs",
+            "logprobs is not supported on completions: Hearth cuts the answer at stop sequences and where it repeats the suffix, so the model's token logprobs would not match the text returned",
+        ));
+    }
+    if body.best_of.is_some_and(|b| b != 1) {
+        return Err(OaiError::invalid(
+            "best_of",
+            "best_of must be 1: Hearth post-processes one answer per request",
+        ));
+    }
+    check_passthrough(&extra)?;
     let suffix = body.suffix.unwrap_or_default();
     let snap = state.registry.snapshot();
     let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
+    check_platform(&route, &extra)?;
     let plan = CompletionPlan::new(
         route.deployment.family,
         &route.endpoint,
@@ -100,6 +179,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         temperature: body.temperature,
         top_p: body.top_p,
         user: body.user.as_deref(),
+        extra,
     };
     let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
     let upstream_started = Instant::now();
@@ -123,7 +203,7 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         };
         let overhead = record.overhead;
         let framing = Framing {
-            shape: Shape::Text,
+            shape,
             id,
             model: name,
             include_usage,
@@ -151,6 +231,27 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     let finish_reason = finish.unwrap_or_else(|| "stop".into());
     record.record_text(&text);
     record.usage = usage;
+    if shape == Shape::Chat {
+        let no_more = serde_json::Map::new();
+        let body = ChatCompletion {
+            id: &id,
+            object: "chat.completion",
+            created: now_secs(),
+            model: &name,
+            choices: vec![ChatChoice {
+                index: 0,
+                message: ChatMessageOut {
+                    role: "assistant",
+                    content: Some(&text),
+                    more: &no_more,
+                },
+                logprobs: None,
+                finish_reason: &finish_reason,
+            }],
+            usage: usage.map(UsageOut::from),
+        };
+        return Ok(finish_whole(Json(body).into_response(), record, started));
+    }
     let body = TextCompletion {
         id: &id,
         object: "text_completion",
@@ -164,13 +265,20 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
         }],
         usage: usage.map(|u| Some(UsageOut::from(u))),
     };
-    let mut response = Json(body).into_response();
+    Ok(finish_whole(Json(body).into_response(), record, started))
+}
+
+fn finish_whole(
+    mut response: Response,
+    mut record: crate::telemetry::Exchange,
+    started: Instant,
+) -> Response {
     record.overhead = started.elapsed().saturating_sub(record.upstream_time);
     response
         .headers_mut()
         .insert("x-hearth-overhead-ms", overhead_header(record.overhead));
     record.finish(200, None);
-    Ok(response)
+    response
 }
 
 /// An upstream failure before any answer: record it and answer with the mapped status.

@@ -56,8 +56,9 @@ impl OaiError {
     }
 
     pub(crate) fn invalid(param: &str, message: impl Into<String>) -> Self {
+        // OpenAI answers every invalid value with 400; SDKs raise BadRequestError for it.
         let mut e = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "invalid_value",
             message,
@@ -263,10 +264,17 @@ impl From<ApiError> for OaiError {
         } else {
             "invalid_request_error"
         };
+        // The shared body reader says 422 for a wrong shape, as the admin API does; OpenAI
+        // says 400.
+        let (status, code) = if e.status == StatusCode::UNPROCESSABLE_ENTITY {
+            (StatusCode::BAD_REQUEST, "invalid_value")
+        } else {
+            (e.status, e.code)
+        };
         OaiError {
-            status: e.status,
+            status,
             kind,
-            code: e.code,
+            code,
             message: e.message,
             param: e.field,
             retry_after: None,

@@ -112,7 +112,25 @@ impl Relay {
                     if chunk.finish_reason.is_some() {
                         self.finish = chunk.finish_reason;
                     }
-                    self.emit_text(&text);
+                    if self.shape == Shape::Chat
+                        && (!chunk.delta.is_empty() || chunk.logprobs.is_some())
+                    {
+                        // Tool-call pieces and logprobs go out with the text they came with;
+                        // chat answers are not cut, so nothing is held back here.
+                        if let Some(x) = self.exchange.as_mut() {
+                            x.record_text(&text);
+                        }
+                        let bytes = self.chat_chunk_with(
+                            None,
+                            Some(&text).filter(|t| !t.is_empty()).map(|t| t.as_str()),
+                            None,
+                            Some(&chunk.delta).filter(|d| !d.is_empty()),
+                            chunk.logprobs.as_ref(),
+                        );
+                        self.out.push_back(bytes);
+                    } else {
+                        self.emit_text(&text);
+                    }
                     if self.scanner.as_ref().is_some_and(StopScanner::is_done) {
                         // A stop sequence ended the answer: stop reading the model server.
                         self.finish = Some("stop".into());
@@ -203,6 +221,17 @@ impl Relay {
         content: Option<&str>,
         finish: Option<&str>,
     ) -> Bytes {
+        self.chat_chunk_with(role, content, finish, None, None)
+    }
+
+    fn chat_chunk_with(
+        &self,
+        role: Option<&'static str>,
+        content: Option<&str>,
+        finish: Option<&str>,
+        more: Option<&serde_json::Map<String, serde_json::Value>>,
+        logprobs: Option<&serde_json::Value>,
+    ) -> Bytes {
         sse(&ChatChunk {
             id: &self.id,
             object: "chat.completion.chunk",
@@ -210,8 +239,12 @@ impl Relay {
             model: &self.model,
             choices: vec![ChatChunkChoice {
                 index: 0,
-                delta: Delta { role, content },
-                logprobs: None,
+                delta: Delta {
+                    role,
+                    content,
+                    more,
+                },
+                logprobs,
                 finish_reason: finish,
             }],
             usage: self.usage_field(),

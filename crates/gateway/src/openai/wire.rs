@@ -2,6 +2,7 @@
 //! fields ignored, as SDKs send many); answers are written strictly in OpenAI's shapes.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Number, Value};
 use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema)]
@@ -26,7 +27,7 @@ pub(crate) struct StreamOptions {
     pub include_usage: Option<bool>,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct CompletionBody {
     #[serde(default)]
     pub model: Option<String>,
@@ -37,9 +38,9 @@ pub(crate) struct CompletionBody {
     #[serde(default)]
     pub max_tokens: Option<u32>,
     #[serde(default)]
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
     #[serde(default)]
-    pub top_p: Option<f32>,
+    pub top_p: Option<f64>,
     #[serde(default)]
     pub stop: Option<OneOrMany>,
     #[serde(default)]
@@ -50,6 +51,62 @@ pub(crate) struct CompletionBody {
     pub user: Option<String>,
     #[serde(default)]
     pub n: Option<u32>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub seed: Option<Number>,
+    #[serde(default)]
+    #[schema(value_type = Option<f64>)]
+    pub presence_penalty: Option<Number>,
+    #[serde(default)]
+    #[schema(value_type = Option<f64>)]
+    pub frequency_penalty: Option<Number>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub logit_bias: Option<Map<String, Value>>,
+    /// Refused: the answer is cut at stops and the suffix, so token logprobs would not match it.
+    #[serde(default)]
+    pub logprobs: Option<u32>,
+    /// Refused when true: the prompt Hearth sends is the family's template, not the client's.
+    #[serde(default)]
+    pub echo: Option<bool>,
+    #[serde(default)]
+    pub best_of: Option<u32>,
+    /// Mistral's FIM API name for `seed`.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub random_seed: Option<Number>,
+    /// Mistral's FIM API and vLLM: the fewest tokens to generate.
+    #[serde(default)]
+    pub min_tokens: Option<u32>,
+}
+
+impl CompletionBody {
+    /// The fields sent upstream as the client wrote them.
+    pub(crate) fn passthrough(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        put(
+            &mut out,
+            "seed",
+            self.seed.as_ref().or(self.random_seed.as_ref()).as_ref(),
+        );
+        put(&mut out, "presence_penalty", self.presence_penalty.as_ref());
+        put(
+            &mut out,
+            "frequency_penalty",
+            self.frequency_penalty.as_ref(),
+        );
+        put(&mut out, "logit_bias", self.logit_bias.as_ref());
+        put(&mut out, "min_tokens", self.min_tokens.as_ref());
+        out
+    }
+}
+
+fn put<T: Serialize>(out: &mut Map<String, Value>, name: &str, value: Option<&T>) {
+    if let Some(v) = value
+        && let Ok(v) = serde_json::to_value(v)
+    {
+        out.insert(name.to_string(), v);
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -67,14 +124,36 @@ pub(crate) enum MessageContent {
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct ChatMessageIn {
     pub role: String,
     #[serde(default)]
     pub content: Option<MessageContent>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tool_calls: Option<Vec<Value>>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub function_call: Option<Map<String, Value>>,
 }
 
-#[derive(Deserialize, ToSchema)]
+impl ChatMessageIn {
+    /// The message's fields beyond role and content, sent upstream as they came.
+    pub(crate) fn passthrough(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        put(&mut out, "tool_calls", self.tool_calls.as_ref());
+        put(&mut out, "tool_call_id", self.tool_call_id.as_ref());
+        put(&mut out, "name", self.name.as_ref());
+        put(&mut out, "function_call", self.function_call.as_ref());
+        out
+    }
+}
+
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct ChatBody {
     #[serde(default)]
     pub model: Option<String>,
@@ -84,9 +163,9 @@ pub(crate) struct ChatBody {
     #[serde(default)]
     pub max_completion_tokens: Option<u32>,
     #[serde(default)]
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
     #[serde(default)]
-    pub top_p: Option<f32>,
+    pub top_p: Option<f64>,
     #[serde(default)]
     pub stop: Option<OneOrMany>,
     #[serde(default)]
@@ -97,6 +176,68 @@ pub(crate) struct ChatBody {
     pub user: Option<String>,
     #[serde(default)]
     pub n: Option<u32>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tools: Option<Vec<Value>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<Value>,
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    /// The legacy form of `tools`.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub functions: Option<Vec<Value>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub function_call: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub response_format: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    #[serde(default)]
+    pub top_logprobs: Option<u32>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub seed: Option<Number>,
+    #[serde(default)]
+    #[schema(value_type = Option<f64>)]
+    pub presence_penalty: Option<Number>,
+    #[serde(default)]
+    #[schema(value_type = Option<f64>)]
+    pub frequency_penalty: Option<Number>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub logit_bias: Option<Map<String, Value>>,
+}
+
+impl ChatBody {
+    /// The fields sent upstream as the client wrote them, in the order refusals name them.
+    pub(crate) fn passthrough(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        put(&mut out, "tools", self.tools.as_ref());
+        put(&mut out, "tool_choice", self.tool_choice.as_ref());
+        put(
+            &mut out,
+            "parallel_tool_calls",
+            self.parallel_tool_calls.as_ref(),
+        );
+        put(&mut out, "functions", self.functions.as_ref());
+        put(&mut out, "function_call", self.function_call.as_ref());
+        put(&mut out, "response_format", self.response_format.as_ref());
+        put(&mut out, "logprobs", self.logprobs.as_ref());
+        put(&mut out, "top_logprobs", self.top_logprobs.as_ref());
+        put(&mut out, "seed", self.seed.as_ref());
+        put(&mut out, "presence_penalty", self.presence_penalty.as_ref());
+        put(
+            &mut out,
+            "frequency_penalty",
+            self.frequency_penalty.as_ref(),
+        );
+        put(&mut out, "logit_bias", self.logit_bias.as_ref());
+        out
+    }
 }
 
 #[derive(Serialize, Clone, Copy, ToSchema)]
@@ -141,7 +282,12 @@ pub(crate) struct TextCompletion<'a> {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ChatMessageOut<'a> {
     pub role: &'static str,
-    pub content: &'a str,
+    /// Null when the model only called tools.
+    pub content: Option<&'a str>,
+    /// `tool_calls`, `function_call`, `refusal`, as the model server sent them.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub more: &'a Map<String, Value>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -149,7 +295,7 @@ pub(crate) struct ChatChoice<'a> {
     pub index: u32,
     pub message: ChatMessageOut<'a>,
     #[schema(value_type = Option<Object>)]
-    pub logprobs: Option<()>,
+    pub logprobs: Option<&'a Value>,
     pub finish_reason: &'a str,
 }
 
@@ -170,6 +316,10 @@ pub(crate) struct Delta<'a> {
     pub role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<&'a str>,
+    /// Pieces of `tool_calls` (and `function_call`), as the model server sent them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub more: Option<&'a Map<String, Value>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -177,7 +327,7 @@ pub(crate) struct ChatChunkChoice<'a> {
     pub index: u32,
     pub delta: Delta<'a>,
     #[schema(value_type = Option<Object>)]
-    pub logprobs: Option<()>,
+    pub logprobs: Option<&'a Value>,
     pub finish_reason: Option<&'a str>,
 }
 

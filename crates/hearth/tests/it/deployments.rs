@@ -154,7 +154,7 @@ async fn each_field_rule_is_refused_with_422_naming_the_field() {
         StatusCode::UNPROCESSABLE_ENTITY,
         Some("identifier"),
     );
-    assert!(msg.contains("missing field"), "{msg}");
+    assert!(msg.contains("`identifier` is required"), "{msg}");
     let (_, list) = h.get(MODELS).await;
     assert_eq!(list, json!([]), "nothing refused was stored");
 }

@@ -601,11 +601,14 @@ async fn routing_refusals_say_why() {
         (json!({"prompt": ["a", "b"]}), "prompt"),
         (json!({"prompt": "x", "max_tokens": 0}), "max_tokens"),
         (json!({"prompt": 5}), "prompt"),
+        (json!({"suffix": "x"}), "prompt"),
+        (json!({"prompt": null}), "prompt"),
     ] {
         let resp = post(&h, "/v1/completions", body).await;
-        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{param}");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{param}");
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["error"]["param"], param);
+        assert_eq!(v["error"]["type"], "invalid_request_error");
     }
     let resp = h
         .http()
@@ -852,4 +855,109 @@ async fn metrics_count_requests_tokens_and_overhead() {
     ] {
         assert!(m.contains(needle), "missing {needle} in:\n{m}");
     }
+}
+
+/// Every error under /v1, the router's own 404 and 405 included, is OpenAI's exact envelope,
+/// a wrong value is 400 (what SDKs raise as BadRequestError), and no message names a Rust type.
+#[tokio::test]
+async fn every_v1_error_is_openais_envelope_in_plain_words() {
+    let up = FakeUpstream::start().await;
+    let h = setup(&up, &[("cg", "codegemma", "cg")]).await;
+    let envelope = |v: &Value| {
+        let e = v["error"].as_object().unwrap_or_else(|| panic!("{v}"));
+        let mut keys: Vec<&str> = e.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["code", "message", "param", "type"], "{v}");
+    };
+
+    let resp = post(&h, "/v1/nothing/here", json!({})).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let v: Value = resp.json().await.unwrap();
+    envelope(&v);
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let resp = h.http().get(h.url("/v1/completions")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    envelope(&resp.json().await.unwrap());
+    // Outside /v1 the admin API keeps its own shape.
+    let resp = h.http().get(h.url("/nothing")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"].get("type").is_none(), "{v}");
+
+    let chat = |extra: Value| {
+        let mut body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (path, body, param, words) in [
+        (
+            "/v1/completions",
+            json!({"prompt": "x", "temperature": "hot"}),
+            "temperature",
+            "expected a number",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "x", "max_tokens": -1}),
+            "max_tokens",
+            "whole number",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "x", "stream_options": "yes"}),
+            "stream_options",
+            "expected an object",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "x", "n": 0}),
+            "n",
+            "n must be 1",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "x", "n": 3}),
+            "n",
+            "n must be 1",
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"messages": [{"role": "user", "content": 5}]})),
+            "messages[0].content",
+            "accepted shapes",
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"messages": [{"role": "user", "content": null}]})),
+            "messages[0].content",
+            "required",
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"messages": [{"role": "user"}]})),
+            "messages[0].content",
+            "required",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({}),
+            "messages",
+            "`messages` is required",
+        ),
+    ] {
+        let resp = post(&h, path, body.clone()).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        envelope(&v);
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert_eq!(v["error"]["param"], param, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(words), "{body}: {msg}");
+        for rust in ["u32", "f32", "f64", "struct ", "enum ", "Option<", "n > 1"] {
+            assert!(!msg.contains(rust), "{body}: {msg}");
+        }
+    }
+    assert_eq!(up.requests().len(), 0, "nothing invalid went upstream");
 }

@@ -317,3 +317,58 @@ async fn verify_passes_against_the_real_server() {
         .collect();
     assert_eq!(served.len(), 2, "{report:#}");
 }
+
+/// The doors IDE plugins speak, end to end against the real server: llama.cpp's `/infill`
+/// (llama.vscode) and Ollama's `/api/generate` with a suffix and `/api/chat`, whole and streamed.
+#[tokio::test]
+async fn infill_and_ollama_doors_reach_the_real_model() {
+    let Some(s) = setup().await else { return };
+    let http = s.hearth.http();
+    let resp = http
+        .post(s.hearth.url("/infill"))
+        .json(&json!({"input_prefix": "def add(a, b):\n    ", "input_suffix": "\n    return c\n",
+            "input_extra": [{"filename": "util.py", "text": "X = 1\n"}], "prompt": "", "n_predict": 8}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(v["content"].is_string(), "{v}");
+    assert_eq!(v["stop"], true);
+    assert!(
+        v["tokens_evaluated"].as_u64().unwrap() > 10,
+        "the FIM prompt with the extra file reached the model: {v}"
+    );
+
+    for stream in [false, true] {
+        let resp = http
+            .post(s.hearth.url("/api/generate"))
+            .json(
+                &json!({"model": "tiny-fim", "prompt": "def add(a, b):\n    ",
+                "suffix": "\n    return c\n", "stream": stream, "options": {"num_predict": 8}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        let text = resp.text().await.unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["done"], true, "stream={stream}: {text}");
+        assert!(last["prompt_eval_count"].as_u64().unwrap() > 10, "{text}");
+        assert_eq!(last["model"], "tiny-fim");
+    }
+
+    let resp = http
+        .post(s.hearth.url("/api/chat"))
+        .json(
+            &json!({"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}],
+            "stream": false, "options": {"num_predict": 8}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["message"]["role"], "assistant", "{v}");
+    assert_eq!(v["done"], true);
+}

@@ -9,8 +9,9 @@
 //! outages in `jwks`; restarts and encryption in `persistence`; two replicas on one PostgreSQL
 //! in `replicas`; health, correlation ids, logs and shutdown in `server`; the web console (HTTP
 //! security checks and headless-Chromium tests) in `console`; log level names in `log_levels`;
-//! timeouts, caps, shedding and
-//! draining at the front door in `limits`; the command line in `cli`; `hearth verify` in `verify`.
+//! timeouts, caps, shedding and draining at the front door in `limits`; the command line in
+//! `cli`; what each OpenAI field becomes per platform in `compat`; the official OpenAI Python SDK
+//! and the ollama library against Hearth in `sdk`; `hearth verify` in `verify`.
 
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -18,6 +19,7 @@
 mod azure;
 mod bedrock;
 mod cli;
+mod compat;
 mod console;
 mod deployments;
 mod faults;
@@ -33,6 +35,7 @@ mod ops;
 mod persistence;
 mod replicas;
 mod robustness;
+mod sdk;
 mod server;
 mod settings;
 mod tls;
