@@ -325,7 +325,9 @@ impl Registry {
                         ),
                     )
                 })?;
-                check_binding(feature, deployment, &snap.settings)?
+                let mut warnings = check_binding(feature, deployment, &snap.settings)?;
+                warnings.extend(features::deprecation_warning(deployment));
+                warnings
             }
         };
         let mut conn = self.pool.acquire().await?;
