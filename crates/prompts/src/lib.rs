@@ -11,8 +11,8 @@ mod stop;
 mod trim;
 
 pub use completion::{
-    CompletionPrompt, CompletionStyle, Message, PromptBody, Role, completion_prompt,
-    instruct_completion_prompt,
+    CompletionPrompt, CompletionStyle, Message, PromptBody, RepoFile, Role, completion_prompt,
+    completion_prompt_in, instruct_completion_prompt,
 };
 pub use generation::{
     GenerationDefaults, clean_generation, generation_defaults, generation_messages,

@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::admission::Permit;
 use crate::correlation::CorrelationId;
 use crate::extract::read_json;
-use crate::inference::{CompletionPlan, Sampling};
+use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
 use crate::openai::wire::{CompletionBody, OneOrMany, TextChoice, TextCompletion, UsageOut};
@@ -70,11 +70,14 @@ async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, Oa
     let snap = state.registry.snapshot();
     let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
     let plan = CompletionPlan::new(
-        route.deployment.family,
+        route.deployment.prompt_family(),
         &route.endpoint,
-        &prompt,
-        &suffix,
-        None,
+        Cursor {
+            prefix: &prompt,
+            suffix: &suffix,
+            language: None,
+            file: None,
+        },
         body.max_tokens,
         client_stops,
     );

@@ -293,6 +293,51 @@ async fn keys_are_cached_and_no_gitlab_url_means_no_access() {
     );
 }
 
+/// A compatible (`general`) model GitLab names: the served name picks the FIM format, and
+/// Qwen2.5-Coder gets its repository tokens from `project_path` and the file name.
+#[tokio::test]
+async fn general_models_take_the_fim_format_their_served_name_names() {
+    let env = setup().await;
+    env.up.script(Reply::Text {
+        chunks: vec!["return a + b".into()],
+        finish: "stop",
+    });
+    let mut body = env.completion("general");
+    body["model_identifier"] = json!("custom_openai/Qwen2.5-Coder-7B");
+    let resp = env.post("/v2/code/completions", body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["text"], "return a + b");
+    assert_eq!(v["model"]["name"], "general");
+    let seen = env.up.last();
+    assert_eq!(seen.path, "/v1/completions");
+    assert_eq!(seen.body["model"], "Qwen2.5-Coder-7B");
+    assert_eq!(
+        seen.body["prompt"],
+        "<|repo_name|>group/project\n<|file_sep|>app/calc.py\n<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>"
+    );
+
+    // A served name that names no code family is asked in chat.
+    env.up.script(Reply::Text {
+        chunks: vec!["return a + b".into()],
+        finish: "stop",
+    });
+    let mut body = env.completion("general");
+    body["model_identifier"] = json!("custom_openai/Devstral-Small-2507");
+    let resp = env.post("/v2/code/completions", body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = env.up.last();
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert!(
+        seen.body["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<CURSOR>"),
+        "{}",
+        seen.body
+    );
+}
+
 #[tokio::test]
 async fn v2_completions_answer_field_for_field_with_the_families_fim_prompt() {
     let env = setup().await;
