@@ -6,6 +6,7 @@
 //! [`StopScanner`] or [`clean_generation`].
 
 mod completion;
+mod feature;
 mod generation;
 mod stop;
 mod trim;
@@ -13,6 +14,9 @@ mod trim;
 pub use completion::{
     CompletionPrompt, CompletionStyle, Message, PromptBody, RepoFile, Role, completion_prompt,
     completion_prompt_in, instruct_completion_prompt,
+};
+pub use feature::{
+    FEATURE_MAX_TOKENS, FEATURE_PROMPTS, FEATURE_TEMPERATURE, FeaturePrompt, feature_prompt,
 };
 pub use generation::{
     GenerationDefaults, clean_generation, generation_defaults, generation_messages,

@@ -32,7 +32,7 @@ pub(crate) struct ModelFields {
 }
 
 impl ModelFields {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.name.is_none() && self.endpoint.is_none() && self.identifier.is_none()
     }
 }
