@@ -611,19 +611,53 @@ fn suggest_v1(url: &url::Url) -> String {
 }
 
 /// Recognises the catalog model from the identifier: vLLM users usually serve a model under
-/// its repository name, and Bedrock ids are exact.
+/// its repository name, and Bedrock ids are exact, or carry a cross-region inference
+/// profile's prefix (`us.`, `eu.`, `apac.`, `global.`), which newer Claude models need.
 fn recognise_model(family: Family, identifier: &str) -> Option<&'static Model> {
-    let target = identifier.split_once('/')?.1.to_lowercase();
+    let (platform, rest) = identifier.split_once('/')?;
+    let target = rest.to_lowercase();
+    let bedrock_target = match platform {
+        "bedrock" => ["us.", "eu.", "apac.", "global."]
+            .iter()
+            .find_map(|p| target.strip_prefix(p))
+            .unwrap_or(&target)
+            .to_string(),
+        _ => target.clone(),
+    };
     family.models().find(|m| {
         m.repo_name().to_lowercase() == target
             || m.public_id.to_lowercase() == target
-            || m.bedrock_id.is_some_and(|b| b.to_lowercase() == target)
+            || m.bedrock_id
+                .is_some_and(|b| b.to_lowercase() == bedrock_target)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bedrock_inference_profile_ids_are_recognised() {
+        for id in [
+            "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "bedrock/eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        ] {
+            assert_eq!(
+                recognise_model(Family::Claude3, id).map(|m| m.id),
+                Some("claude-4.5-sonnet"),
+                "{id}"
+            );
+        }
+        // The prefix means nothing outside Bedrock.
+        assert_eq!(
+            recognise_model(
+                Family::Claude3,
+                "custom_openai/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+            ),
+            None
+        );
+    }
 
     #[test]
     fn the_family_a_served_name_names_is_found() {
