@@ -1107,6 +1107,32 @@ mod tests {
         );
     }
 
+    /// Bedrock model ids as AWS lists them (docs/catalog.md); `find_model` takes them too.
+    #[test]
+    fn newer_bedrock_ids_are_the_published_ones() {
+        for (id, bedrock) in [
+            (
+                "claude-3.7-sonnet",
+                "anthropic.claude-3-7-sonnet-20250219-v1:0",
+            ),
+            ("claude-4-sonnet", "anthropic.claude-sonnet-4-20250514-v1:0"),
+            (
+                "claude-4.5-sonnet",
+                "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            ),
+            (
+                "claude-4.5-haiku",
+                "anthropic.claude-haiku-4-5-20251001-v1:0",
+            ),
+            ("claude-4.5-opus", "anthropic.claude-opus-4-5-20251101-v1:0"),
+            ("gpt-oss-120b", "openai.gpt-oss-120b-1:0"),
+            ("gpt-oss-20b", "openai.gpt-oss-20b-1:0"),
+        ] {
+            assert_eq!(model_by_id(id).unwrap().bedrock_id, Some(bedrock), "{id}");
+            assert_eq!(find_model(bedrock).unwrap().id, id);
+        }
+    }
+
     /// Sizes and shapes from the models' published configs (docs/catalog.md lists them).
     #[test]
     fn new_shapes_match_the_model_configs() {
