@@ -1,7 +1,7 @@
 //! Hearth's own prompts for the Duo features GitLab reaches through `/v1/prompts/{prompt_id}`:
 //! commit message, merge request summary, code review, review summary, vulnerability
-//! explanation and resolution, root cause analysis of a failed job, discussion summary, and
-//! the chat tools.
+//! explanation and resolution, root cause analysis of a failed job, discussion summary, the
+//! git command helper of `glab duo ask`, and the chat tools.
 //!
 //! GitLab sends each feature's data as named `inputs` (a diff, a job log, a finding). The
 //! prompt is one instruction per feature plus every input as a tagged block, so inputs GitLab
@@ -91,6 +91,13 @@ pub static FEATURE_PROMPTS: &[FeaturePrompt] = &[
             "source_code",
         ],
         "You fix security vulnerabilities. Explain the flaw in the vulnerable code in two or three sentences, then give the fix as a unified diff against the source file, changing only what the fix needs. Put the diff in a fenced code block marked diff."
+    ),
+    fp!(
+        "glab_ask_git_command",
+        GlabAskGitCommand,
+        "glab_ask_git_command",
+        &[],
+        "You turn requests into git commands for a terminal. Give the command or commands that do what is asked, each in a shell code block, with one sentence on what each does. Prefer safe commands; warn before anything that rewrites history or deletes work."
     ),
     fp!(
         "chat/explain_vulnerability",

@@ -274,6 +274,7 @@ pub(crate) async fn definitions() -> Json<Value> {
         {"feature_setting": "summarize_review", "unit_primitive": "summarize_review"},
         {"feature_setting": "resolve_vulnerability", "unit_primitive": "resolve_vulnerability"},
         {"feature_setting": "review_merge_request", "unit_primitive": "review_merge_request"},
+        {"feature_setting": "glab_ask_git_command", "unit_primitive": "glab_ask_git_command"},
     ]);
     Json(json!({"models": models, "unit_primitives": primitives}))
 }

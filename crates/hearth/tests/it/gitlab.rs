@@ -653,7 +653,7 @@ async fn post_scoped(env: &Env, path: &str, scopes: &[&str], body: Value) -> req
 #[tokio::test]
 async fn feature_prompts_answer_a_bare_string_from_the_features_inputs() {
     let env = setup().await;
-    let cases: [(&str, &str, Value, &str); 12] = [
+    let cases: [(&str, &str, Value, &str); 13] = [
         (
             "generate_commit_message",
             "generate_commit_message",
@@ -684,6 +684,12 @@ async fn feature_prompts_answer_a_bare_string_from_the_features_inputs() {
             json!({"name": "SQL injection", "filename": "db.py", "identifiers": "", "vulnerable_code": "q + id",
                 "source_code": "def f(id):\n    q + id", "vulnerability_description": "user input in SQL"}),
             "<name>\nSQL injection\n</name>\n\n<vulnerability_description>",
+        ),
+        (
+            "glab_ask_git_command",
+            "glab_ask_git_command",
+            json!({"prompt": "undo my last commit"}),
+            "undo my last commit",
         ),
         (
             "chat/explain_vulnerability",
