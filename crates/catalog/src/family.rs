@@ -46,10 +46,13 @@ pub enum Family {
     Gpt,
     Starcoder2,
     Qwen,
+    /// GitLab's "compatible models" family (beta since 18.3): any model behind an
+    /// OpenAI-compatible API, with no GitLab rating or support.
+    General,
 }
 
 impl Family {
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Self::Mistral,
         Self::Mixtral,
         Self::Codestral,
@@ -61,6 +64,7 @@ impl Family {
         Self::Gpt,
         Self::Starcoder2,
         Self::Qwen,
+        Self::General,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,7 @@ impl Family {
             Self::Gpt => "gpt",
             Self::Starcoder2 => "starcoder2",
             Self::Qwen => "qwen",
+            Self::General => "general",
         }
     }
 
@@ -92,6 +97,7 @@ impl Family {
             Self::Gpt => "GPT",
             Self::Starcoder2 => "StarCoder2",
             Self::Qwen => "Qwen2.5-Coder",
+            Self::General => "General (compatible model)",
         }
     }
 
@@ -129,11 +135,13 @@ impl Family {
             Self::Codegemma => 8_000,
             Self::Claude3 => 200_000,
             Self::Qwen => 32_000,
+            Self::General => 200_000,
         }
     }
 
     /// The family a model name names (`Mixtral-8x7B-Instruct` → mixtral, `Qwen2.5-Coder-7B` →
-    /// qwen): the longest family name found in it, ignoring case and separators.
+    /// qwen): the longest family name found in it, ignoring case and separators. `general`
+    /// names no model, so it is never the answer.
     pub fn named_in(text: &str) -> Option<Family> {
         let squash = |s: &str| -> String {
             s.chars()
@@ -144,8 +152,29 @@ impl Family {
         let text = squash(text);
         Self::ALL
             .into_iter()
-            .filter(|f| text.contains(&squash(f.as_str())))
+            .filter(|f| *f != Self::General && text.contains(&squash(f.as_str())))
             .max_by_key(|f| f.as_str().len())
+    }
+
+    /// The family whose prompt formats a deployment uses. A compatible (`general`) deployment
+    /// borrows the formats of the code family its served name names, so `Qwen2.5-Coder-7B`
+    /// gets Qwen's FIM tokens and `deepseek-coder-v2-lite-base` DeepSeek's; any other served
+    /// name (Devstral, Gemma 3, …) is asked in chat. Other families keep their own.
+    pub fn prompt_family(self, served_name: &str) -> Family {
+        if self != Self::General {
+            return self;
+        }
+        match Self::named_in(served_name) {
+            Some(
+                f @ (Self::Codestral
+                | Self::Codegemma
+                | Self::Codellama
+                | Self::Deepseekcoder
+                | Self::Starcoder2
+                | Self::Qwen),
+            ) => f,
+            _ => Self::General,
+        }
     }
 
     pub fn models(self) -> impl Iterator<Item = &'static crate::Model> {
@@ -167,5 +196,40 @@ impl Family {
 impl std::fmt::Display for Family {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn general_is_beta_unrated_and_named_by_nothing() {
+        assert_eq!(Family::parse("general"), Some(Family::General));
+        assert_eq!(Family::General.status(), ReleaseStatus::Beta);
+        assert_eq!(Family::General.max_context_tokens(), 200_000);
+        assert_eq!(
+            Family::General.best_rating(Capability::Chat),
+            FamilyVerdict::Unrated
+        );
+        assert_eq!(Family::named_in("general-purpose-7b"), None);
+    }
+
+    #[test]
+    fn compatible_deployments_borrow_the_fim_family_their_name_names() {
+        for (served, family) in [
+            ("Qwen2.5-Coder-7B", Family::Qwen),
+            ("qwen/Qwen2.5-Coder-32B-Instruct", Family::Qwen),
+            ("bigcode/starcoder2-15b", Family::Starcoder2),
+            ("DeepSeek-Coder-V2-Lite-Base", Family::Deepseekcoder),
+            ("codegemma-2b", Family::Codegemma),
+            ("Devstral-Small-2505", Family::General),
+            ("gemma-3-27b-it", Family::General),
+            // A chat family's name does not change the format: the deployment said general.
+            ("Mistral-Small-3.2-24B-Instruct-2506", Family::General),
+        ] {
+            assert_eq!(Family::General.prompt_family(served), family, "{served}");
+        }
+        assert_eq!(Family::Qwen.prompt_family("anything"), Family::Qwen);
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::models::{Model, ModelShape};
+use crate::models::{Model, ModelShape, Source};
 
 /// The base system every on-premise model server needs (seed 000, "Base system requirements").
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -164,8 +164,9 @@ impl Requirement {
     }
 }
 
-/// Bytes per parameter at bf16, the precision vLLM serves these checkpoints in by default.
-const BYTES_PER_PARAM: f64 = 2.0;
+/// Bytes per KV-cache element: vLLM keeps the cache in the model's activation dtype (bf16)
+/// whatever the weights' precision.
+const KV_BYTES: f64 = 2.0;
 /// The estimate keeps one full sequence of KV cache, capped here: vLLM refuses to start when
 /// even one `max_model_len` sequence does not fit.
 const KV_TOKENS_CAP: u32 = 16_384;
@@ -174,8 +175,13 @@ const RUNTIME_OVERHEAD: f64 = 0.10;
 /// vLLM claims 90 % of each GPU by default (`--gpu-memory-utilization 0.9`).
 const GPU_MEMORY_UTILIZATION: f64 = 0.9;
 
-/// The GPU table of the supported-models page.
+/// The GPU table of the supported-models page. Only the seed rows use it: GitLab's table
+/// names sizes (7B, 22B, Mixtral), and reading Llama 3 8B or Mistral Small 24B into those
+/// classes would pass off a guess as GitLab's figure.
 fn table_row(model: &Model) -> Option<(&'static str, &'static str, u32)> {
+    if model.source == Source::CurrentPage {
+        return None;
+    }
     let shape = model.shape?;
     match model.family {
         crate::Family::Mixtral if shape.params_billion > 100.0 => {
@@ -191,14 +197,14 @@ fn table_row(model: &Model) -> Option<(&'static str, &'static str, u32)> {
 }
 
 fn estimate(shape: &ModelShape) -> Requirement {
-    let weights_gb = f64::from(shape.params_billion) * BYTES_PER_PARAM;
+    let weights_gb = f64::from(shape.params_billion) * shape.precision.bytes_per_param();
     let tokens = shape.context_tokens.min(KV_TOKENS_CAP);
     // K and V, per layer, per KV head, per head dimension, at bf16.
     let kv_bytes_per_token = 2.0
         * f64::from(shape.layers)
         * f64::from(shape.kv_heads)
         * f64::from(shape.head_dim)
-        * BYTES_PER_PARAM;
+        * KV_BYTES;
     let kv_cache_gb = kv_bytes_per_token * f64::from(tokens) / 1e9;
     let total = (weights_gb + kv_cache_gb) * (1.0 + RUNTIME_OVERHEAD) / GPU_MEMORY_UTILIZATION;
     let min_vram_gb = total.ceil() as u32;
@@ -209,10 +215,12 @@ fn estimate(shape: &ModelShape) -> Requirement {
             kv_cache_gb: round1(kv_cache_gb),
             kv_cache_tokens: tokens,
             explanation: format!(
-                "estimate: weights {:.1} GB ({} B params x 2 bytes, bf16) + KV cache {:.1} GB \
+                "estimate: weights {:.1} GB ({} B params x {} bytes, {}) + KV cache {:.1} GB \
                  ({tokens} tokens) + {:.0}% runtime overhead, at vLLM's {:.0}% GPU memory use",
                 weights_gb,
                 shape.params_billion,
+                shape.precision.bytes_per_param(),
+                shape.precision.label(),
                 kv_cache_gb,
                 RUNTIME_OVERHEAD * 100.0,
                 GPU_MEMORY_UTILIZATION * 100.0
@@ -287,6 +295,32 @@ mod tests {
             } => {
                 assert_eq!(*weights_gb, 26.0);
                 assert_eq!(*kv_cache_tokens, 16_384);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The newer models have no row in GitLab's table: each is a labelled estimate, and the
+    /// gpt-oss figures land where OpenAI's cookbook puts them (20b in about 16 GB, 120b on
+    /// one 80 GB card) because the weights are counted at MXFP4.
+    #[test]
+    fn newer_models_are_estimates_at_their_checkpoint_precision() {
+        for (id, gb) in [
+            ("gpt-oss-20b", 15),
+            ("gpt-oss-120b", 78),
+            ("mistral-small-24b-instruct-2506", 62),
+            ("llama-3-8b-instruct", 21),
+            ("llama-3.1-8b-instruct", 23),
+            ("llama-3-70b-instruct", 176),
+            ("llama-3.3-70b-instruct", 180),
+        ] {
+            let r = req(id);
+            assert!(r.is_estimate(), "{id}");
+            assert_eq!(r.min_vram_gb, gb, "{id}");
+        }
+        match req("gpt-oss-120b").basis {
+            RequirementBasis::Estimate { explanation, .. } => {
+                assert!(explanation.contains("MXFP4"), "{explanation}")
             }
             other => panic!("{other:?}"),
         }

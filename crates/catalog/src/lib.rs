@@ -19,7 +19,10 @@ pub use document::{Document, Filter, document};
 pub use family::{Family, ReleaseStatus};
 pub use feature::Feature;
 pub use hardware::{BASE_SYSTEM, BaseSystem, GPUS, Gpu, Requirement, RequirementBasis, find_gpu};
-pub use models::{CatalogError, MODELS, Model, Platform, Source, find_model, model_by_id};
+pub use models::{
+    CatalogError, Deprecation, MODELS, Model, ModelShape, Platform, Precision, ServeFlags, Source,
+    find_model, model_by_id,
+};
 pub use plan::{
     FamilyEstimate, Hardware, Plan, PlanRequest, Registration, estimate_unlisted, plan,
 };

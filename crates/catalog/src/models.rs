@@ -32,6 +32,72 @@ impl Platform {
 pub enum Source {
     SupportedModelsPage,
     InfrastructurePage,
+    /// GitLab 18.x "Models and hardware requirements" page (four rating columns), or the
+    /// GitLab issue docs/catalog.md names for the row.
+    CurrentPage,
+}
+
+/// Weight precision of the checkpoint the catalog sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    Bf16,
+    /// OpenAI's gpt-oss checkpoints ship their MoE weights in MXFP4 (4.25 bits per parameter
+    /// with the block scales); the rest of the model is bf16 but small beside them.
+    Mxfp4,
+}
+
+impl Precision {
+    pub fn bytes_per_param(self) -> f64 {
+        match self {
+            Self::Bf16 => 2.0,
+            Self::Mxfp4 => 4.25 / 8.0,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Bf16 => "bf16",
+            Self::Mxfp4 => "MXFP4",
+        }
+    }
+}
+
+/// GitLab stopped supporting a model: it still works, but GitLab gives no support for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Deprecation {
+    /// The GitLab version that deprecated it.
+    pub since: &'static str,
+    /// The catalog id GitLab points to instead.
+    pub replacement: &'static str,
+}
+
+/// The `vllm serve` options a model needs beyond the family defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ServeFlags {
+    /// Oldest vLLM release that serves the model.
+    pub min_vllm: Option<&'static str>,
+    /// Load tokenizer, config and weights in Mistral's own format.
+    pub mistral_format: bool,
+    /// `--tool-call-parser` (with `--enable-auto-tool-choice`), for Duo Chat's tools.
+    pub tool_parser: Option<&'static str>,
+    /// `--chat-template` path, where the repository's own template cannot call tools.
+    pub chat_template: Option<&'static str>,
+    /// `--max-model-len`: capped so the KV cache the sizing assumes is what vLLM reserves.
+    pub max_model_len: Option<u32>,
+    /// Options the model card asks for that fit no field above.
+    pub extra: &'static [&'static str],
+}
+
+impl ServeFlags {
+    pub const NONE: ServeFlags = ServeFlags {
+        min_vllm: None,
+        mistral_format: false,
+        tool_parser: None,
+        chat_template: None,
+        max_model_len: None,
+        extra: &[],
+    };
 }
 
 /// The architecture figures sizing needs. Parameter counts and shapes are the models'
@@ -44,6 +110,10 @@ pub struct ModelShape {
     pub kv_heads: u32,
     pub head_dim: u32,
     pub context_tokens: u32,
+    /// Parameters used per token, for mixture-of-experts models: speed follows these,
+    /// memory follows `params_billion`.
+    pub active_params_billion: Option<f32>,
+    pub precision: Precision,
 }
 
 /// One approved (or under-evaluation) model.
@@ -64,6 +134,13 @@ pub struct Model {
     pub source: Source,
     /// `None` for models that only run in a cloud (no GPUs of yours to size).
     pub shape: Option<ModelShape>,
+    /// The rating for GitLab's Duo Agent Platform column, where the page has one. Hearth
+    /// does not serve the Agent Platform; the figure is shown so the table reads like GitLab's.
+    pub agent_platform: Option<Rating>,
+    /// The GitLab version whose page first lists the model, where a source states it.
+    pub introduced: Option<&'static str>,
+    pub deprecated: Option<Deprecation>,
+    pub serve: ServeFlags,
 }
 
 impl Model {
@@ -100,6 +177,8 @@ const MISTRAL_7B: ModelShape = ModelShape {
     kv_heads: 8,
     head_dim: 128,
     context_tokens: 32_768,
+    active_params_billion: None,
+    precision: Precision::Bf16,
 };
 const MIXTRAL_8X7B: ModelShape = ModelShape {
     params_billion: 46.7,
@@ -108,6 +187,8 @@ const MIXTRAL_8X7B: ModelShape = ModelShape {
     kv_heads: 8,
     head_dim: 128,
     context_tokens: 32_768,
+    active_params_billion: Some(12.9),
+    precision: Precision::Bf16,
 };
 const MIXTRAL_8X22B: ModelShape = ModelShape {
     params_billion: 141.0,
@@ -116,6 +197,8 @@ const MIXTRAL_8X22B: ModelShape = ModelShape {
     kv_heads: 8,
     head_dim: 128,
     context_tokens: 65_536,
+    active_params_billion: Some(39.0),
+    precision: Precision::Bf16,
 };
 const CODEGEMMA_7B: ModelShape = ModelShape {
     params_billion: 8.54,
@@ -124,6 +207,8 @@ const CODEGEMMA_7B: ModelShape = ModelShape {
     kv_heads: 16,
     head_dim: 256,
     context_tokens: 8_192,
+    active_params_billion: None,
+    precision: Precision::Bf16,
 };
 const CODELLAMA_13B: ModelShape = ModelShape {
     params_billion: 13.0,
@@ -132,6 +217,8 @@ const CODELLAMA_13B: ModelShape = ModelShape {
     kv_heads: 40,
     head_dim: 128,
     context_tokens: 16_384,
+    active_params_billion: None,
+    precision: Precision::Bf16,
 };
 const DEEPSEEK_33B: ModelShape = ModelShape {
     params_billion: 33.3,
@@ -140,7 +227,21 @@ const DEEPSEEK_33B: ModelShape = ModelShape {
     kv_heads: 8,
     head_dim: 128,
     context_tokens: 16_384,
+    active_params_billion: None,
+    precision: Precision::Bf16,
 };
+
+/// GitLab 18.5 deprecated its early Mistral models (Mistral 7B, Mixtral 8x7B and 8x22B) in
+/// favour of Mistral Small 24B Instruct 2506; every seed row of those two families is one.
+const fn seed_deprecation(family: Family) -> Option<Deprecation> {
+    match family {
+        Family::Mistral | Family::Mixtral => Some(Deprecation {
+            since: "18.5",
+            replacement: "mistral-small-24b-instruct-2506",
+        }),
+        _ => None,
+    }
+}
 
 macro_rules! model {
     ($id:literal, $name:literal, $family:ident, $public:literal, $bedrock:expr, $platforms:expr,
@@ -156,6 +257,107 @@ macro_rules! model {
             ratings: $ratings,
             source: Source::$source,
             shape: $shape,
+            agent_platform: None,
+            introduced: None,
+            deprecated: seed_deprecation(Family::$family),
+            serve: ServeFlags::NONE,
+        }
+    };
+}
+
+/// KV cache the sizing keeps (hardware.rs caps at the same figure); `--max-model-len` is set to
+/// it for long-context models so vLLM does not reserve a 128k-token sequence the estimate
+/// leaves out.
+const KV_CAP: u32 = 16_384;
+
+const VLLM_AZURE_BEDROCK: &[Platform] = &[Platform::Vllm, Platform::AzureOpenai, Platform::Bedrock];
+
+const MISTRAL_SMALL_24B: ModelShape = ModelShape {
+    params_billion: 24.0,
+    layers: 40,
+    attention_heads: 32,
+    kv_heads: 8,
+    head_dim: 128,
+    context_tokens: 131_072,
+    active_params_billion: None,
+    precision: Precision::Bf16,
+};
+
+/// Llama 3 and 3.x share their shape per size: 8B has 32 layers and 32 heads, 70B 80 and 64,
+/// both with 8 KV heads of 128 dimensions; 3.1 and 3.3 raise the context from 8k to 128k.
+const fn llama(params_billion: f32, layers: u32, heads: u32, context_tokens: u32) -> ModelShape {
+    ModelShape {
+        params_billion,
+        layers,
+        attention_heads: heads,
+        kv_heads: 8,
+        head_dim: 128,
+        context_tokens,
+        active_params_billion: None,
+        precision: Precision::Bf16,
+    }
+}
+
+/// gpt-oss: 64 query heads and 8 KV heads of 64 dimensions, 128k context, MXFP4 experts.
+const fn gpt_oss(total: f32, active: f32, layers: u32) -> ModelShape {
+    ModelShape {
+        params_billion: total,
+        layers,
+        attention_heads: 64,
+        kv_heads: 8,
+        head_dim: 64,
+        context_tokens: 131_072,
+        active_params_billion: Some(active),
+        precision: Precision::Mxfp4,
+    }
+}
+
+/// Llama 3 (not 3.1) has no tool-calling format and an 8k window, which vLLM reads from the
+/// config: nothing to add.
+const LLAMA3_SERVE: ServeFlags = ServeFlags::NONE;
+
+/// vLLM's tool-calling recipe for Llama 3.1 and later: JSON tool calls with the template vLLM
+/// ships in its examples directory.
+const LLAMA31_SERVE: ServeFlags = ServeFlags {
+    min_vllm: None,
+    mistral_format: false,
+    tool_parser: Some("llama3_json"),
+    chat_template: Some("examples/tool_chat_template_llama3.1_json.jinja"),
+    max_model_len: Some(KV_CAP),
+    extra: &[],
+};
+
+/// gpt-oss needs vLLM 0.10.1 (the first release with its MXFP4 kernels and the harmony
+/// format) and its own tool parser.
+const GPT_OSS_SERVE: ServeFlags = ServeFlags {
+    min_vllm: Some("0.10.1"),
+    mistral_format: false,
+    tool_parser: Some("openai"),
+    chat_template: None,
+    max_model_len: Some(KV_CAP),
+    extra: &[],
+};
+
+/// A row of GitLab 18.x's table: four ratings (completion, generation, chat, Agent Platform),
+/// GA, not deprecated.
+macro_rules! current {
+    ($id:literal, $name:literal, $family:ident, $public:literal, $bedrock:expr, $platforms:expr,
+     [$cc:expr, $cg:expr, $chat:expr, $agent:expr], $introduced:expr, $shape:expr, $serve:expr) => {
+        Model {
+            id: $id,
+            name: $name,
+            family: Family::$family,
+            public_id: $public,
+            bedrock_id: $bedrock,
+            platforms: $platforms,
+            status: ReleaseStatus::Ga,
+            ratings: r($cc, $cg, $chat),
+            source: Source::CurrentPage,
+            shape: $shape,
+            agent_platform: Some($agent),
+            introduced: $introduced,
+            deprecated: None,
+            serve: $serve,
         }
     };
 }
@@ -179,7 +381,9 @@ pub static MODELS: &[Model] = &[
             attention_heads: 48,
             kv_heads: 8,
             head_dim: 128,
-            context_tokens: 32_768
+            context_tokens: 32_768,
+            active_params_billion: None,
+            precision: Precision::Bf16,
         })
     ),
     model!(
@@ -283,7 +487,9 @@ pub static MODELS: &[Model] = &[
             attention_heads: 8,
             kv_heads: 1,
             head_dim: 256,
-            context_tokens: 8_192
+            context_tokens: 8_192,
+            active_params_billion: None,
+            precision: Precision::Bf16,
         })
     ),
     model!(
@@ -442,6 +648,230 @@ pub static MODELS: &[Model] = &[
         r(No, Yes, No),
         InfrastructurePage,
         None
+    ),
+    // GitLab 18.x's table (docs/catalog.md gives the page copy and issue for each row).
+    current!(
+        "mistral-small-24b-instruct-2506",
+        "Mistral Small 24B Instruct 2506",
+        Mistral,
+        "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+        None,
+        VLLM,
+        [G, G, G, R],
+        None,
+        Some(MISTRAL_SMALL_24B),
+        ServeFlags {
+            min_vllm: Some("0.9.1"),
+            mistral_format: true,
+            tool_parser: Some("mistral"),
+            chat_template: None,
+            max_model_len: Some(KV_CAP),
+            extra: &[],
+        }
+    ),
+    current!(
+        "llama-3-8b-instruct",
+        "Llama 3 8B",
+        Llama3,
+        "meta-llama/Meta-Llama-3-8B-Instruct",
+        None,
+        VLLM,
+        [A, G, R, R],
+        None,
+        Some(llama(8.03, 32, 32, 8_192)),
+        LLAMA3_SERVE
+    ),
+    current!(
+        "llama-3.1-8b-instruct",
+        "Llama 3.1 8B",
+        Llama3,
+        "meta-llama/Llama-3.1-8B-Instruct",
+        None,
+        VLLM,
+        [A, G, A, R],
+        None,
+        Some(llama(8.03, 32, 32, 131_072)),
+        LLAMA31_SERVE
+    ),
+    current!(
+        "llama-3-70b-instruct",
+        "Llama 3 70B",
+        Llama3,
+        "meta-llama/Meta-Llama-3-70B-Instruct",
+        None,
+        VLLM,
+        [A, G, R, R],
+        None,
+        Some(llama(70.6, 80, 64, 8_192)),
+        LLAMA3_SERVE
+    ),
+    current!(
+        "llama-3.1-70b-instruct",
+        "Llama 3.1 70B",
+        Llama3,
+        "meta-llama/Llama-3.1-70B-Instruct",
+        None,
+        VLLM,
+        [G, G, G, R],
+        None,
+        Some(llama(70.6, 80, 64, 131_072)),
+        LLAMA31_SERVE
+    ),
+    current!(
+        "llama-3.3-70b-instruct",
+        "Llama 3.3 70B",
+        Llama3,
+        "meta-llama/Llama-3.3-70B-Instruct",
+        None,
+        VLLM,
+        [G, G, G, R],
+        None,
+        Some(llama(70.6, 80, 64, 131_072)),
+        LLAMA31_SERVE
+    ),
+    current!(
+        "gpt-oss-120b",
+        "GPT-oss-120B",
+        Gpt,
+        "openai/gpt-oss-120b",
+        Some("openai.gpt-oss-120b-1:0"),
+        VLLM_AZURE_BEDROCK,
+        [G, G, G, R],
+        None,
+        Some(gpt_oss(116.8, 5.1, 36)),
+        GPT_OSS_SERVE
+    ),
+    current!(
+        "gpt-oss-20b",
+        "GPT-oss-20B",
+        Gpt,
+        "openai/gpt-oss-20b",
+        Some("openai.gpt-oss-20b-1:0"),
+        VLLM_AZURE_BEDROCK,
+        [A, A, A, R],
+        None,
+        Some(gpt_oss(20.9, 3.6, 24)),
+        GPT_OSS_SERVE
+    ),
+    current!(
+        "claude-3.7-sonnet",
+        "Claude 3.7 Sonnet",
+        Claude3,
+        "anthropic.claude-3-7-sonnet-20250219-v1:0",
+        Some("anthropic.claude-3-7-sonnet-20250219-v1:0"),
+        BEDROCK,
+        [G, G, G, A],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "claude-4-sonnet",
+        "Claude 4 Sonnet",
+        Claude3,
+        "anthropic.claude-sonnet-4-20250514-v1:0",
+        Some("anthropic.claude-sonnet-4-20250514-v1:0"),
+        BEDROCK,
+        [G, G, G, G],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "claude-4.5-sonnet",
+        "Claude 4.5 Sonnet",
+        Claude3,
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        Some("anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        BEDROCK,
+        [G, G, G, G],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "claude-4.5-haiku",
+        "Claude 4.5 Haiku",
+        Claude3,
+        "anthropic.claude-haiku-4-5-20251001-v1:0",
+        Some("anthropic.claude-haiku-4-5-20251001-v1:0"),
+        BEDROCK,
+        [G, G, G, G],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "claude-4.5-opus",
+        "Claude 4.5 Opus",
+        Claude3,
+        "anthropic.claude-opus-4-5-20251101-v1:0",
+        Some("anthropic.claude-opus-4-5-20251101-v1:0"),
+        BEDROCK,
+        [G, G, G, G],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "gpt-5",
+        "GPT-5",
+        Gpt,
+        "gpt-5",
+        None,
+        AZURE,
+        [G, G, G, G],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "gpt-5-mini",
+        "GPT-5 Mini",
+        Gpt,
+        "gpt-5-mini",
+        None,
+        AZURE,
+        [G, G, G, A],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "gpt-5-codex",
+        "GPT-5 Codex",
+        Gpt,
+        "gpt-5-codex",
+        None,
+        AZURE,
+        [G, G, G, G],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "gpt-5.1",
+        "GPT-5.1",
+        Gpt,
+        "gpt-5.1",
+        None,
+        AZURE,
+        [G, G, G, G],
+        None,
+        None,
+        ServeFlags::NONE
+    ),
+    current!(
+        "gpt-5.2",
+        "GPT-5.2",
+        Gpt,
+        "gpt-5.2",
+        None,
+        AZURE,
+        [G, G, G, G],
+        None,
+        None,
+        ServeFlags::NONE
     ),
 ];
 
@@ -602,7 +1032,127 @@ mod tests {
             assert_eq!(m.ratings, r(cc, cg, chat), "{name}");
             assert_eq!(m.status, status, "{name}");
         }
-        assert_eq!(MODELS.len(), 8 + 14);
+        let seed_rows = MODELS
+            .iter()
+            .filter(|m| m.source != Source::CurrentPage)
+            .count();
+        assert_eq!(seed_rows, 8 + 14);
+    }
+
+    /// GitLab 18.x's table, row by row: full = green, partial = amber, limited = red, with
+    /// the Agent Platform column kept beside the three Hearth rates.
+    #[test]
+    fn current_rows_carry_gitlab_18_ratings_and_platforms() {
+        use Platform::{AzureOpenai as Az, Bedrock as Bd, Vllm as V};
+        let expect: [(&str, [Rating; 4], &[Platform]); 18] = [
+            ("Mistral Small 24B Instruct 2506", [G, G, G, R], &[V]),
+            ("Llama 3 8B", [A, G, R, R], &[V]),
+            ("Llama 3.1 8B", [A, G, A, R], &[V]),
+            ("Llama 3 70B", [A, G, R, R], &[V]),
+            ("Llama 3.1 70B", [G, G, G, R], &[V]),
+            ("Llama 3.3 70B", [G, G, G, R], &[V]),
+            ("GPT-oss-120B", [G, G, G, R], &[V, Az, Bd]),
+            ("GPT-oss-20B", [A, A, A, R], &[V, Az, Bd]),
+            ("Claude 3.7 Sonnet", [G, G, G, A], &[Bd]),
+            ("Claude 4 Sonnet", [G, G, G, G], &[Bd]),
+            ("Claude 4.5 Sonnet", [G, G, G, G], &[Bd]),
+            ("Claude 4.5 Haiku", [G, G, G, G], &[Bd]),
+            ("Claude 4.5 Opus", [G, G, G, G], &[Bd]),
+            ("GPT-5", [G, G, G, G], &[Az]),
+            ("GPT-5 Mini", [G, G, G, A], &[Az]),
+            ("GPT-5 Codex", [G, G, G, G], &[Az]),
+            ("GPT-5.1", [G, G, G, G], &[Az]),
+            ("GPT-5.2", [G, G, G, G], &[Az]),
+        ];
+        for (name, [cc, cg, chat, agent], platforms) in expect {
+            let m = MODELS.iter().find(|m| m.name == name).unwrap();
+            assert_eq!(m.ratings, r(cc, cg, chat), "{name}");
+            assert_eq!(m.agent_platform, Some(agent), "{name}");
+            assert_eq!(m.platforms, platforms, "{name}");
+            assert_eq!(
+                (m.status, m.source, m.deprecated),
+                (ReleaseStatus::Ga, Source::CurrentPage, None),
+                "{name}"
+            );
+        }
+        let current = MODELS
+            .iter()
+            .filter(|m| m.source == Source::CurrentPage)
+            .count();
+        assert_eq!(current, expect.len());
+    }
+
+    /// GitLab 18.5 deprecated Mistral 7B and Mixtral for Mistral Small; their seed ratings stay.
+    #[test]
+    fn early_mistral_rows_are_deprecated_and_keep_their_ratings() {
+        for m in MODELS {
+            let early = matches!(m.family, Family::Mistral | Family::Mixtral)
+                && m.source != Source::CurrentPage;
+            match m.deprecated {
+                Some(d) => {
+                    assert!(early, "{}", m.id);
+                    assert_eq!(d.since, "18.5");
+                    assert!(model_by_id(d.replacement).is_some());
+                }
+                None => assert!(!early, "{}", m.id),
+            }
+        }
+        let mixtral = model_by_id("mixtral-8x7b-instruct-v0.1").unwrap();
+        assert_eq!(mixtral.ratings, r(G, G, A));
+        assert!(
+            model_by_id("mistral-small-24b-instruct-2506")
+                .unwrap()
+                .deprecated
+                .is_none()
+        );
+    }
+
+    /// Bedrock model ids as AWS lists them (docs/catalog.md); `find_model` takes them too.
+    #[test]
+    fn newer_bedrock_ids_are_the_published_ones() {
+        for (id, bedrock) in [
+            (
+                "claude-3.7-sonnet",
+                "anthropic.claude-3-7-sonnet-20250219-v1:0",
+            ),
+            ("claude-4-sonnet", "anthropic.claude-sonnet-4-20250514-v1:0"),
+            (
+                "claude-4.5-sonnet",
+                "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            ),
+            (
+                "claude-4.5-haiku",
+                "anthropic.claude-haiku-4-5-20251001-v1:0",
+            ),
+            ("claude-4.5-opus", "anthropic.claude-opus-4-5-20251101-v1:0"),
+            ("gpt-oss-120b", "openai.gpt-oss-120b-1:0"),
+            ("gpt-oss-20b", "openai.gpt-oss-20b-1:0"),
+        ] {
+            assert_eq!(model_by_id(id).unwrap().bedrock_id, Some(bedrock), "{id}");
+            assert_eq!(find_model(bedrock).unwrap().id, id);
+        }
+    }
+
+    /// Sizes and shapes from the models' published configs (docs/catalog.md lists them).
+    #[test]
+    fn new_shapes_match_the_model_configs() {
+        let shape = |id: &str| model_by_id(id).unwrap().shape.unwrap();
+        let oss = shape("gpt-oss-120b");
+        assert_eq!(
+            (oss.params_billion, oss.active_params_billion),
+            (116.8, Some(5.1))
+        );
+        assert_eq!((oss.layers, oss.kv_heads, oss.head_dim), (36, 8, 64));
+        assert_eq!(oss.precision, Precision::Mxfp4);
+        assert_eq!(shape("gpt-oss-20b").active_params_billion, Some(3.6));
+        assert_eq!(shape("mistral-small-24b-instruct-2506").layers, 40);
+        assert_eq!(shape("llama-3-8b-instruct").context_tokens, 8_192);
+        assert_eq!(shape("llama-3.3-70b-instruct").attention_heads, 64);
+        assert_eq!(
+            shape("mixtral-8x7b-instruct-v0.1").active_params_billion,
+            Some(12.9)
+        );
+        assert!(model_by_id("gpt-5").unwrap().shape.is_none());
     }
 
     #[test]

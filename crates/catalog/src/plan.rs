@@ -63,6 +63,17 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
             model.family.display_name()
         ));
     }
+    if let Some(d) = model.deprecated {
+        notes.push(deprecation_note(d));
+    }
+    if let Some(s) = model.shape
+        && let Some(active) = s.active_params_billion
+    {
+        notes.push(format!(
+            "mixture of experts: {active} B of its {} B parameters work per token, so it generates about as fast as a {active} B dense model, but all {} B must sit in GPU memory",
+            s.params_billion, s.params_billion
+        ));
+    }
     if !model.serves_on(Platform::Vllm) {
         return Ok(cloud_plan(model, req, served, notes));
     }
@@ -187,8 +198,9 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
 
     let dir = req.model_dir.unwrap_or("/models").trim_end_matches('/');
     let path = format!("{dir}/{}", model.repo_name());
+    let min_vllm = model.serve.min_vllm.unwrap_or(MIN_VLLM);
     let mut setup = vec![
-        format!("pip install 'vllm>={MIN_VLLM}'"),
+        format!("pip install 'vllm>={min_vllm}'"),
         "pip install -U 'huggingface_hub[cli]'".to_string(),
         format!(
             "huggingface-cli download {} --local-dir {path}",
@@ -216,12 +228,30 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
         }
         LaunchFormat::HuggingFace => {}
     }
+    let serve = model.serve;
+    if let Some(parser) = serve.tool_parser {
+        args.push("--enable_auto_tool_choice".into());
+        args.push(format!("--tool_call_parser {parser}"));
+    }
+    if let Some(template) = serve.chat_template {
+        args.push(format!("--chat_template {template}"));
+        notes.push(format!(
+            "{template} is in the vLLM source tree (github.com/vllm-project/vllm); copy it next to the model or give its full path"
+        ));
+    }
+    if let Some(len) = serve.max_model_len {
+        args.push(format!("--max_model_len {len}"));
+        notes.push(format!(
+            "--max_model_len {len} keeps vLLM's KV cache to what the sizing counts; a longer window needs more GPU memory"
+        ));
+    }
+    args.extend(serve.extra.iter().map(|e| e.to_string()));
     if let Some(t) = tp {
         args.push(format!("--tensor_parallel_size {t}"));
     }
     args.push(format!("--host 0.0.0.0 --port {VLLM_PORT}"));
     notes.push(format!(
-        "vLLM {MIN_VLLM} or later is required; gated Hugging Face repositories need `huggingface-cli login` (or HF_TOKEN) before the download; with `git clone` instead, install git-lfs first (`git lfs install`) or only pointer files arrive"
+        "vLLM {min_vllm} or later is required; gated Hugging Face repositories need `huggingface-cli login` (or HF_TOKEN) before the download; with `git clone` instead, install git-lfs first (`git lfs install`) or only pointer files arrive"
     ));
 
     let endpoint = format!("http://{host}:{VLLM_PORT}/v1");
@@ -309,6 +339,9 @@ enum LaunchFormat {
 }
 
 fn launch_format(model: &Model) -> LaunchFormat {
+    if model.serve.mistral_format {
+        return LaunchFormat::MistralNative;
+    }
     match model.family {
         Family::Mixtral => LaunchFormat::Mixtral,
         Family::Codestral => LaunchFormat::MistralNative,
@@ -354,6 +387,12 @@ fn cloud_plan(
             " --endpoint https://<resource>.openai.azure.com".to_string(),
         )
     };
+    if model.serves_on(Platform::Bedrock) && model.source == crate::Source::CurrentPage {
+        notes.push(format!(
+            "newer Bedrock models are often callable only through a cross-region inference profile: if Bedrock refuses the plain id, register bedrock/us.{} (or your region's prefix)",
+            model.bedrock_id.unwrap_or(model.public_id)
+        ));
+    }
     let platforms: Vec<&str> = model.platforms.iter().map(|p| p.label()).collect();
     let command = format!(
         "hearth models add --name {} --family {}{extra} --identifier {identifier} --model {}",
@@ -381,6 +420,13 @@ fn cloud_plan(
         },
         notes,
     }
+}
+
+pub(crate) fn deprecation_note(d: crate::Deprecation) -> String {
+    format!(
+        "deprecated by GitLab in {}: it still works, but GitLab no longer supports it; GitLab points to {} instead",
+        d.since, d.replacement
+    )
 }
 
 /// Quotes a word for a POSIX shell when it needs it.
@@ -560,6 +606,97 @@ mod tests {
                 .any(|s| s.starts_with("huggingface-cli download mistralai/")),
             "{:?}",
             p.setup
+        );
+    }
+
+    #[test]
+    fn mistral_small_loads_mistral_format_with_its_tool_parser() {
+        let p = plan_for("mistral-small-24b-instruct-2506", Some(("a100-80gb", None)));
+        assert_eq!((p.fits, p.tensor_parallel_size), (Some(true), Some(1)));
+        let cmd = p.vllm_command.unwrap();
+        for flag in [
+            "--tokenizer_mode mistral",
+            "--config_format mistral",
+            "--load_format mistral",
+            "--enable_auto_tool_choice",
+            "--tool_call_parser mistral",
+            "--max_model_len 16384",
+        ] {
+            assert!(cmd.contains(flag), "{flag}: {cmd}");
+        }
+        assert!(p.setup[0].contains("vllm>=0.9.1"), "{:?}", p.setup);
+    }
+
+    #[test]
+    fn llama_31_gets_the_json_tool_template_and_llama_3_does_not() {
+        let p = plan_for("llama-3.3-70b-instruct", Some(("a100-80gb", None)));
+        assert_eq!(
+            p.tensor_parallel_size,
+            Some(4),
+            "180 GB: 3 cards cannot split 64 heads"
+        );
+        let cmd = p.vllm_command.unwrap();
+        assert!(cmd.contains("--tool_call_parser llama3_json"), "{cmd}");
+        assert!(
+            cmd.contains("--chat_template examples/tool_chat_template_llama3.1_json.jinja"),
+            "{cmd}"
+        );
+        let old = plan_for("llama-3-8b-instruct", None).vllm_command.unwrap();
+        assert!(!old.contains("--tool_call_parser"), "{old}");
+        assert!(!old.contains("--max_model_len"), "8k window already: {old}");
+    }
+
+    #[test]
+    fn gpt_oss_fits_one_card_and_says_it_is_a_mixture_of_experts() {
+        let p = plan_for("gpt-oss-120b", Some(("h100-80gb", None)));
+        assert_eq!((p.fits, p.tensor_parallel_size), (Some(true), Some(1)));
+        assert!(p.setup[0].contains("vllm>=0.10.1"), "{:?}", p.setup);
+        assert!(
+            p.vllm_command
+                .unwrap()
+                .contains("--tool_call_parser openai")
+        );
+        assert!(
+            p.notes.iter().any(|n| n.contains("5.1 B of its 116.8 B")),
+            "{:?}",
+            p.notes
+        );
+        let small = plan_for("gpt-oss-20b", Some(("l4", None)));
+        assert_eq!(small.fits, Some(true));
+    }
+
+    #[test]
+    fn deprecated_models_say_so_and_name_the_replacement() {
+        let p = plan_for("mixtral-8x7b-instruct-v0.1", None);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("deprecated by GitLab in 18.5")
+                    && n.contains("mistral-small-24b-instruct-2506")),
+            "{:?}",
+            p.notes
+        );
+        assert!(
+            !plan_for("codestral", None)
+                .notes
+                .iter()
+                .any(|n| n.contains("deprecated"))
+        );
+    }
+
+    #[test]
+    fn newer_bedrock_models_mention_inference_profiles() {
+        let p = plan_for("claude-4.5-sonnet", None);
+        assert_eq!(
+            p.register.identifier,
+            "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
+        );
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("bedrock/us.anthropic.claude-sonnet-4-5")),
+            "{:?}",
+            p.notes
         );
     }
 

@@ -3,8 +3,8 @@
 
 use hearth_catalog::Family;
 use hearth_prompts::{
-    CompletionPrompt, CompletionStyle, PromptBody, StopScanner, clean_generation,
-    completion_prompt, instruct_completion_prompt,
+    CompletionPrompt, CompletionStyle, PromptBody, RepoFile, StopScanner, clean_generation,
+    completion_prompt_in, instruct_completion_prompt,
 };
 use hearth_providers::{
     CallContext, ChatMessage, ChatRequest, ChunkStream, Endpoint, Flavor, ProviderError, Providers,
@@ -27,17 +27,29 @@ pub(crate) struct Sampling<'a> {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The code around the cursor, and where it lives.
+pub(crate) struct Cursor<'a> {
+    pub prefix: &'a str,
+    pub suffix: &'a str,
+    pub language: Option<&'a str>,
+    pub file: Option<RepoFile<'a>>,
+}
+
 impl CompletionPlan {
     pub(crate) fn new(
         family: Family,
         endpoint: &Endpoint,
-        prefix: &str,
-        suffix: &str,
-        language: Option<&str>,
+        at: Cursor<'_>,
         max_tokens: Option<u32>,
         client_stops: Vec<String>,
     ) -> CompletionPlan {
-        let mut prompt = completion_prompt(family, prefix, suffix, language, max_tokens);
+        let Cursor {
+            prefix,
+            suffix,
+            language,
+            file,
+        } = at;
+        let mut prompt = completion_prompt_in(family, prefix, suffix, language, max_tokens, file);
         // Bedrock serves Mistral and Mixtral instruct models through a raw prompt: ask in [INST].
         if matches!(endpoint.flavor, Flavor::Bedrock(_))
             && prompt.style == CompletionStyle::PrefixContinuation

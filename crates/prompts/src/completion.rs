@@ -151,6 +151,9 @@ fn format(family: Family) -> Format {
             0.0,
         ),
         Family::Claude3 => (ChatInstruct, &[], 128, 0.0),
+        // A compatible model whose name names no FIM family: nothing is known of its tokens,
+        // so ask in chat, as GitLab's base prompt does for `general`.
+        Family::General => (ChatInstruct, &[], 128, 0.0),
         Family::Gpt => (ChatInstruct, &[], 64, 0.0),
     };
     Format {
@@ -161,9 +164,31 @@ fn format(family: Family) -> Format {
     }
 }
 
+/// The file being completed and its repository, for models trained with repository tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RepoFile<'a> {
+    /// GitLab's `project_path` (`group/project`).
+    pub repo: &'a str,
+    /// The file's path in the repository.
+    pub path: &'a str,
+}
+
 /// The text of a FIM prompt for `family`, or `None` for families without FIM.
-fn fim_text(family: Family, prefix: &str, suffix: &str) -> Option<String> {
+fn fim_text(
+    family: Family,
+    prefix: &str,
+    suffix: &str,
+    file: Option<RepoFile<'_>>,
+) -> Option<String> {
     Some(match family {
+        // Qwen2.5-Coder's repository-level form (its README and report, figure 4): the repo
+        // name line, then the file's path line, then the FIM of that file.
+        Family::Qwen if file.is_some() => {
+            let RepoFile { repo, path } = file?;
+            format!(
+                "<|repo_name|>{repo}\n<|file_sep|>{path}\n<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
+            )
+        }
         // Suffix first, as Mistral's FIM tokenizer orders it.
         Family::Codestral => format!("<s>[SUFFIX]{suffix}[PREFIX]{prefix}"),
         Family::Codegemma | Family::Qwen => {
@@ -236,6 +261,19 @@ pub fn completion_prompt(
     language: Option<&str>,
     max_tokens: Option<u32>,
 ) -> CompletionPrompt {
+    completion_prompt_in(family, prefix, suffix, language, max_tokens, None)
+}
+
+/// [`completion_prompt`] for a file whose repository and path are known: families trained
+/// with repository tokens (Qwen2.5-Coder) get them; the others ignore `file`.
+pub fn completion_prompt_in(
+    family: Family,
+    prefix: &str,
+    suffix: &str,
+    language: Option<&str>,
+    max_tokens: Option<u32>,
+    file: Option<RepoFile<'_>>,
+) -> CompletionPrompt {
     let f = format(family);
     let max_tokens = max_tokens.unwrap_or(f.max_tokens);
     if suffix.is_empty() && carries_fim_tokens(family, prefix) {
@@ -250,9 +288,9 @@ pub fn completion_prompt(
     }
     let (prefix, suffix) = trim_context(prefix, suffix, Budget::for_family(family, max_tokens));
     let body = match f.style {
-        CompletionStyle::FillInTheMiddle => {
-            PromptBody::Text(fim_text(family, prefix, suffix).unwrap_or_else(|| prefix.to_string()))
-        }
+        CompletionStyle::FillInTheMiddle => PromptBody::Text(
+            fim_text(family, prefix, suffix, file).unwrap_or_else(|| prefix.to_string()),
+        ),
         // `format` never picks InstructText; the platform asks for it explicitly.
         CompletionStyle::PrefixContinuation | CompletionStyle::InstructText => {
             PromptBody::Text(prefix.to_string())
@@ -356,6 +394,71 @@ mod tests {
             text(Family::Qwen, p, s),
             "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n    return c\n<|fim_middle|>"
         );
+    }
+
+    /// Snapshot of the exact bytes for the compatible-model code families, against each
+    /// model's published tokenizer config (docs/catalog.md names them): Qwen2.5-Coder's
+    /// added tokens (`<|fim_prefix|>` is id 151659, `<|fim_middle|>` 151660), StarCoder2's
+    /// `<fim_prefix>` / `<fim_suffix>` / `<fim_middle>`, and for DeepSeek-Coder-V2 the
+    /// full-width pieces of DeepSeek Coder v1's tokenizer (V2's own config is still to be
+    /// checked; docs/catalog.md).
+    #[test]
+    fn compatible_code_families_are_byte_exact() {
+        let (p, s) = ("fn add(a: i32, b: i32) -> i32 {\n    ", "\n}\n");
+        let general = |served: &str| {
+            let fam = Family::General.prompt_family(served);
+            match completion_prompt(fam, p, s, None, None).body {
+                PromptBody::Text(t) => t.into_bytes(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            general("Qwen2.5-Coder-7B"),
+            b"<|fim_prefix|>fn add(a: i32, b: i32) -> i32 {\n    <|fim_suffix|>\n}\n<|fim_middle|>"
+        );
+        assert_eq!(
+            general("starcoder2-15b"),
+            b"<fim_prefix>fn add(a: i32, b: i32) -> i32 {\n    <fim_suffix>\n}\n<fim_middle>"
+        );
+        let mut ds = Vec::new();
+        ds.extend_from_slice("<\u{FF5C}fim\u{2581}begin\u{FF5C}>".as_bytes());
+        ds.extend_from_slice(p.as_bytes());
+        ds.extend_from_slice("<\u{FF5C}fim\u{2581}hole\u{FF5C}>".as_bytes());
+        ds.extend_from_slice(s.as_bytes());
+        ds.extend_from_slice("<\u{FF5C}fim\u{2581}end\u{FF5C}>".as_bytes());
+        assert_eq!(general("DeepSeek-Coder-V2-Lite-Base"), ds);
+        // U+FF5C is EF BD 9C and U+2581 is E2 96 81 in UTF-8: no ASCII look-alike slipped in.
+        assert_eq!(&ds[..7], b"<\xEF\xBD\x9Cfim");
+    }
+
+    #[test]
+    fn qwen_gets_repository_tokens_when_the_file_is_known() {
+        let file = RepoFile {
+            repo: "acme/calc",
+            path: "src/lib.rs",
+        };
+        let prompt = completion_prompt_in(Family::Qwen, "let x = ", ";\n", None, None, Some(file));
+        assert_eq!(
+            prompt.body,
+            PromptBody::Text(
+                "<|repo_name|>acme/calc\n<|file_sep|>src/lib.rs\n<|fim_prefix|>let x = <|fim_suffix|>;\n<|fim_middle|>"
+                    .into()
+            )
+        );
+        assert!(prompt.stops.contains(&"<|file_sep|>".to_string()));
+        // Families without repository tokens ignore the file.
+        let sc = completion_prompt_in(Family::Starcoder2, "a", "b", None, None, Some(file));
+        assert_eq!(
+            sc.body,
+            PromptBody::Text("<fim_prefix>a<fim_suffix>b<fim_middle>".into())
+        );
+    }
+
+    #[test]
+    fn general_without_a_code_family_is_asked_in_chat() {
+        let fam = Family::General.prompt_family("Devstral-Small-2507");
+        let p = completion_prompt(fam, "x = ", "", Some("python"), None);
+        assert_eq!(p.style, CompletionStyle::ChatInstruct);
     }
 
     #[test]

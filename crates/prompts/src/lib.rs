@@ -6,13 +6,17 @@
 //! [`StopScanner`] or [`clean_generation`].
 
 mod completion;
+mod feature;
 mod generation;
 mod stop;
 mod trim;
 
 pub use completion::{
-    CompletionPrompt, CompletionStyle, Message, PromptBody, Role, carries_fim_tokens,
-    completion_prompt, instruct_completion_prompt,
+    CompletionPrompt, CompletionStyle, Message, PromptBody, RepoFile, Role, carries_fim_tokens,
+    completion_prompt, completion_prompt_in, instruct_completion_prompt,
+};
+pub use feature::{
+    FEATURE_MAX_TOKENS, FEATURE_PROMPTS, FEATURE_TEMPERATURE, FeaturePrompt, feature_prompt,
 };
 pub use generation::{
     GenerationDefaults, clean_generation, generation_defaults, generation_messages,

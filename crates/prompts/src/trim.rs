@@ -27,7 +27,7 @@ impl Budget {
         }
     }
 
-    fn input_bytes(self) -> usize {
+    pub(crate) fn input_bytes(self) -> usize {
         self.context_tokens
             .saturating_sub(self.max_output_tokens)
             .saturating_sub(TEMPLATE_RESERVE)

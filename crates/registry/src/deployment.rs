@@ -119,6 +119,12 @@ impl Deployment {
             .split_once('/')
             .map_or(self.identifier.as_str(), |(_, rest)| rest)
     }
+
+    /// The family whose prompts this deployment gets: its own, or for a compatible
+    /// (`general`) deployment the code family its served name names.
+    pub fn prompt_family(&self) -> Family {
+        self.family.prompt_family(self.upstream_model())
+    }
 }
 
 /// Everything needed to create a deployment, as the caller typed it.
@@ -306,7 +312,21 @@ pub(crate) fn validate(
     let served = identifier
         .split_once('/')
         .map_or(identifier, |(_, rest)| rest);
-    if let Some(suggested) = Family::named_in(served).filter(|f| *f != family) {
+    if family == Family::General {
+        // A compatible deployment's served name is how it picks its prompt format, so a name
+        // that names a family is expected, not a contradiction: say which format it gets.
+        let format = family.prompt_family(served);
+        warnings.push(if format == Family::General {
+            format!(
+                "compatible model {served:?}: no FIM format is known for it, so code completion asks it in chat"
+            )
+        } else {
+            format!(
+                "compatible model {served:?}: code completion uses {}'s FIM format, chosen from the served name",
+                format.display_name()
+            )
+        });
+    } else if let Some(suggested) = Family::named_in(served).filter(|f| *f != family) {
         warnings.push(format!(
             "the identifier {identifier:?} looks like a {} model (family {suggested}), not {family}; check --family: the family decides the prompt format and the ratings",
             suggested.display_name()
@@ -320,7 +340,11 @@ pub(crate) fn validate(
         ));
     }
 
-    if family.models().next().is_none() {
+    if family == Family::General {
+        warnings.push(
+            "General (compatible model) is beta: GitLab neither rates nor supports these models, so no feature rating applies; check the results yourself".to_string(),
+        );
+    } else if family.models().next().is_none() {
         warnings.push(format!(
             "{} has no model in GitLab's catalog, so no feature rating applies",
             family.display_name()
@@ -587,19 +611,53 @@ fn suggest_v1(url: &url::Url) -> String {
 }
 
 /// Recognises the catalog model from the identifier: vLLM users usually serve a model under
-/// its repository name, and Bedrock ids are exact.
+/// its repository name, and Bedrock ids are exact, or carry a cross-region inference
+/// profile's prefix (`us.`, `eu.`, `apac.`, `global.`), which newer Claude models need.
 fn recognise_model(family: Family, identifier: &str) -> Option<&'static Model> {
-    let target = identifier.split_once('/')?.1.to_lowercase();
+    let (platform, rest) = identifier.split_once('/')?;
+    let target = rest.to_lowercase();
+    let bedrock_target = match platform {
+        "bedrock" => ["us.", "eu.", "apac.", "global."]
+            .iter()
+            .find_map(|p| target.strip_prefix(p))
+            .unwrap_or(&target)
+            .to_string(),
+        _ => target.clone(),
+    };
     family.models().find(|m| {
         m.repo_name().to_lowercase() == target
             || m.public_id.to_lowercase() == target
-            || m.bedrock_id.is_some_and(|b| b.to_lowercase() == target)
+            || m.bedrock_id
+                .is_some_and(|b| b.to_lowercase() == bedrock_target)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bedrock_inference_profile_ids_are_recognised() {
+        for id in [
+            "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "bedrock/eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        ] {
+            assert_eq!(
+                recognise_model(Family::Claude3, id).map(|m| m.id),
+                Some("claude-4.5-sonnet"),
+                "{id}"
+            );
+        }
+        // The prefix means nothing outside Bedrock.
+        assert_eq!(
+            recognise_model(
+                Family::Claude3,
+                "custom_openai/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+            ),
+            None
+        );
+    }
 
     #[test]
     fn the_family_a_served_name_names_is_found() {
@@ -671,6 +729,71 @@ mod tests {
         )
         .unwrap();
         assert!(known.warnings.is_empty(), "{:?}", known.warnings);
+    }
+
+    #[test]
+    fn general_deployments_need_beta_and_say_which_format_they_get() {
+        let off = validate_t(
+            &input(
+                "general",
+                Some("http://h:8000/v1"),
+                "custom_openai/Qwen2.5-Coder-7B",
+            ),
+            &Settings::default(),
+            true,
+        );
+        assert!(off.is_err(), "general is a beta family");
+        let on = Settings {
+            beta_models_enabled: true,
+            ..Default::default()
+        };
+        let qwen = validate_t(
+            &input(
+                "general",
+                Some("http://h:8000/v1"),
+                "custom_openai/Qwen2.5-Coder-7B",
+            ),
+            &on,
+            true,
+        )
+        .unwrap();
+        assert!(
+            qwen.warnings
+                .iter()
+                .any(|w| w.contains("Qwen2.5-Coder's FIM format")),
+            "{:?}",
+            qwen.warnings
+        );
+        assert!(
+            !qwen.warnings.iter().any(|w| w.contains("check --family")),
+            "{:?}",
+            qwen.warnings
+        );
+        assert!(
+            qwen.warnings
+                .iter()
+                .any(|w| w.contains("neither rates nor supports")),
+            "{:?}",
+            qwen.warnings
+        );
+        let devstral = validate_t(
+            &input(
+                "general",
+                Some("http://h:8000/v1"),
+                "custom_openai/Devstral-Small-2507",
+            ),
+            &on,
+            true,
+        )
+        .unwrap();
+        assert!(
+            devstral
+                .warnings
+                .iter()
+                .any(|w| w.contains("asks it in chat")),
+            "{:?}",
+            devstral.warnings
+        );
     }
 
     fn input(family: &str, endpoint: Option<&str>, identifier: &str) -> NewDeployment {

@@ -118,6 +118,17 @@ pub(crate) fn check_binding(
     }
 }
 
+/// GitLab still lets a deprecated model serve, so binding one is allowed; the warning names
+/// the version that dropped it and what GitLab points to instead.
+pub(crate) fn deprecation_warning(deployment: &Deployment) -> Option<String> {
+    let model = deployment.model?;
+    let d = model.deprecated?;
+    Some(format!(
+        "{} was deprecated by GitLab in {}: it still works, but GitLab no longer supports it; consider {}",
+        model.name, d.since, d.replacement
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +206,27 @@ mod tests {
             w[0].contains("best of its family") && w[0].contains("--model"),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn deprecated_models_warn_and_current_ones_do_not() {
+        let w = deprecation_warning(&dep(Family::Mixtral, Some("mixtral-8x22b-instruct-v0.1")))
+            .unwrap();
+        assert!(
+            w.contains("Mixtral 8x22B-it v0.1")
+                && w.contains("18.5")
+                && w.contains("mistral-small-24b-instruct-2506"),
+            "{w}"
+        );
+        assert_eq!(
+            deprecation_warning(&dep(
+                Family::Mistral,
+                Some("mistral-small-24b-instruct-2506")
+            )),
+            None
+        );
+        // Without a known model there is nothing exact to say.
+        assert_eq!(deprecation_warning(&dep(Family::Mixtral, None)), None);
     }
 
     #[test]

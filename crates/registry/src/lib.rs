@@ -499,7 +499,9 @@ impl Registry {
                                 ),
                             )
                         })?;
-                        check_binding(feature, deployment, &snap.settings)?
+                        let mut warnings = check_binding(feature, deployment, &snap.settings)?;
+                        warnings.extend(features::deprecation_warning(deployment));
+                        warnings
                     }
                 };
                 Ok((vec![Op::SetFeature(feature, binding)], warnings))

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::StreamExt;
 use hearth_catalog::Feature;
-use hearth_prompts::{StopScanner, clean_generation, generation_defaults, generation_messages};
+use hearth_prompts::{
+    RepoFile, StopScanner, clean_generation, generation_defaults, generation_messages,
+};
 use hearth_providers::{CallContext, ChatMessage, ChatRequest, ChunkStream, ProviderError, Usage};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,7 +22,7 @@ use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, Selected, UseCase, language, select};
 use crate::gitlab::{admit, authorize, feature_flags};
-use crate::inference::{CompletionPlan, Sampling};
+use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::now_secs;
 use crate::pump;
@@ -55,11 +57,15 @@ struct V2Body {
     stream: bool,
     #[serde(default)]
     prompt: Option<Value>,
+    #[serde(default)]
+    project_path: Option<String>,
 }
 
 /// What any of the code routes asks for, once decoded.
 struct Ask {
     file_name: String,
+    /// GitLab's `project_path`, for models trained with repository tokens.
+    project: Option<String>,
     language: String,
     above: String,
     below: String,
@@ -122,9 +128,14 @@ fn v2_ask(body: &Bytes, use_case: UseCase) -> Result<Ask, GitlabError> {
         (UseCase::Generation, Some(Value::String(s))) => Some(s),
         _ => None,
     };
+    let project = b
+        .project_path
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty() && p.chars().count() <= FILE_NAME_MAX);
     Ok(Ask {
         language: language(f.language_identifier.as_deref(), &file_name),
         file_name,
+        project,
         above: f.content_above_cursor,
         below: f.content_below_cursor,
         instruction,
@@ -187,6 +198,8 @@ fn v3_ask(body: &Bytes) -> Result<(Ask, UseCase), GitlabError> {
         Ask {
             language: language(p["language_identifier"].as_str(), &file_name),
             file_name,
+            // The v3 components carry no project path.
+            project: None,
             above,
             below,
             instruction: text("prompt").filter(|_| use_case == UseCase::Generation),
@@ -276,7 +289,7 @@ async fn answer(
         request_id: cid.to_string(),
     };
     let model = sel.deployment.upstream_model().to_string();
-    let family = sel.deployment.family;
+    let family = sel.deployment.prompt_family();
     let fail = |e: ProviderError| upstream_error(&sel.deployment.name, &e);
     let permit = admit(state, &sel.deployment.name).await?;
     let deadline = Instant::now() + sel.endpoint.timeouts.total;
@@ -292,9 +305,15 @@ async fn answer(
         let plan = CompletionPlan::new(
             family,
             &sel.endpoint,
-            &ask.above,
-            &ask.below,
-            Some(&ask.language),
+            Cursor {
+                prefix: &ask.above,
+                suffix: &ask.below,
+                language: Some(&ask.language),
+                file: ask.project.as_deref().map(|repo| RepoFile {
+                    repo,
+                    path: &ask.file_name,
+                }),
+            },
             None,
             Vec::new(),
         );

@@ -32,7 +32,7 @@ pub(crate) struct ModelFields {
 }
 
 impl ModelFields {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.name.is_none() && self.endpoint.is_none() && self.identifier.is_none()
     }
 }
@@ -44,7 +44,10 @@ pub(crate) enum UseCase {
     Chat,
 }
 
-/// GitLab's gateway accepts these `model_name`s from `litellm`, per use case.
+/// GitLab's gateway accepts these `model_name`s from `litellm`, per use case. `general` is
+/// added to each: GitLab Rails offers the compatible-model family (18.3) and sends it, but
+/// GitLab's own gateway refuses it on these routes; Hearth serves it with the formats of
+/// [`Family::prompt_family`].
 fn allowed(use_case: UseCase) -> &'static [&'static str] {
     match use_case {
         UseCase::Completion => &[
@@ -60,6 +63,7 @@ fn allowed(use_case: UseCase) -> &'static [&'static str] {
             "claude_3",
             "gpt",
             "qwen2p5-coder-7b",
+            "general",
         ],
         UseCase::Generation => &[
             "codegemma",
@@ -71,6 +75,7 @@ fn allowed(use_case: UseCase) -> &'static [&'static str] {
             "mixtral",
             "claude_3",
             "gpt",
+            "general",
         ],
         UseCase::Chat => &[
             "codestral",
@@ -82,6 +87,7 @@ fn allowed(use_case: UseCase) -> &'static [&'static str] {
             "gpt",
             "codellama",
             "codegemma",
+            "general",
         ],
     }
 }

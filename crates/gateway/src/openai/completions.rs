@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::admission::Permit;
 use crate::correlation::CorrelationId;
 use crate::extract::read_json;
-use crate::inference::{CompletionPlan, Sampling};
+use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
 use crate::openai::wire::{
@@ -149,11 +149,14 @@ async fn run_body(
     let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
     check_platform(&route, &extra)?;
     let plan = CompletionPlan::new(
-        route.deployment.family,
+        route.deployment.prompt_family(),
         &route.endpoint,
-        &prompt,
-        &suffix,
-        None,
+        Cursor {
+            prefix: &prompt,
+            suffix: &suffix,
+            language: None,
+            file: None,
+        },
         body.max_tokens,
         client_stops,
     );

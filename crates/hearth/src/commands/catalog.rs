@@ -50,7 +50,13 @@ pub(crate) fn run(args: CatalogArgs) -> anyhow::Result<()> {
             plain(m.id),
             plain(m.name),
             plain(m.family.as_str()),
-            plain(m.status.label()),
+            match m.deprecated {
+                Some(d) => (
+                    format!("{} (deprecated {})", m.status.label(), d.since),
+                    Tone::Warn,
+                ),
+                None => plain(m.status.label()),
+            },
             rating_cell(m.ratings.code_completion),
             rating_cell(m.ratings.code_generation),
             rating_cell(m.ratings.chat),
@@ -70,6 +76,9 @@ pub(crate) fn run(args: CatalogArgs) -> anyhow::Result<()> {
         BASE_SYSTEM.ram_min_gb,
         BASE_SYSTEM.ram_recommended_gb,
         BASE_SYSTEM.storage
+    )?;
+    outln!(
+        "Deprecated models still serve, but GitLab no longer supports them; `hearth plan MODEL` names the replacement."
     )?;
     outln!("`hearth plan MODEL --gpu NAME` checks a model against your GPUs.")?;
     Ok(())

@@ -50,8 +50,12 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     let m = p.model;
+    let deprecated = m
+        .deprecated
+        .map(|d| format!(", deprecated by GitLab in {}", d.since))
+        .unwrap_or_default();
     outln!(
-        "Model:   {} ({}), family {}, {}",
+        "Model:   {} ({}), family {}, {}{deprecated}",
         m.name,
         m.id,
         m.family,

@@ -199,12 +199,13 @@ async fn cloud_platforms_follow_their_own_endpoint_rules() {
     assert_eq!(status, StatusCode::CREATED, "{azure}");
     assert_eq!(azure["platform"], "azure_openai");
 
-    // GPT served by vLLM is not an approved combination: allowed, with a warning.
+    // Claude served by vLLM is not an approved combination: allowed, with a warning. (GPT on
+    // vLLM is approved since GitLab lists GPT-oss.)
     let (status, odd) = h
         .post(
             MODELS,
-            json!({"name": "gpt-local", "family": "gpt", "identifier": "custom_openai/gpt-oss",
-            "endpoint": "http://gpu:8000/v1"}),
+            json!({"name": "claude-local", "family": "claude_3",
+            "identifier": "custom_openai/claude-local", "endpoint": "http://gpu:8000/v1"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{odd}");

@@ -293,6 +293,51 @@ async fn keys_are_cached_and_no_gitlab_url_means_no_access() {
     );
 }
 
+/// A compatible (`general`) model GitLab names: the served name picks the FIM format, and
+/// Qwen2.5-Coder gets its repository tokens from `project_path` and the file name.
+#[tokio::test]
+async fn general_models_take_the_fim_format_their_served_name_names() {
+    let env = setup().await;
+    env.up.script(Reply::Text {
+        chunks: vec!["return a + b".into()],
+        finish: "stop",
+    });
+    let mut body = env.completion("general");
+    body["model_identifier"] = json!("custom_openai/Qwen2.5-Coder-7B");
+    let resp = env.post("/v2/code/completions", body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["text"], "return a + b");
+    assert_eq!(v["model"]["name"], "general");
+    let seen = env.up.last();
+    assert_eq!(seen.path, "/v1/completions");
+    assert_eq!(seen.body["model"], "Qwen2.5-Coder-7B");
+    assert_eq!(
+        seen.body["prompt"],
+        "<|repo_name|>group/project\n<|file_sep|>app/calc.py\n<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>"
+    );
+
+    // A served name that names no code family is asked in chat.
+    env.up.script(Reply::Text {
+        chunks: vec!["return a + b".into()],
+        finish: "stop",
+    });
+    let mut body = env.completion("general");
+    body["model_identifier"] = json!("custom_openai/Devstral-Small-2507");
+    let resp = env.post("/v2/code/completions", body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = env.up.last();
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert!(
+        seen.body["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<CURSOR>"),
+        "{}",
+        seen.body
+    );
+}
+
 #[tokio::test]
 async fn v2_completions_answer_field_for_field_with_the_families_fim_prompt() {
     let env = setup().await;
@@ -558,9 +603,7 @@ async fn model_configuration_check_answers_like_gitlabs_test_connection_expects(
         resp.json::<Value>().await.unwrap(),
         json!({"detail": "401: Unauthorized"})
     );
-    let resp = env
-        .post("/v1/prompts/chat%2Fexplain_code", check(None))
-        .await;
+    let resp = env.post("/v1/prompts/no_such%2Fprompt", check(None)).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     let defs: Value = env
@@ -583,6 +626,246 @@ async fn model_configuration_check_answers_like_gitlabs_test_connection_expects(
             .unwrap()
             .iter()
             .any(|u| u["unit_primitive"] == "complete_code")
+    );
+}
+
+/// The body GitLab Rails posts to `/v1/prompts/{id}` for a feature: its `inputs`, the prompt
+/// version, and the self-hosted model it configured.
+fn prompt_body(env: &Env, inputs: Value, stream: bool) -> Value {
+    json!({"inputs": inputs, "prompt_version": "^1.0.0", "stream": stream,
+        "model_metadata": {"provider": "openai", "name": "mistral", "endpoint": env.up.endpoint(),
+            "api_key": "k-SECRET-MARKER-7f3a9c", "identifier": "custom_openai/mistral-small"}})
+}
+
+/// Posts to a prompt route with a token holding exactly `scopes`.
+async fn post_scoped(env: &Env, path: &str, scopes: &[&str], body: Value) -> reqwest::Response {
+    let token = mint(&env.gl.claims(scopes), "k1", GITLAB_KEY);
+    env.request(path, Some(&token))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Every feature GitLab sends to `/v1/prompts/{id}`: the inputs Rails sends (for the chat
+/// tools, representative ones: Hearth passes every input through), a bare JSON string back,
+/// and what reached the model server.
+#[tokio::test]
+async fn feature_prompts_answer_a_bare_string_from_the_features_inputs() {
+    let env = setup().await;
+    let cases: [(&str, &str, Value, &str); 13] = [
+        (
+            "generate_commit_message",
+            "generate_commit_message",
+            json!({"diff": "--- a/x.py\n+++ b/x.py\n+print(1)"}),
+            "<diff>\n--- a/x.py",
+        ),
+        (
+            "summarize_new_merge_request",
+            "summarize_new_merge_request",
+            json!({"extracted_diff": "+fn new() {}"}),
+            "<extracted_diff>\n+fn new() {}",
+        ),
+        (
+            "review_merge_request",
+            "review_merge_request",
+            json!({"mr_data": "diff --git a/a.rs b/a.rs", "codebase_context": "fn helper()"}),
+            "<mr_data>\ndiff --git a/a.rs b/a.rs\n</mr_data>\n\n<codebase_context>",
+        ),
+        (
+            "summarize_review",
+            "summarize_review",
+            json!({"draft_notes_content": "Comment: rename x\n"}),
+            "Comment: rename x",
+        ),
+        (
+            "resolve_vulnerability",
+            "resolve_vulnerability",
+            json!({"name": "SQL injection", "filename": "db.py", "identifiers": "", "vulnerable_code": "q + id",
+                "source_code": "def f(id):\n    q + id", "vulnerability_description": "user input in SQL"}),
+            "<name>\nSQL injection\n</name>\n\n<vulnerability_description>",
+        ),
+        (
+            "glab_ask_git_command",
+            "glab_ask_git_command",
+            json!({"prompt": "undo my last commit"}),
+            "undo my last commit",
+        ),
+        (
+            "chat/explain_vulnerability",
+            "explain_vulnerability",
+            json!({"vulnerability": "XSS in view", "file_content": "<%= raw x %>"}),
+            "<%= raw x %>",
+        ),
+        (
+            "chat/troubleshoot_job",
+            "troubleshoot_job",
+            json!({"job_log": "step 3\nERROR: exit 1"}),
+            "ERROR: exit 1",
+        ),
+        (
+            "chat/summarize_comments",
+            "summarize_comments",
+            json!({"notes_content": "<comment>ship it</comment>"}),
+            "ship it",
+        ),
+        (
+            "chat/explain_code",
+            "explain_code",
+            json!({"code": "x = y or z", "file_name": "a.py"}),
+            "x = y or z",
+        ),
+        (
+            "chat/write_tests",
+            "write_tests",
+            json!({"code": "def add(a, b): ..."}),
+            "def add",
+        ),
+        (
+            "chat/refactor_code",
+            "refactor_code",
+            json!({"code": "if x == True: y()"}),
+            "x == True",
+        ),
+        (
+            "chat/fix_code",
+            "fix_code",
+            json!({"code": "retrun 1"}),
+            "retrun 1",
+        ),
+    ];
+    for (id, scope, inputs, seen_text) in cases {
+        env.up.script(Reply::Text {
+            chunks: vec![format!("answer for {id}")],
+            finish: "stop",
+        });
+        let path = format!("/v1/prompts/{}", id.replace('/', "%2F"));
+        let resp = post_scoped(&env, &path, &[scope], prompt_body(&env, inputs, false)).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{id}");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!(format!("answer for {id}")),
+            "{id}: v1 answers a bare JSON string"
+        );
+        let seen = env.up.last();
+        assert_eq!(seen.path, "/v1/chat/completions", "{id}");
+        assert_eq!(seen.body["model"], "mistral-small", "{id}");
+        assert_eq!(seen.body["messages"][0]["role"], "system", "{id}");
+        let user = seen.body["messages"][1]["content"].as_str().unwrap();
+        assert!(user.contains(seen_text), "{id}: {user}");
+        assert_eq!(seen.body["max_tokens"], 2048, "{id}");
+    }
+
+    // v2 answers {content, usage}.
+    env.up.script(Reply::Text {
+        chunks: vec!["feat: add x".into()],
+        finish: "stop",
+    });
+    let resp = post_scoped(
+        &env,
+        "/v2/prompts/generate_commit_message",
+        &["generate_commit_message"],
+        prompt_body(&env, json!({"diff": "+x"}), false),
+    )
+    .await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["content"], "feat: add x");
+    assert!(v["usage"]["output_tokens"].as_u64().is_some(), "{v}");
+
+    // A token without the feature's unit primitive is refused.
+    let resp = post_scoped(
+        &env,
+        "/v1/prompts/resolve_vulnerability",
+        &["duo_chat"],
+        prompt_body(&env, json!({"name": "x"}), false),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+/// The chat tools stream (`stream: true`, as Rails sends them): raw text, no SSE framing; a
+/// model-server error is 421 with its status, as for "Test connection".
+#[tokio::test]
+async fn chat_tool_prompts_stream_raw_text_and_upstream_errors_are_421() {
+    let env = setup().await;
+    env.up.script(Reply::Text {
+        chunks: vec!["The job ".into(), "failed because".into()],
+        finish: "stop",
+    });
+    let resp = post_scoped(
+        &env,
+        "/v1/prompts/chat%2Ftroubleshoot_job",
+        &["troubleshoot_job"],
+        prompt_body(&env, json!({"job_log": "ERROR"}), true),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert_eq!(resp.text().await.unwrap(), "The job failed because");
+
+    env.up.script(Reply::Error {
+        status: 500,
+        body: r#"{"error":"boom"}"#.into(),
+        headers: vec![],
+    });
+    let resp = post_scoped(
+        &env,
+        "/v1/prompts/generate_commit_message",
+        &["generate_commit_message"],
+        prompt_body(&env, json!({"diff": "+x"}), false),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["detail"].as_str().unwrap().starts_with("500"), "{v}");
+}
+
+/// Without model fields Hearth's own bindings decide; a feature with no binding of its own is
+/// served by Duo Chat's.
+#[tokio::test]
+async fn an_unbound_feature_falls_back_to_the_chat_binding() {
+    let env = setup().await;
+    let (status, _) = env
+        .h
+        .patch("/api/v1/settings", json!({"beta_models_enabled": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let id = env
+        .h
+        .create(
+            json!({"name": "small", "family": "mistral", "endpoint": env.up.endpoint(),
+            "identifier": "custom_openai/Mistral-Small-3.2-24B-Instruct-2506"}),
+        )
+        .await;
+    let (status, body) = env
+        .h
+        .put(
+            "/api/v1/feature_settings/duo_chat",
+            json!({"provider": "self_hosted", "self_hosted_model_id": id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    env.up.script(Reply::Text {
+        chunks: vec!["Summary".into()],
+        finish: "stop",
+    });
+    let resp = post_scoped(
+        &env,
+        "/v1/prompts/summarize_new_merge_request",
+        &["summarize_new_merge_request"],
+        json!({"inputs": {"extracted_diff": "+a"}, "prompt_version": "^1.0.0"}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!("Summary"));
+    assert_eq!(
+        env.up.last().body["model"],
+        "Mistral-Small-3.2-24B-Instruct-2506"
     );
 }
 

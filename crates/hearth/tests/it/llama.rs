@@ -198,7 +198,13 @@ async fn gitlab_requests_reach_the_real_model() {
         ..Default::default()
     });
     let token = mint(
-        &gl.claims(&["complete_code", "generate_code", "duo_chat"]),
+        &gl.claims(&[
+            "complete_code",
+            "generate_code",
+            "duo_chat",
+            "generate_commit_message",
+            "troubleshoot_job",
+        ]),
         "k1",
         GITLAB_KEY,
     );
@@ -293,6 +299,33 @@ async fn gitlab_requests_reach_the_real_model() {
     .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.json::<serde_json::Value>().await.unwrap().is_string());
+
+    // A Duo feature through GitLab's prompt registry route, whole and streamed.
+    let resp = post(
+        "/v1/prompts/generate_commit_message",
+        json!({"inputs": {"diff": "--- a/main.py\n+++ b/main.py\n+print('hi')\n"},
+            "prompt_version": "^1.0.0", "model_metadata": metadata("mistral")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.json::<serde_json::Value>().await.unwrap().is_string());
+    let resp = post(
+        "/v1/prompts/chat%2Ftroubleshoot_job",
+        json!({"inputs": {"job_log": "$ make\nERROR: missing target\n"}, "stream": true,
+            "prompt_version": "^1.0.0", "model_metadata": metadata("mistral")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // A tiny random model may end at once; the stream must still finish cleanly.
+    assert!(resp.text().await.is_ok());
 }
 
 #[tokio::test]

@@ -61,7 +61,19 @@ async fn catalog_is_served_and_filtered() {
     let h = Hearth::start();
     let (status, all) = h.get("/api/v1/catalog").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(all["models"].as_array().unwrap().len(), 22);
+    // The seeds' 22 rows and the 18 of GitLab 18.x's table.
+    assert_eq!(all["models"].as_array().unwrap().len(), 22 + 18);
+    let mixtral = all["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "mixtral-8x7b-instruct-v0.1")
+        .unwrap();
+    assert_eq!(mixtral["deprecated"]["since"], "18.5");
+    assert_eq!(
+        mixtral["deprecated"]["replacement"],
+        "mistral-small-24b-instruct-2506"
+    );
     assert_eq!(all["legend"].as_array().unwrap().len(), 5);
     let (_, chat) = h.get("/api/v1/catalog?feature=duo_chat&status=ga").await;
     let ids: Vec<&str> = chat["models"]
