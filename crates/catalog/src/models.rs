@@ -1107,7 +1107,8 @@ mod tests {
         );
     }
 
-    /// Bedrock model ids as AWS lists them (docs/catalog.md); `find_model` takes them too.
+    /// Bedrock model ids as AWS lists them; the Claude ones as Anthropic's Bedrock page lists
+    /// them too (docs/catalog.md). `find_model` takes them as well.
     #[test]
     fn newer_bedrock_ids_are_the_published_ones() {
         for (id, bedrock) in [
@@ -1133,26 +1134,119 @@ mod tests {
         }
     }
 
-    /// Sizes and shapes from the models' published configs (docs/catalog.md lists them).
+    /// Every shape figure of the GitLab 18.x rows that run on your GPUs, against the model's
+    /// published `config.json` / model card (docs/catalog.md names the source of each):
+    /// (parameters, active parameters, layers, attention heads, KV heads, head dim, context,
+    /// precision).
     #[test]
     fn new_shapes_match_the_model_configs() {
-        let shape = |id: &str| model_by_id(id).unwrap().shape.unwrap();
-        let oss = shape("gpt-oss-120b");
+        type Row = (f32, Option<f32>, u32, u32, u32, u32, u32, Precision);
+        use Precision::{Bf16, Mxfp4};
+        let expect: [(&str, Row); 8] = [
+            (
+                "mistral-small-24b-instruct-2506",
+                (24.0, None, 40, 32, 8, 128, 131_072, Bf16),
+            ),
+            (
+                "llama-3-8b-instruct",
+                (8.03, None, 32, 32, 8, 128, 8_192, Bf16),
+            ),
+            (
+                "llama-3.1-8b-instruct",
+                (8.03, None, 32, 32, 8, 128, 131_072, Bf16),
+            ),
+            (
+                "llama-3-70b-instruct",
+                (70.6, None, 80, 64, 8, 128, 8_192, Bf16),
+            ),
+            (
+                "llama-3.1-70b-instruct",
+                (70.6, None, 80, 64, 8, 128, 131_072, Bf16),
+            ),
+            (
+                "llama-3.3-70b-instruct",
+                (70.6, None, 80, 64, 8, 128, 131_072, Bf16),
+            ),
+            (
+                "gpt-oss-120b",
+                (116.8, Some(5.1), 36, 64, 8, 64, 131_072, Mxfp4),
+            ),
+            (
+                "gpt-oss-20b",
+                (20.9, Some(3.6), 24, 64, 8, 64, 131_072, Mxfp4),
+            ),
+        ];
+        for (id, row) in expect {
+            let m = model_by_id(id).unwrap();
+            let s = m.shape.unwrap();
+            let got: Row = (
+                s.params_billion,
+                s.active_params_billion,
+                s.layers,
+                s.attention_heads,
+                s.kv_heads,
+                s.head_dim,
+                s.context_tokens,
+                s.precision,
+            );
+            assert_eq!(got, row, "{id}");
+        }
+        // The rows that have a shape are exactly those: the cloud-only rows have none.
+        let sized = MODELS
+            .iter()
+            .filter(|m| m.source == Source::CurrentPage && m.shape.is_some())
+            .count();
+        assert_eq!(sized, expect.len());
+        assert!(model_by_id("gpt-5").unwrap().shape.is_none());
+        assert!(model_by_id("claude-4-sonnet").unwrap().shape.is_none());
         assert_eq!(
-            (oss.params_billion, oss.active_params_billion),
-            (116.8, Some(5.1))
-        );
-        assert_eq!((oss.layers, oss.kv_heads, oss.head_dim), (36, 8, 64));
-        assert_eq!(oss.precision, Precision::Mxfp4);
-        assert_eq!(shape("gpt-oss-20b").active_params_billion, Some(3.6));
-        assert_eq!(shape("mistral-small-24b-instruct-2506").layers, 40);
-        assert_eq!(shape("llama-3-8b-instruct").context_tokens, 8_192);
-        assert_eq!(shape("llama-3.3-70b-instruct").attention_heads, 64);
-        assert_eq!(
-            shape("mixtral-8x7b-instruct-v0.1").active_params_billion,
+            shape_of("mixtral-8x7b-instruct-v0.1").active_params_billion,
             Some(12.9)
         );
-        assert!(model_by_id("gpt-5").unwrap().shape.is_none());
+    }
+
+    fn shape_of(id: &str) -> ModelShape {
+        model_by_id(id).unwrap().shape.unwrap()
+    }
+
+    /// The Llama parameter counts follow from the dimensions of their `config.json` (hidden
+    /// size, MLP size, layers, KV width, a 128,256-token vocabulary with untied embeddings):
+    /// 8,030 M for 8B and 70,554 M for 70B, which the catalog rounds to 8.03 and 70.6.
+    #[test]
+    fn llama_parameter_counts_follow_from_their_configs() {
+        let count = |hidden: u64, mlp: u64, layers: u64, heads: u64, kv_heads: u64| -> f64 {
+            let vocab = 128_256;
+            let kv = hidden / heads * kv_heads;
+            let attention = 2 * hidden * hidden + 2 * hidden * kv;
+            let per_layer = attention + 3 * hidden * mlp + 2 * hidden;
+            (layers * per_layer + 2 * vocab * hidden + hidden) as f64 / 1e9
+        };
+        let small = count(4_096, 14_336, 32, 32, 8);
+        let large = count(8_192, 28_672, 80, 64, 8);
+        assert!((small - 8.030).abs() < 0.001, "{small}");
+        assert!((large - 70.554).abs() < 0.001, "{large}");
+        let round2 = |x: f64| (x * 100.0).round() / 100.0;
+        let round1 = |x: f64| (x * 10.0).round() / 10.0;
+        assert_eq!(
+            round2(small) as f32,
+            shape_of("llama-3.1-8b-instruct").params_billion
+        );
+        assert_eq!(
+            round1(large) as f32,
+            shape_of("llama-3.3-70b-instruct").params_billion
+        );
+        // Their shapes: 8B is 32 heads of 4096 / 32 = 128, 70B 64 heads of 8192 / 64 = 128.
+        assert_eq!(4_096 / 32, shape_of("llama-3-8b-instruct").head_dim);
+        assert_eq!(8_192 / 64, shape_of("llama-3-70b-instruct").head_dim);
+    }
+
+    /// No source read states the GitLab version that added any of the 18.x rows (the page
+    /// has no per-model history; docs/catalog.md lists what is known), so none is claimed.
+    #[test]
+    fn no_introduced_version_is_claimed_without_a_source() {
+        for m in MODELS {
+            assert_eq!(m.introduced, None, "{}", m.id);
+        }
     }
 
     #[test]

@@ -399,9 +399,9 @@ mod tests {
     /// Snapshot of the exact bytes for the compatible-model code families, against each
     /// model's published tokenizer config (docs/catalog.md names them): Qwen2.5-Coder's
     /// added tokens (`<|fim_prefix|>` is id 151659, `<|fim_middle|>` 151660), StarCoder2's
-    /// `<fim_prefix>` / `<fim_suffix>` / `<fim_middle>`, and for DeepSeek-Coder-V2 the
-    /// full-width pieces of DeepSeek Coder v1's tokenizer (V2's own config is still to be
-    /// checked; docs/catalog.md).
+    /// `<fim_prefix>` / `<fim_suffix>` / `<fim_middle>`, and for DeepSeek-Coder-V2 the pieces
+    /// of V2's own model card (code-insertion example for DeepSeek-Coder-V2-Lite-Base):
+    /// full-width bars U+FF5C and U+2581, the same spelling as v1's tokenizer.
     #[test]
     fn compatible_code_families_are_byte_exact() {
         let (p, s) = ("fn add(a: i32, b: i32) -> i32 {\n    ", "\n}\n");
@@ -426,9 +426,28 @@ mod tests {
         ds.extend_from_slice("<\u{FF5C}fim\u{2581}hole\u{FF5C}>".as_bytes());
         ds.extend_from_slice(s.as_bytes());
         ds.extend_from_slice("<\u{FF5C}fim\u{2581}end\u{FF5C}>".as_bytes());
-        assert_eq!(general("DeepSeek-Coder-V2-Lite-Base"), ds);
-        // U+FF5C is EF BD 9C and U+2581 is E2 96 81 in UTF-8: no ASCII look-alike slipped in.
-        assert_eq!(&ds[..7], b"<\xEF\xBD\x9Cfim");
+        // The served names V2 goes by: the Hugging Face repository (with or without its
+        // owner), vLLM's `--served-model-name` habits and Ollama's tag.
+        for served in [
+            "DeepSeek-Coder-V2-Lite-Base",
+            "deepseek-ai/DeepSeek-Coder-V2-Lite-Base",
+            "deepseek-ai/DeepSeek-Coder-V2-Base",
+            "deepseek-coder-v2-lite-base",
+            "deepseek-coder-v2:16b",
+        ] {
+            assert_eq!(general(served), ds, "{served}");
+        }
+        // Byte by byte: `<` U+FF5C `fim` U+2581 `begin` U+FF5C `>`, U+FF5C being EF BD 9C and
+        // U+2581 E2 96 81 in UTF-8, so no ASCII `|` or `_` look-alike slipped in.
+        let begin = b"<\xEF\xBD\x9Cfim\xE2\x96\x81begin\xEF\xBD\x9C>";
+        let hole = b"<\xEF\xBD\x9Cfim\xE2\x96\x81hole\xEF\xBD\x9C>";
+        let end = b"<\xEF\xBD\x9Cfim\xE2\x96\x81end\xEF\xBD\x9C>";
+        let expected = [&begin[..], p.as_bytes(), hole, s.as_bytes(), end].concat();
+        assert_eq!(ds, expected);
+        assert!(!ds.contains(&b'|'));
+        // V2 ends a sequence with `<｜end▁of▁sentence｜>` (its model card): a stop, byte-exact.
+        let stops = format(Family::General.prompt_family("deepseek-coder-v2:16b")).stops;
+        assert!(stops.contains(&"<\u{FF5C}end\u{2581}of\u{2581}sentence\u{FF5C}>"));
     }
 
     #[test]
