@@ -293,7 +293,7 @@ fn converse_blocks(i: usize, m: &ChatMessage) -> Result<(&'static str, Vec<Value
         }
         "assistant" => {
             // Converse refuses empty text blocks; a turn that only called tools has none.
-            if !m.content.is_empty() {
+            if !m.content.is_empty() || !m.extra.contains_key("tool_calls") {
                 blocks.push(json!({"text": m.content}));
             }
             let calls = m.extra.get("tool_calls").and_then(Value::as_array);

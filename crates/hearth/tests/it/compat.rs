@@ -3,6 +3,15 @@
 //! (tools on Bedrock, as Converse `toolConfig`/`toolUse`/`toolResult`) or is refused with 400
 //! naming it, and what comes back (tool calls, logprobs) reaches the client.
 
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessageArgs,
+    ChatCompletionRequestMessage, ChatCompletionRequestToolMessageArgs,
+    ChatCompletionRequestUserMessageArgs, ChatCompletionTool, ChatCompletionTools,
+    CreateChatCompletionRequestArgs, FinishReason, FunctionObject,
+};
+use futures_util::StreamExt;
 use hearth_testkit::{BedrockReply, FakeBedrock, FakeUpstream, REGION, Reply};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -521,6 +530,131 @@ async fn bedrock_tool_use_answers_come_back_as_tool_calls() {
         .find(|e| !e["choices"][0]["finish_reason"].is_null())
         .unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
+}
+
+/// The real async-openai client against a Bedrock deployment: its typed tools go out as
+/// Converse `toolConfig`, the `toolUse` answer parses as its tool calls (whole and streamed),
+/// and sending those back with the tool's result reaches Bedrock as `toolUse` and
+/// `toolResult` blocks.
+#[tokio::test]
+async fn bedrock_tools_round_trip_through_async_openai() {
+    let (h, fb) = bedrock().await;
+    let client = Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(h.url("/v1"))
+            .with_api_key("unused"),
+    );
+    let tools: Value = serde_json::from_str(TOOLS).unwrap();
+    let tool = ChatCompletionTools::Function(ChatCompletionTool {
+        function: FunctionObject {
+            name: "get_weather".into(),
+            description: Some("the weather in a city".into()),
+            parameters: Some(tools[0]["function"]["parameters"].clone()),
+            strict: None,
+        },
+    });
+    let user: ChatCompletionRequestMessage = ChatCompletionRequestUserMessageArgs::default()
+        .content("weather in Paris?")
+        .build()
+        .unwrap()
+        .into();
+    let call = || BedrockReply::ToolUse {
+        text: String::new(),
+        calls: vec![(
+            "tooluse_a".into(),
+            "get_weather".into(),
+            vec!["{\"city\":".into(), "\"Paris\"}".into()],
+        )],
+    };
+
+    fb.script(call());
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("claude")
+        .messages(vec![user.clone()])
+        .tools(vec![tool.clone()])
+        .build()
+        .unwrap();
+    let answer = client.chat().create(request.clone()).await.unwrap();
+    assert_eq!(
+        fb.last().body["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "get_weather"
+    );
+    let choice = &answer.choices[0];
+    assert_eq!(choice.finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(choice.message.content, None);
+    let calls = choice.message.tool_calls.clone().unwrap();
+    match &calls[..] {
+        [ChatCompletionMessageToolCalls::Function(c)] => {
+            assert_eq!(c.id, "tooluse_a");
+            assert_eq!(c.function.name, "get_weather");
+            assert_eq!(c.function.arguments, "{\"city\":\"Paris\"}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Streamed, the same call arrives as typed tool-call chunks.
+    fb.script(call());
+    let mut streamed = request.clone();
+    streamed.stream = Some(true);
+    let mut chunks = client.chat().create_stream(streamed).await.unwrap();
+    let (mut id, mut name, mut args, mut finish) = (None, None, String::new(), None);
+    while let Some(chunk) = chunks.next().await {
+        for c in chunk.unwrap().choices {
+            finish = finish.or(c.finish_reason);
+            for t in c.delta.tool_calls.into_iter().flatten() {
+                assert_eq!(t.index, 0);
+                id = id.or(t.id);
+                let f = t.function.unwrap();
+                name = name.or(f.name);
+                args.push_str(&f.arguments.unwrap_or_default());
+            }
+        }
+    }
+    assert_eq!(id.as_deref(), Some("tooluse_a"));
+    assert_eq!(name.as_deref(), Some("get_weather"));
+    assert_eq!(args, "{\"city\":\"Paris\"}");
+    assert_eq!(finish, Some(FinishReason::ToolCalls));
+
+    // The client sends the call and its result back; Bedrock gets them as blocks.
+    let assistant: ChatCompletionRequestMessage =
+        ChatCompletionRequestAssistantMessageArgs::default()
+            .tool_calls(calls)
+            .build()
+            .unwrap()
+            .into();
+    let result: ChatCompletionRequestMessage = ChatCompletionRequestToolMessageArgs::default()
+        .tool_call_id("tooluse_a")
+        .content("21 C")
+        .build()
+        .unwrap()
+        .into();
+    fb.script(BedrockReply::Text {
+        chunks: vec!["It is ".into(), "21 C.".into()],
+        stop_reason: "end_turn",
+    });
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("claude")
+        .messages(vec![user, assistant, result])
+        .tools(vec![tool])
+        .build()
+        .unwrap();
+    let answer = client.chat().create(request).await.unwrap();
+    assert_eq!(
+        answer.choices[0].message.content.as_deref(),
+        Some("It is 21 C.")
+    );
+    assert_eq!(answer.choices[0].finish_reason, Some(FinishReason::Stop));
+    let sent = fb.last().body;
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [{"text": "weather in Paris?"}]},
+            {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tooluse_a",
+                "name": "get_weather", "input": {"city": "Paris"}}}]},
+            {"role": "user", "content": [{"toolResult": {"toolUseId": "tooluse_a",
+                "content": [{"text": "21 C"}]}}]},
+        ])
+    );
 }
 
 /// Mistral's FIM API goes through the same prompts as `/v1/completions` and answers in chat
