@@ -1111,6 +1111,54 @@ mod tests {
         );
     }
 
+    /// A tool without `parameters` gets an empty object schema (Converse needs one), a call
+    /// written with empty arguments is `{}`, and a text turn after tool results joins their
+    /// user turn.
+    #[test]
+    fn tool_edge_cases_translate() {
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "tools".into(),
+            json!([{"type": "function", "function": {"name": "now"}}]),
+        );
+        let msg = |role: &str, content: &str, more: Value| crate::ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            extra: more.as_object().cloned().unwrap_or_default(),
+        };
+        let req = ChatRequest {
+            messages: vec![
+                msg("user", "time?", json!({})),
+                msg(
+                    "assistant",
+                    "",
+                    json!({"tool_calls": [{"id": "c1", "type": "function",
+                        "function": {"name": "now", "arguments": ""}}]}),
+                ),
+                msg("tool", "12:00", json!({"tool_call_id": "c1"})),
+                msg("user", "and tomorrow?", json!({})),
+            ],
+            extra,
+            ..Default::default()
+        };
+        let body = converse_body(&req).unwrap();
+        assert_eq!(
+            body["toolConfig"],
+            json!({"tools": [{"toolSpec": {"name": "now",
+                "inputSchema": {"json": {"type": "object", "properties": {}}}}}]})
+        );
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([{"toolUse": {"toolUseId": "c1", "name": "now", "input": {}}}])
+        );
+        assert_eq!(
+            body["messages"][2]["content"],
+            json!([{"toolResult": {"toolUseId": "c1", "content": [{"text": "12:00"}]}},
+                {"text": "and tomorrow?"}])
+        );
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(3));
+    }
+
     #[test]
     fn stop_reasons_map_to_openai_words() {
         assert_eq!(finish_reason("end_turn"), "stop");
