@@ -126,7 +126,9 @@ pub(crate) fn check_sampling(
 
 /// Refuses, naming the field, what the deployment's platform cannot honour, so nothing a
 /// client asked for is dropped silently. OpenAI-compatible servers and Azure take OpenAI's
-/// fields as they are; Bedrock's Converse and InvokeModel have no equivalent Hearth sends yet.
+/// fields as they are; for Bedrock's Converse and InvokeModel Hearth sends no equivalent of
+/// these (chat's tool fields, which it translates, are checked by `chat::check_bedrock_tools`
+/// instead of here).
 pub(crate) fn check_platform(
     route: &Route,
     extra: &serde_json::Map<String, serde_json::Value>,

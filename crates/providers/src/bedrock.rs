@@ -20,7 +20,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::error::{ProviderError, StreamClock, TimeoutPhase};
 use crate::limits::{self, Deadline, UpstreamLimits};
 use crate::types::{
-    CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
+    CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
 };
 
 /// How Hearth proves itself to Bedrock.
@@ -151,20 +151,27 @@ pub(crate) async fn chat(
         ep,
         target,
         Op::Converse,
-        converse_body(req),
+        converse_body(req)?,
         ctx,
     )
     .await?;
-    let text: String = v["output"]["message"]["content"]
+    let content = &v["output"]["message"]["content"];
+    let text: String = content
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|b| b["text"].as_str())
         .collect();
+    let mut message = serde_json::Map::new();
+    let calls = tool_calls(content);
+    if !calls.is_empty() {
+        message.insert("tool_calls".into(), Value::Array(calls));
+    }
     Ok(Reply {
         text,
         finish_reason: v["stopReason"].as_str().map(finish_reason),
         usage: converse_usage(&v["usage"]),
+        message,
         ..Default::default()
     })
 }
@@ -214,7 +221,7 @@ pub(crate) async fn chat_stream(
         ep,
         target,
         Op::ConverseStream,
-        converse_body(req),
+        converse_body(req)?,
         ctx,
     )
     .await
@@ -245,6 +252,7 @@ fn finish_reason(reason: &str) -> String {
     match reason {
         "max_tokens" | "length" | "model_context_window_exceeded" => "length",
         "content_filtered" | "guardrail_intervened" => "content_filter",
+        "tool_use" => "tool_calls",
         _ => "stop",
     }
     .to_string()
@@ -257,27 +265,142 @@ fn converse_usage(v: &Value) -> Option<Usage> {
     })
 }
 
-fn converse_body(req: &ChatRequest) -> Value {
+/// A tool turn the gateway should have refused (it checks them before anything is sent);
+/// reaching this means a caller skipped that check, so it is not sent half-translated.
+fn untranslatable(what: String) -> ProviderError {
+    ProviderError::Protocol(format!("cannot translate for Converse: {what}"))
+}
+
+/// One OpenAI message as Converse content blocks, with the Converse role it belongs to
+/// (a `tool` result is a user turn there).
+fn converse_blocks(i: usize, m: &ChatMessage) -> Result<(&'static str, Vec<Value>), ProviderError> {
+    let mut blocks = Vec::new();
+    match m.role.as_str() {
+        "tool" => {
+            let id = m
+                .extra
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    untranslatable(format!(
+                        "messages[{i}] is a tool result without tool_call_id"
+                    ))
+                })?;
+            // The result goes as the text the client wrote: Converse's `json` block would
+            // need an object, and tool results are often plain text or JSON arrays.
+            blocks.push(json!({"toolResult": {"toolUseId": id, "content": [{"text": m.content}]}}));
+            Ok(("user", blocks))
+        }
+        "assistant" => {
+            // Converse refuses empty text blocks; a turn that only called tools has none.
+            if !m.content.is_empty() || !m.extra.contains_key("tool_calls") {
+                blocks.push(json!({"text": m.content}));
+            }
+            let calls = m.extra.get("tool_calls").and_then(Value::as_array);
+            for (j, call) in calls.into_iter().flatten().enumerate() {
+                let f = &call["function"];
+                let (Some(id), Some(name), Some(args)) = (
+                    call["id"].as_str(),
+                    f["name"].as_str(),
+                    f["arguments"].as_str(),
+                ) else {
+                    return Err(untranslatable(format!("messages[{i}].tool_calls[{j}]")));
+                };
+                // An empty string is a call without arguments, as some clients write it.
+                let args = if args.trim().is_empty() { "{}" } else { args };
+                let input: Value = serde_json::from_str(args).map_err(|_| {
+                    untranslatable(format!("messages[{i}].tool_calls[{j}].function.arguments"))
+                })?;
+                blocks.push(json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}));
+            }
+            Ok(("assistant", blocks))
+        }
+        _ => {
+            blocks.push(json!({"text": m.content}));
+            Ok(("user", blocks))
+        }
+    }
+}
+
+/// OpenAI's `tools`/`tool_choice` as Converse's `toolConfig`; `None` when no tools go
+/// (none given, or `tool_choice: "none"`, which Converse can only express by sending none).
+fn tool_config(req: &ChatRequest) -> Result<Option<Value>, ProviderError> {
+    let Some(tools) = req.extra.get("tools").and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let choice = req.extra.get("tool_choice");
+    if choice.and_then(Value::as_str) == Some("none") {
+        return Ok(None);
+    }
+    let mut specs = Vec::with_capacity(tools.len());
+    for (i, t) in tools.iter().enumerate() {
+        let f = &t["function"];
+        let name = f["name"]
+            .as_str()
+            .ok_or_else(|| untranslatable(format!("tools[{i}] has no function name")))?;
+        // OpenAI lets `parameters` be left out for a tool without arguments; Converse
+        // needs a schema, and an empty object schema says the same.
+        let schema = match &f["parameters"] {
+            Value::Null => json!({"type": "object", "properties": {}}),
+            p => p.clone(),
+        };
+        let mut spec = json!({"name": name, "inputSchema": {"json": schema}});
+        if let Some(d) = f["description"].as_str() {
+            spec["description"] = json!(d);
+        }
+        specs.push(json!({"toolSpec": spec}));
+    }
+    let mut config = json!({"tools": specs});
+    match choice {
+        None => {}
+        Some(Value::String(s)) if s == "auto" => config["toolChoice"] = json!({"auto": {}}),
+        Some(Value::String(s)) if s == "required" => config["toolChoice"] = json!({"any": {}}),
+        Some(c) => match c["function"]["name"].as_str() {
+            Some(name) => config["toolChoice"] = json!({"tool": {"name": name}}),
+            None => return Err(untranslatable(format!("tool_choice {c}"))),
+        },
+    }
+    Ok(Some(config))
+}
+
+fn converse_body(req: &ChatRequest) -> Result<Value, ProviderError> {
     let system: Vec<Value> = req
         .messages
         .iter()
         .filter(|m| m.role == "system")
         .map(|m| json!({"text": m.content}))
         .collect();
-    // Converse wants alternating turns: consecutive messages of one role are joined.
-    let mut messages: Vec<(String, String)> = Vec::new();
-    for m in req.messages.iter().filter(|m| m.role != "system") {
+    // Converse wants alternating turns: consecutive messages of one role are one turn, their
+    // texts joined and their tool results side by side.
+    let mut messages: Vec<(&str, Vec<Value>)> = Vec::new();
+    for (i, m) in req
+        .messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.role != "system")
+    {
+        let (role, blocks) = converse_blocks(i, m)?;
         match messages.last_mut() {
-            Some((role, text)) if *role == m.role => {
-                text.push_str("\n\n");
-                text.push_str(&m.content);
+            Some((last_role, last)) if *last_role == role => {
+                for b in blocks {
+                    match (
+                        last.last_mut().and_then(|l| l.get_mut("text")),
+                        b.get("text"),
+                    ) {
+                        (Some(Value::String(prev)), Some(Value::String(next))) => {
+                            prev.push_str("\n\n");
+                            prev.push_str(next);
+                        }
+                        _ => last.push(b),
+                    }
+                }
             }
-            _ => messages.push((m.role.clone(), m.content.clone())),
+            _ => messages.push((role, blocks)),
         }
     }
     let messages: Vec<Value> = messages
         .into_iter()
-        .map(|(role, text)| json!({"role": role, "content": [{"text": text}]}))
+        .map(|(role, content)| json!({"role": role, "content": content}))
         .collect();
     let mut config = json!({});
     if let Some(n) = req.max_tokens {
@@ -297,7 +420,27 @@ fn converse_body(req: &ChatRequest) -> Value {
     if !system.is_empty() {
         body["system"] = json!(system);
     }
-    body
+    if let Some(tools) = tool_config(req)? {
+        body["toolConfig"] = tools;
+    }
+    Ok(body)
+}
+
+/// The answer's `toolUse` blocks as OpenAI's `tool_calls`.
+fn tool_calls(content: &Value) -> Vec<Value> {
+    content
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b.get("toolUse"))
+        .map(|t| {
+            json!({"id": t["toolUseId"], "type": "function", "function": {
+                "name": t["name"],
+                // OpenAI carries arguments as a JSON string; Converse as the object itself.
+                "arguments": if t["input"].is_null() { "{}".to_string() } else { t["input"].to_string() },
+            }})
+        })
+        .collect()
 }
 
 fn mistral_body(req: &TextRequest) -> Value {
@@ -445,6 +588,7 @@ async fn streamed(
         finished: false,
         invoke: op == Op::InvokeStream,
         ended: false,
+        tool_blocks: Vec::new(),
     };
     Ok(Box::pin(futures_util::stream::unfold(state, next_event)))
 }
@@ -462,6 +606,9 @@ struct EventStream {
     invoke: bool,
     /// The answer's end was seen (`messageStop`, or a chunk with a stop reason).
     ended: bool,
+    /// The `contentBlockIndex` of each `toolUse` block started so far, in order: a call's
+    /// position here is its OpenAI `tool_calls` index (text blocks take none).
+    tool_blocks: Vec<u64>,
 }
 
 /// Cuts event-stream frames out of the bytes as they arrive, holding at most one frame of
@@ -659,12 +806,37 @@ impl EventStream {
             }
         }
         let chunk = match (self.invoke, kind) {
-            (false, "contentBlockDelta") => Chunk {
-                text: payload["delta"]["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                ..Default::default()
+            (false, "contentBlockStart") => {
+                let Some(tool) = payload["start"].get("toolUse") else {
+                    return;
+                };
+                let index = self.tool_blocks.len();
+                self.tool_blocks
+                    .push(payload["contentBlockIndex"].as_u64().unwrap_or(u64::MAX));
+                tool_delta(
+                    json!({"index": index, "id": tool["toolUseId"], "type": "function",
+                    "function": {"name": tool["name"], "arguments": ""}}),
+                )
+            }
+            (false, "contentBlockDelta") => match payload["delta"].get("toolUse") {
+                Some(tool) => {
+                    let block = payload["contentBlockIndex"].as_u64().unwrap_or(u64::MAX);
+                    let Some(index) = self.tool_blocks.iter().position(|b| *b == block) else {
+                        self.pending.push_back(Err(ProviderError::Protocol(
+                            "a toolUse delta for a content block that did not start one".into(),
+                        )));
+                        return;
+                    };
+                    tool_delta(json!({"index": index,
+                        "function": {"arguments": tool["input"].as_str().unwrap_or_default()}}))
+                }
+                None => Chunk {
+                    text: payload["delta"]["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    ..Default::default()
+                },
             },
             (false, "messageStop") => {
                 self.ended = true;
@@ -706,10 +878,20 @@ impl EventStream {
             }
             _ => return, // messageStart, contentBlockStart/Stop, and events added later
         };
-        if !chunk.text.is_empty() || chunk.finish_reason.is_some() {
+        if !chunk.text.is_empty() || !chunk.delta.is_empty() || chunk.finish_reason.is_some() {
             self.clock.seen_token = true;
         }
         self.pending.push_back(Ok(chunk));
+    }
+}
+
+/// A streamed piece of one tool call, in OpenAI's `tool_calls` delta shape.
+fn tool_delta(call: Value) -> Chunk {
+    let mut delta = serde_json::Map::new();
+    delta.insert("tool_calls".into(), json!([call]));
+    Chunk {
+        delta,
+        ..Default::default()
     }
 }
 
@@ -929,11 +1111,60 @@ mod tests {
         );
     }
 
+    /// A tool without `parameters` gets an empty object schema (Converse needs one), a call
+    /// written with empty arguments is `{}`, and a text turn after tool results joins their
+    /// user turn.
+    #[test]
+    fn tool_edge_cases_translate() {
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "tools".into(),
+            json!([{"type": "function", "function": {"name": "now"}}]),
+        );
+        let msg = |role: &str, content: &str, more: Value| crate::ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            extra: more.as_object().cloned().unwrap_or_default(),
+        };
+        let req = ChatRequest {
+            messages: vec![
+                msg("user", "time?", json!({})),
+                msg(
+                    "assistant",
+                    "",
+                    json!({"tool_calls": [{"id": "c1", "type": "function",
+                        "function": {"name": "now", "arguments": ""}}]}),
+                ),
+                msg("tool", "12:00", json!({"tool_call_id": "c1"})),
+                msg("user", "and tomorrow?", json!({})),
+            ],
+            extra,
+            ..Default::default()
+        };
+        let body = converse_body(&req).unwrap();
+        assert_eq!(
+            body["toolConfig"],
+            json!({"tools": [{"toolSpec": {"name": "now",
+                "inputSchema": {"json": {"type": "object", "properties": {}}}}}]})
+        );
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([{"toolUse": {"toolUseId": "c1", "name": "now", "input": {}}}])
+        );
+        assert_eq!(
+            body["messages"][2]["content"],
+            json!([{"toolResult": {"toolUseId": "c1", "content": [{"text": "12:00"}]}},
+                {"text": "and tomorrow?"}])
+        );
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(3));
+    }
+
     #[test]
     fn stop_reasons_map_to_openai_words() {
         assert_eq!(finish_reason("end_turn"), "stop");
         assert_eq!(finish_reason("max_tokens"), "length");
         assert_eq!(finish_reason("guardrail_intervened"), "content_filter");
+        assert_eq!(finish_reason("tool_use"), "tool_calls");
         let req = ChatRequest {
             model: "m".into(),
             messages: vec![
@@ -957,7 +1188,7 @@ mod tests {
             temperature: Some(1.5),
             ..Default::default()
         };
-        let body = converse_body(&req);
+        let body = converse_body(&req).unwrap();
         assert_eq!(body["system"], json!([{"text": "be brief"}]));
         assert_eq!(
             body["messages"],

@@ -31,6 +31,13 @@ pub enum BedrockReply {
         chunks: Vec<String>,
         stop_reason: &'static str,
     },
+    /// Converse only: `text` (left out when empty), then one `toolUse` block per call, ending
+    /// in `stopReason: tool_use`. A call is `(toolUseId, name, input pieces)`: streamed, each
+    /// piece is one `contentBlockDelta`; whole, the joined pieces are the parsed `input`.
+    ToolUse {
+        text: String,
+        calls: Vec<(String, String, Vec<String>)>,
+    },
     /// An HTTP error with `x-amzn-ErrorType`.
     Error {
         status: u16,
@@ -194,6 +201,8 @@ async fn answer(
             chunks,
             stop_reason,
         } => frames(converse, &chunks, Some(stop_reason), Tail::None),
+        BedrockReply::ToolUse { text, calls } if !stream => tool_whole(&text, &calls),
+        BedrockReply::ToolUse { text, calls } => tool_frames(&text, &calls),
         BedrockReply::CorruptCrc { chunks } => frames(converse, &chunks, None, Tail::Corrupt),
         BedrockReply::Exception {
             chunks,
@@ -217,6 +226,61 @@ fn whole(converse: bool, text: &str, stop_reason: &str) -> Response {
         json!({"outputs": [{"text": text, "stop_reason": if stop_reason == "end_turn" { "stop" } else { stop_reason }}]})
     };
     axum::Json(body).into_response()
+}
+
+fn tool_whole(text: &str, calls: &[(String, String, Vec<String>)]) -> Response {
+    let mut content = Vec::new();
+    if !text.is_empty() {
+        content.push(json!({"text": text}));
+    }
+    for (id, name, pieces) in calls {
+        let input: Value = serde_json::from_str(&pieces.concat()).unwrap();
+        content.push(json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}));
+    }
+    axum::Json(
+        json!({"output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": "tool_use", "usage": {"inputTokens": 9, "outputTokens": 4, "totalTokens": 13},
+        "metrics": {"latencyMs": 12}}),
+    )
+    .into_response()
+}
+
+fn tool_frames(text: &str, calls: &[(String, String, Vec<String>)]) -> Response {
+    let mut out = event("messageStart", json!({"role": "assistant"}));
+    let mut index = 0;
+    if !text.is_empty() {
+        out.extend(event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": text}}),
+        ));
+        out.extend(event("contentBlockStop", json!({"contentBlockIndex": 0})));
+        index = 1;
+    }
+    for (id, name, pieces) in calls {
+        out.extend(event(
+            "contentBlockStart",
+            json!({"contentBlockIndex": index, "start": {"toolUse": {"toolUseId": id, "name": name}}}),
+        ));
+        for p in pieces {
+            out.extend(event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": index, "delta": {"toolUse": {"input": p}}, "p": "abc"}),
+            ));
+        }
+        out.extend(event(
+            "contentBlockStop",
+            json!({"contentBlockIndex": index}),
+        ));
+        index += 1;
+    }
+    out.extend(event("messageStop", json!({"stopReason": "tool_use"})));
+    out.extend(event("metadata", json!({"usage": {"inputTokens": 9, "outputTokens": 5, "totalTokens": 14}, "metrics": {"latencyMs": 12}})));
+    let mut r = Response::new(Body::from(out));
+    r.headers_mut().insert(
+        "content-type",
+        "application/vnd.amazon.eventstream".parse().unwrap(),
+    );
+    r
 }
 
 enum Tail {

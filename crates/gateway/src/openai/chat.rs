@@ -109,31 +109,169 @@ fn messages(body: &mut ChatBody) -> Result<Vec<ChatMessage>, OaiError> {
     Ok(out)
 }
 
-/// Bedrock deployments get no tool turns (see `check_platform`); `name` has no Converse
-/// field and only labels a speaker, so it is left out there (documented).
-fn check_bedrock_messages(route: &Route, msgs: &mut [ChatMessage]) -> Result<(), OaiError> {
-    if !matches!(route.endpoint.flavor, Flavor::Bedrock(_)) {
-        return Ok(());
+/// The tool fields Hearth translates into Converse's `toolConfig` (the provider's
+/// `bedrock::tool_config`); every other pass-through field is still refused on Bedrock.
+const BEDROCK_TOOL_FIELDS: [&str; 3] = ["tools", "tool_choice", "parallel_tool_calls"];
+
+fn unsupported(route: &Route, param: &str, why: &str) -> OaiError {
+    let mut e = OaiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        "unsupported_parameter",
+        format!(
+            "{param}: deployment {:?} runs on AWS Bedrock, where {why}",
+            route.deployment.name
+        ),
+    );
+    e.param = Some(param.to_string());
+    e
+}
+
+/// Whether the conversation carries tool calls or results (Converse then needs `toolConfig`).
+fn has_tool_turns(msgs: &[ChatMessage]) -> bool {
+    msgs.iter()
+        .any(|m| m.role == "tool" || m.extra.contains_key("tool_calls"))
+}
+
+/// Bedrock: what the translation to Converse's `toolConfig` cannot carry is refused here,
+/// naming the field, before anything is sent.
+fn check_bedrock_tools(
+    route: &Route,
+    extra: &serde_json::Map<String, serde_json::Value>,
+    msgs: &[ChatMessage],
+) -> Result<(), OaiError> {
+    let tools = extra.get("tools").and_then(|t| t.as_array());
+    for (i, t) in tools.into_iter().flatten().enumerate() {
+        if t["type"] != "function" {
+            return Err(unsupported(
+                route,
+                &format!("tools[{i}].type"),
+                "only tools of type \"function\" are sent (as Converse toolSpec)",
+            ));
+        }
+        if t["function"]["name"].as_str().is_none_or(str::is_empty) {
+            return Err(OaiError::invalid(
+                &format!("tools[{i}].function.name"),
+                format!("tools[{i}].function.name is required: the function's name"),
+            ));
+        }
     }
+    // Converse has no switch for this: a model may answer with several toolUse blocks, so
+    // only the default (true) can be honoured.
+    if extra.get("parallel_tool_calls") == Some(&serde_json::Value::Bool(false)) {
+        return Err(unsupported(
+            route,
+            "parallel_tool_calls",
+            "a model may always call several tools at once (Converse has no setting to stop it); leave parallel_tool_calls out or true",
+        ));
+    }
+    if let Some(choice) = extra.get("tool_choice") {
+        let valid = match choice {
+            serde_json::Value::String(s) => matches!(s.as_str(), "auto" | "required" | "none"),
+            c => c["type"] == "function" && c["function"]["name"].is_string(),
+        };
+        if !valid {
+            return Err(OaiError::invalid(
+                "tool_choice",
+                "tool_choice must be \"auto\", \"required\", \"none\" or {\"type\": \"function\", \"function\": {\"name\": …}}",
+            ));
+        }
+        if tools.is_none_or(|t| t.is_empty()) {
+            return Err(OaiError::invalid(
+                "tool_choice",
+                "tool_choice needs tools: send the tools the model may call",
+            ));
+        }
+        // "none" is sent as no toolConfig, which Converse refuses once the conversation
+        // holds tool calls or results.
+        if choice == "none" && has_tool_turns(msgs) {
+            return Err(unsupported(
+                route,
+                "tool_choice",
+                "tool_choice \"none\" can only be sent by leaving the tools out, which Converse refuses in a conversation that already has tool calls; use \"auto\"",
+            ));
+        }
+    }
+    if tools.is_none_or(|t| t.is_empty()) && has_tool_turns(msgs) {
+        return Err(OaiError::invalid(
+            "tools",
+            "the conversation has tool calls or results, and Bedrock needs the tools they used: send tools",
+        ));
+    }
+    Ok(())
+}
+
+/// Bedrock: tool calls and tool results become Converse `toolUse`/`toolResult` blocks; what
+/// has no Converse form (legacy `function` turns, `function_call`) is refused naming it.
+/// `name` has no Converse field and only labels a speaker, so it is left out there
+/// (documented).
+fn check_bedrock_messages(route: &Route, msgs: &mut [ChatMessage]) -> Result<(), OaiError> {
     for (i, m) in msgs.iter_mut().enumerate() {
         m.extra.remove("name");
-        let field = if matches!(m.role.as_str(), "tool" | "function") {
-            Some("role".to_string())
-        } else {
-            m.extra.keys().next().cloned()
+        if m.role == "function" {
+            return Err(unsupported(
+                route,
+                &format!("messages[{i}].role"),
+                "legacy function messages are not translated; send role \"tool\" with tool_call_id",
+            ));
+        }
+        if m.role == "tool" {
+            if !m.extra.get("tool_call_id").is_some_and(|v| v.is_string()) {
+                return Err(OaiError::invalid(
+                    &format!("messages[{i}].tool_call_id"),
+                    format!(
+                        "messages[{i}].tool_call_id is required: the id of the tool call this answers"
+                    ),
+                ));
+            }
+        } else if m.role == "assistant"
+            && let Some(calls) = m.extra.get("tool_calls")
+        {
+            let calls = calls.as_array().ok_or_else(|| {
+                OaiError::invalid(
+                    &format!("messages[{i}].tool_calls"),
+                    format!("messages[{i}].tool_calls must be a list of tool calls"),
+                )
+            })?;
+            for (j, c) in calls.iter().enumerate() {
+                let at = format!("messages[{i}].tool_calls[{j}]");
+                if !c["id"].is_string() || !c["function"]["name"].is_string() {
+                    return Err(OaiError::invalid(
+                        &at,
+                        format!("{at} needs an id and a function name"),
+                    ));
+                }
+                // Converse carries the arguments as a JSON object, so they must parse; an
+                // empty string (a call without arguments, as some clients write it) is `{}`.
+                let parsed = c["function"]["arguments"].as_str().and_then(|a| {
+                    serde_json::from_str::<serde_json::Value>(if a.trim().is_empty() {
+                        "{}"
+                    } else {
+                        a
+                    })
+                    .ok()
+                });
+                if !parsed.is_some_and(|v| v.is_object()) {
+                    return Err(OaiError::invalid(
+                        &format!("{at}.function.arguments"),
+                        format!(
+                            "{at}.function.arguments must be a JSON object in a string, as the model wrote it"
+                        ),
+                    ));
+                }
+            }
+        }
+        let allowed: &[&str] = match m.role.as_str() {
+            "tool" => &["tool_call_id"],
+            "assistant" => &["tool_calls"],
+            _ => &[],
         };
-        if let Some(field) = field {
-            let mut e = OaiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "unsupported_parameter",
-                format!(
-                    "messages[{i}].{field}: deployment {:?} runs on AWS Bedrock, where Hearth does not send tool calls or tool results yet; use a deployment on an OpenAI-compatible server or Azure for tools",
-                    route.deployment.name
-                ),
-            );
-            e.param = Some(format!("messages[{i}].{field}"));
-            return Err(e);
+        if let Some(field) = m.extra.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(unsupported(
+                route,
+                &format!("messages[{i}].{field}"),
+                &format!("Hearth does not send `{field}` in a {} message", m.role),
+            ));
         }
     }
     Ok(())
@@ -171,8 +309,15 @@ async fn run_body(
     let mut msgs = messages(&mut body)?;
     let snap = state.registry.snapshot();
     let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
-    check_platform(&route, &extra)?;
-    check_bedrock_messages(&route, &mut msgs)?;
+    if matches!(route.endpoint.flavor, Flavor::Bedrock(_)) {
+        let mut others = extra.clone();
+        for f in BEDROCK_TOOL_FIELDS {
+            others.remove(f);
+        }
+        check_platform(&route, &others)?;
+        check_bedrock_tools(&route, &extra, &msgs)?;
+        check_bedrock_messages(&route, &mut msgs)?;
+    }
     let verbose = snap.settings().verbose_ai_logs;
     let logged = if verbose {
         msgs.iter()

@@ -1,7 +1,17 @@
 //! Nothing a client sends is dropped silently: every OpenAI field either reaches the model
-//! server exactly as the client wrote it (OpenAI-compatible servers and Azure) or is refused
-//! with 400 naming it (Bedrock), and what comes back (tool calls, logprobs) reaches the client.
+//! server exactly as the client wrote it (OpenAI-compatible servers and Azure), is translated
+//! (tools on Bedrock, as Converse `toolConfig`/`toolUse`/`toolResult`) or is refused with 400
+//! naming it, and what comes back (tool calls, logprobs) reaches the client.
 
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessageArgs,
+    ChatCompletionRequestMessage, ChatCompletionRequestToolMessageArgs,
+    ChatCompletionRequestUserMessageArgs, ChatCompletionTool, ChatCompletionTools,
+    CreateChatCompletionRequestArgs, FinishReason, FunctionObject,
+};
+use futures_util::StreamExt;
 use hearth_testkit::{BedrockReply, FakeBedrock, FakeUpstream, REGION, Reply};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -248,10 +258,7 @@ async fn openai_compatible_and_azure_get_every_field_as_sent() {
     }
 }
 
-/// Bedrock: each field Hearth does not send there is refused with 400 naming it, and so are
-/// tool turns in the conversation; nothing reaches Bedrock.
-#[tokio::test]
-async fn bedrock_refuses_what_it_does_not_get_naming_the_field() {
+async fn bedrock() -> (Hearth, FakeBedrock) {
     let fb = FakeBedrock::start().await;
     let h = Hearth::start();
     let id = h
@@ -261,9 +268,22 @@ async fn bedrock_refuses_what_it_does_not_get_naming_the_field() {
             "api_key": format!("{}:{}", hearth_testkit::ACCESS_KEY, hearth_testkit::SECRET_KEY)}))
         .await;
     bind(&h, id).await;
+    (h, fb)
+}
+
+/// Bedrock: each field Hearth does not send there is refused with 400 naming it, and so are
+/// tool turns Converse cannot carry; nothing refused reaches Bedrock.
+#[tokio::test]
+async fn bedrock_refuses_what_it_does_not_get_naming_the_field() {
+    let (h, fb) = bedrock().await;
     let hi = json!({"messages": [{"role": "user", "content": "hi"}]});
     for (field, value) in fields().as_object().unwrap() {
-        if matches!(field.as_str(), "user" | "temperature" | "top_p") {
+        // Translated (tools, tool_choice: see bedrock_tools_*); `parallel_tool_calls: false`
+        // is still refused, as Converse cannot stop a model calling several tools.
+        if matches!(
+            field.as_str(),
+            "user" | "temperature" | "top_p" | "tools" | "tool_choice"
+        ) {
             continue;
         }
         let resp = post(
@@ -281,15 +301,55 @@ async fn bedrock_refuses_what_it_does_not_get_naming_the_field() {
             "{v}"
         );
     }
-    let resp = post(
-        &h,
-        "/v1/chat/completions",
-        json!({"messages": tool_turns()}),
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["param"], "messages[2].tool_calls", "{v}");
+    let tools: Value = serde_json::from_str(TOOLS).unwrap();
+    let legacy = json!([{"name": "get_weather", "parameters": {"type": "object"}}]);
+    let mut bad_args = tool_turns();
+    bad_args[2]["tool_calls"][0]["function"]["arguments"] = json!("{\"city\": ");
+    let mut no_id = tool_turns();
+    no_id[3].as_object_mut().unwrap().remove("tool_call_id");
+    let function_turn = json!([{"role": "user", "content": "hi"},
+        {"role": "function", "name": "get_weather", "content": "{}"}]);
+    for (body, param) in [
+        (json!({"messages": tool_turns()}), "tools"),
+        (
+            json!({"messages": hi["messages"], "functions": legacy}),
+            "functions",
+        ),
+        (
+            json!({"messages": hi["messages"], "tools": tools, "function_call": "auto"}),
+            "function_call",
+        ),
+        (
+            json!({"messages": bad_args, "tools": tools}),
+            "messages[2].tool_calls[0].function.arguments",
+        ),
+        (
+            json!({"messages": no_id, "tools": tools}),
+            "messages[3].tool_call_id",
+        ),
+        (
+            json!({"messages": function_turn, "tools": tools}),
+            "messages[1].role",
+        ),
+        (
+            json!({"messages": tool_turns(), "tools": tools, "tool_choice": "none"}),
+            "tool_choice",
+        ),
+        (
+            json!({"messages": hi["messages"], "tool_choice": "auto"}),
+            "tool_choice",
+        ),
+        (
+            json!({"messages": hi["messages"], "tools": [{"type": "custom", "custom": {"name": "x"}}]}),
+            "tools[0].type",
+        ),
+    ] {
+        let resp = post(&h, "/v1/chat/completions", body.clone()).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["param"], param, "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    }
     let resp = post(&h, "/v1/completions", json!({"prompt": "x", "seed": 1})).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(fb.requests().len(), 0, "nothing refused reached Bedrock");
@@ -308,6 +368,293 @@ async fn bedrock_refuses_what_it_does_not_get_naming_the_field() {
     assert_eq!(resp.status(), StatusCode::OK);
     let sent = fb.last().body;
     assert!(sent.to_string().contains("\"temperature\":0.32"), "{sent}");
+}
+
+/// Bedrock: tools become Converse `toolConfig`, assistant `tool_calls` become `toolUse` blocks
+/// and `tool` messages `toolResult` blocks in one user turn; the exact Converse body.
+#[tokio::test]
+async fn bedrock_tools_are_sent_as_converse_tool_config_and_blocks() {
+    let (h, fb) = bedrock().await;
+    let tools: Value = serde_json::from_str(TOOLS).unwrap();
+    let mut messages = tool_turns();
+    // Two calls at once, answered by two tool messages: one user turn of two results.
+    messages[2]["content"] = json!("Let me look.");
+    messages[2]["tool_calls"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "call_2", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Lyon\"}"}}));
+    messages
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"role": "tool", "tool_call_id": "call_2", "content": "sunny"}));
+    let resp = post(
+        &h,
+        "/v1/chat/completions",
+        json!({"messages": messages, "tools": tools, "tool_choice": "required",
+            "parallel_tool_calls": true, "max_tokens": 50}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let schema = &tools[0]["function"]["parameters"];
+    assert_eq!(
+        fb.last().body,
+        json!({
+            "system": [{"text": "be brief"}],
+            "messages": [
+                {"role": "user", "content": [{"text": "weather in Paris?"}]},
+                {"role": "assistant", "content": [
+                    {"text": "Let me look."},
+                    {"toolUse": {"toolUseId": "call_1", "name": "get_weather", "input": {"city": "Paris"}}},
+                    {"toolUse": {"toolUseId": "call_2", "name": "get_weather", "input": {"city": "Lyon"}}},
+                ]},
+                {"role": "user", "content": [
+                    {"toolResult": {"toolUseId": "call_1", "content": [{"text": "{\"t\": 21}"}]}},
+                    {"toolResult": {"toolUseId": "call_2", "content": [{"text": "sunny"}]}},
+                ]},
+            ],
+            "inferenceConfig": {"maxTokens": 50},
+            "toolConfig": {
+                "tools": [{"toolSpec": {"name": "get_weather", "description": "the weather in a city",
+                    "inputSchema": {"json": schema}}}],
+                "toolChoice": {"any": {}},
+            },
+        })
+    );
+
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    for (choice, sent) in [
+        (json!("auto"), Some(json!({"auto": {}}))),
+        (
+            json!({"type": "function", "function": {"name": "get_weather"}}),
+            Some(json!({"tool": {"name": "get_weather"}})),
+        ),
+        (Value::Null, None),
+    ] {
+        let mut body = json!({"messages": hi, "tools": tools});
+        if !choice.is_null() {
+            body["tool_choice"] = choice;
+        }
+        let resp = post(&h, "/v1/chat/completions", body).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let config = &fb.last().body["toolConfig"];
+        assert_eq!(config["tools"][0]["toolSpec"]["name"], "get_weather");
+        assert_eq!(config.get("toolChoice"), sent.as_ref(), "{config}");
+    }
+    // "none": Converse has no such choice, so the tools are not sent at all.
+    let resp = post(
+        &h,
+        "/v1/chat/completions",
+        json!({"messages": hi, "tools": tools, "tool_choice": "none"}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(fb.last().body.get("toolConfig").is_none());
+}
+
+/// Bedrock: `toolUse` answers reach the client as OpenAI `tool_calls`, whole and as streamed
+/// deltas, with finish_reason "tool_calls".
+#[tokio::test]
+async fn bedrock_tool_use_answers_come_back_as_tool_calls() {
+    let (h, fb) = bedrock().await;
+    let tools: Value = serde_json::from_str(TOOLS).unwrap();
+    let calls = || BedrockReply::ToolUse {
+        text: "Checking.".into(),
+        calls: vec![
+            (
+                "tooluse_a".into(),
+                "get_weather".into(),
+                vec!["{\"ci".into(), "ty\": \"Par".into(), "is\"}".into()],
+            ),
+            ("tooluse_b".into(), "get_weather".into(), vec!["{}".into()]),
+        ],
+    };
+    let body = json!({"messages": [{"role": "user", "content": "weather?"}], "tools": tools});
+
+    fb.script(calls());
+    let resp = post(&h, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{v}");
+    assert_eq!(choice["message"]["content"], "Checking.");
+    assert_eq!(
+        choice["message"]["tool_calls"],
+        json!([
+            {"id": "tooluse_a", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "tooluse_b", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{}"}},
+        ])
+    );
+
+    fb.script(calls());
+    let resp = post(
+        &h,
+        "/v1/chat/completions",
+        with(body, &json!({"stream": true})),
+    )
+    .await;
+    let events = sse_json(resp).await;
+    let mut text = String::new();
+    let mut started = Vec::new();
+    let mut args = [String::new(), String::new()];
+    for e in &events {
+        let delta = &e["choices"][0]["delta"];
+        text.push_str(delta["content"].as_str().unwrap_or_default());
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let i = call["index"].as_u64().unwrap() as usize;
+            if let Some(id) = call["id"].as_str() {
+                assert_eq!(call["type"], "function");
+                assert_eq!(call["function"]["arguments"], "");
+                started.push((i, id.to_string(), call["function"]["name"].clone()));
+            }
+            args[i].push_str(call["function"]["arguments"].as_str().unwrap());
+        }
+    }
+    assert_eq!(text, "Checking.");
+    assert_eq!(
+        started,
+        vec![
+            (0, "tooluse_a".to_string(), json!("get_weather")),
+            (1, "tooluse_b".to_string(), json!("get_weather")),
+        ]
+    );
+    assert_eq!(
+        args,
+        ["{\"city\": \"Paris\"}".to_string(), "{}".to_string()]
+    );
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| !e["choices"][0]["finish_reason"].is_null())
+        .unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
+}
+
+/// The real async-openai client against a Bedrock deployment: its typed tools go out as
+/// Converse `toolConfig`, the `toolUse` answer parses as its tool calls (whole and streamed),
+/// and sending those back with the tool's result reaches Bedrock as `toolUse` and
+/// `toolResult` blocks.
+#[tokio::test]
+async fn bedrock_tools_round_trip_through_async_openai() {
+    let (h, fb) = bedrock().await;
+    let client = Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(h.url("/v1"))
+            .with_api_key("unused"),
+    );
+    let tools: Value = serde_json::from_str(TOOLS).unwrap();
+    let tool = ChatCompletionTools::Function(ChatCompletionTool {
+        function: FunctionObject {
+            name: "get_weather".into(),
+            description: Some("the weather in a city".into()),
+            parameters: Some(tools[0]["function"]["parameters"].clone()),
+            strict: None,
+        },
+    });
+    let user: ChatCompletionRequestMessage = ChatCompletionRequestUserMessageArgs::default()
+        .content("weather in Paris?")
+        .build()
+        .unwrap()
+        .into();
+    let call = || BedrockReply::ToolUse {
+        text: String::new(),
+        calls: vec![(
+            "tooluse_a".into(),
+            "get_weather".into(),
+            vec!["{\"city\":".into(), "\"Paris\"}".into()],
+        )],
+    };
+
+    fb.script(call());
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("claude")
+        .messages(vec![user.clone()])
+        .tools(vec![tool.clone()])
+        .build()
+        .unwrap();
+    let answer = client.chat().create(request.clone()).await.unwrap();
+    assert_eq!(
+        fb.last().body["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "get_weather"
+    );
+    let choice = &answer.choices[0];
+    assert_eq!(choice.finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(choice.message.content, None);
+    let calls = choice.message.tool_calls.clone().unwrap();
+    match &calls[..] {
+        [ChatCompletionMessageToolCalls::Function(c)] => {
+            assert_eq!(c.id, "tooluse_a");
+            assert_eq!(c.function.name, "get_weather");
+            assert_eq!(c.function.arguments, "{\"city\":\"Paris\"}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Streamed, the same call arrives as typed tool-call chunks.
+    fb.script(call());
+    let mut streamed = request.clone();
+    streamed.stream = Some(true);
+    let mut chunks = client.chat().create_stream(streamed).await.unwrap();
+    let (mut id, mut name, mut args, mut finish) = (None, None, String::new(), None);
+    while let Some(chunk) = chunks.next().await {
+        for c in chunk.unwrap().choices {
+            finish = finish.or(c.finish_reason);
+            for t in c.delta.tool_calls.into_iter().flatten() {
+                assert_eq!(t.index, 0);
+                id = id.or(t.id);
+                let f = t.function.unwrap();
+                name = name.or(f.name);
+                args.push_str(&f.arguments.unwrap_or_default());
+            }
+        }
+    }
+    assert_eq!(id.as_deref(), Some("tooluse_a"));
+    assert_eq!(name.as_deref(), Some("get_weather"));
+    assert_eq!(args, "{\"city\":\"Paris\"}");
+    assert_eq!(finish, Some(FinishReason::ToolCalls));
+
+    // The client sends the call and its result back; Bedrock gets them as blocks.
+    let assistant: ChatCompletionRequestMessage =
+        ChatCompletionRequestAssistantMessageArgs::default()
+            .tool_calls(calls)
+            .build()
+            .unwrap()
+            .into();
+    let result: ChatCompletionRequestMessage = ChatCompletionRequestToolMessageArgs::default()
+        .tool_call_id("tooluse_a")
+        .content("21 C")
+        .build()
+        .unwrap()
+        .into();
+    fb.script(BedrockReply::Text {
+        chunks: vec!["It is ".into(), "21 C.".into()],
+        stop_reason: "end_turn",
+    });
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("claude")
+        .messages(vec![user, assistant, result])
+        .tools(vec![tool])
+        .build()
+        .unwrap();
+    let answer = client.chat().create(request).await.unwrap();
+    assert_eq!(
+        answer.choices[0].message.content.as_deref(),
+        Some("It is 21 C.")
+    );
+    assert_eq!(answer.choices[0].finish_reason, Some(FinishReason::Stop));
+    let sent = fb.last().body;
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [{"text": "weather in Paris?"}]},
+            {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tooluse_a",
+                "name": "get_weather", "input": {"city": "Paris"}}}]},
+            {"role": "user", "content": [{"toolResult": {"toolUseId": "tooluse_a",
+                "content": [{"text": "21 C"}]}}]},
+        ])
+    );
 }
 
 /// Mistral's FIM API goes through the same prompts as `/v1/completions` and answers in chat
