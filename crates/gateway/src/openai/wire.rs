@@ -78,6 +78,12 @@ pub(crate) struct CompletionBody {
     /// Mistral's FIM API and vLLM: the fewest tokens to generate.
     #[serde(default)]
     pub min_tokens: Option<u32>,
+    /// Fields Hearth does not know (vLLM's `top_k`, `min_p`, `repetition_penalty`; OpenAI's
+    /// `store`, `metadata`…): passed on where the platform takes OpenAI's fields, refused by
+    /// name where it does not — never dropped.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub other: Map<String, Value>,
 }
 
 impl CompletionBody {
@@ -97,6 +103,7 @@ impl CompletionBody {
         );
         put(&mut out, "logit_bias", self.logit_bias.as_ref());
         put(&mut out, "min_tokens", self.min_tokens.as_ref());
+        out.extend(self.other.clone());
         out
     }
 }
@@ -210,6 +217,12 @@ pub(crate) struct ChatBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub logit_bias: Option<Map<String, Value>>,
+    /// Fields Hearth does not know (vLLM's `top_k`, `min_p`, `repetition_penalty`; OpenAI's
+    /// `store`, `metadata`…): passed on where the platform takes OpenAI's fields, refused by
+    /// name where it does not — never dropped.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub other: Map<String, Value>,
 }
 
 impl ChatBody {
@@ -236,6 +249,7 @@ impl ChatBody {
             self.frequency_penalty.as_ref(),
         );
         put(&mut out, "logit_bias", self.logit_bias.as_ref());
+        out.extend(self.other.clone());
         out
     }
 }

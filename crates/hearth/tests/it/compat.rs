@@ -40,6 +40,9 @@ fn fields() -> Value {
         "user": "alice",
         "temperature": 0.32,
         "top_p": 0.9,
+        // Fields Hearth has no name for (OpenAI's bookkeeping): passed on, never dropped.
+        "store": false,
+        "metadata": {"team": "a"},
     })
 }
 
