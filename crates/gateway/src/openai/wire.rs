@@ -210,6 +210,9 @@ pub(crate) struct ChatBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub logit_bias: Option<Map<String, Value>>,
+    /// Not OpenAI's, but vLLM, llama.cpp and Ollama take it (and Anthropic's door sends it).
+    #[serde(default)]
+    pub top_k: Option<u32>,
 }
 
 impl ChatBody {
@@ -236,6 +239,7 @@ impl ChatBody {
             self.frequency_penalty.as_ref(),
         );
         put(&mut out, "logit_bias", self.logit_bias.as_ref());
+        put(&mut out, "top_k", self.top_k.as_ref());
         out
     }
 }
