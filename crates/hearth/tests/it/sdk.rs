@@ -1,4 +1,4 @@
-//! Hearth driven by the official `openai` Python SDK (installed by scripts/sdk-venv.sh, which
+//! Hearth driven by the official `openai`, `ollama` and `anthropic` Python libraries (installed by scripts/sdk-venv.sh, which
 //! scripts/test runs and points HEARTH_SDK_PYTHON at): tools round trip, streamed tool calls,
 //! `parse()` with a JSON schema, `models.retrieve` and each error class. Without the SDK the
 //! test is skipped with a notice, except under CI=true, where it fails.
@@ -260,5 +260,113 @@ async fn the_ollama_python_library_works_against_the_ollama_door() {
     assert_eq!(
         seen[2]["messages"],
         json!([{"role": "user", "content": "hi"}])
+    );
+}
+
+const ANTHROPIC_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk.py");
+
+/// The official `anthropic` Python SDK against the Anthropic door: a whole message, streamed
+/// (the SDK's helper and the raw events), a tool round trip, streamed tool calls, and each
+/// error class.
+#[tokio::test]
+async fn the_anthropic_python_sdk_works_against_the_anthropic_door() {
+    let Some(python) = sdk_python("anthropic") else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let h = Hearth::start();
+    let id = h
+        .create(
+            json!({"name": "mixtral", "family": "mixtral", "endpoint": up.endpoint(),
+            "identifier": "custom_openai/Mixtral-8x7B-Instruct-v0.1"}),
+        )
+        .await;
+    let (s, b) = h
+        .put(
+            "/api/v1/feature_settings/duo_chat",
+            json!({"provider": "self_hosted", "self_hosted_model_id": id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, created) = h
+        .post("/api/v1/client_keys", json!({"name": "anthropic"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+
+    // The upstream's answers, in the order of the script's steps.
+    for chunks in [
+        vec!["Hello ", "there."],
+        vec!["Hello ", "again."],
+        vec!["Hi."],
+    ] {
+        up.script(Reply::Text {
+            chunks: chunks.into_iter().map(String::from).collect(),
+            finish: "stop",
+        });
+    }
+    up.script(Reply::ToolCalls(vec![(
+        "call_1".into(),
+        "get_weather".into(),
+        r#"{"city": "Paris"}"#.into(),
+    )]));
+    up.script(Reply::Text {
+        chunks: vec!["It is 21 degrees.".into()],
+        finish: "stop",
+    });
+    up.script(Reply::ToolCalls(vec![
+        (
+            "call_a".into(),
+            "get_weather".into(),
+            r#"{"city": "Nice"}"#.into(),
+        ),
+        (
+            "call_b".into(),
+            "get_weather".into(),
+            r#"{"city": "Metz"}"#.into(),
+        ),
+    ]));
+    up.script(Reply::Error {
+        status: 429,
+        body: json!({"error": {"message": "slow down", "type": "rate_limit", "code": 429}})
+            .to_string(),
+        headers: vec![("retry-after".into(), "1".into())],
+    });
+
+    run_script(
+        &python,
+        ANTHROPIC_SCRIPT,
+        &h,
+        &key,
+        &[
+            "messages.create",
+            "messages.stream",
+            "create stream=True",
+            "tools round trip",
+            "streamed tool calls",
+            "BadRequestError",
+            "AuthenticationError",
+            "NotFoundError",
+            "RateLimitError",
+        ],
+    )
+    .await;
+
+    // What the SDK's fields became on the wire.
+    let seen: Vec<Value> = up.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert_eq!(
+        seen[0]["messages"],
+        json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+    );
+    assert_eq!(seen[0]["temperature"], 0.25);
+    assert_eq!(seen[1]["stream"], true);
+    assert_eq!(seen[3]["tool_choice"], "required");
+    assert_eq!(seen[3]["tools"][0]["function"]["name"], "get_weather");
+    let turns = seen[4]["messages"].as_array().unwrap();
+    assert_eq!(turns[1]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(
+        turns[2],
+        json!({"role": "tool", "tool_call_id": "call_1", "content": "21 degrees"})
     );
 }
