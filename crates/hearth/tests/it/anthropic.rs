@@ -398,3 +398,43 @@ async fn top_k_is_refused_by_name_on_azure() {
     assert!(message.contains("top_k"), "{message}");
     assert!(up.requests().is_empty());
 }
+
+/// A model server that fails after text has streamed: the open block is left as it was and an
+/// Anthropic `error` event ends the stream (no message_stop that would read as success).
+#[tokio::test]
+async fn a_failure_mid_stream_is_an_error_event() {
+    let (h, up) = chat_deployment().await;
+    up.script(Reply::FailMidStream {
+        chunks: vec!["Hel".into()],
+        error: json!({"error": {"message": "the GPU fell over", "type": "server_error"}}),
+    });
+    let got = events(
+        send(
+            &h,
+            json!({"max_tokens": 5, "stream": true,
+                "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await,
+    )
+    .await;
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "error"
+        ]
+    );
+    let error = &got[4].1;
+    assert_eq!(error["error"]["type"], "api_error", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the GPU fell over"),
+        "{error}"
+    );
+}
