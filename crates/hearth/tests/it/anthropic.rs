@@ -438,3 +438,27 @@ async fn a_failure_mid_stream_is_an_error_event() {
         "{error}"
     );
 }
+
+/// Unknown routes and methods under `/v1/messages` answer in Anthropic's shape too.
+#[tokio::test]
+async fn unknown_routes_under_messages_answer_anthropics_shape() {
+    let (h, up) = chat_deployment().await;
+    let resp = h
+        .http()
+        .post(h.url("/v1/messages/count_tokens"))
+        .json(&json!({"messages": []}))
+        .send()
+        .await
+        .unwrap();
+    let got = (resp.status(), resp.json::<Value>().await.unwrap());
+    assert_anthropic_error(&got, StatusCode::NOT_FOUND, "not_found_error");
+    let resp = h.http().get(h.url("/v1/messages")).send().await.unwrap();
+    let got = (resp.status(), resp.json::<Value>().await.unwrap());
+    let message = assert_anthropic_error(
+        &got,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+    );
+    assert!(message.contains("GET"), "{message}");
+    assert!(up.requests().is_empty());
+}

@@ -1,7 +1,10 @@
-//! Hearth driven by the official `openai`, `ollama` and `anthropic` Python libraries (installed by scripts/sdk-venv.sh, which
-//! scripts/test runs and points HEARTH_SDK_PYTHON at): tools round trip, streamed tool calls,
-//! `parse()` with a JSON schema, `models.retrieve` and each error class. Without the SDK the
-//! test is skipped with a notice, except under CI=true, where it fails.
+//! Hearth driven by client libraries nobody here wrote. Python: the official `openai`,
+//! `ollama` and `anthropic` libraries (installed by scripts/sdk-venv.sh, which scripts/test
+//! runs and points HEARTH_SDK_PYTHON at): tools round trip, streamed tool calls, `parse()` with
+//! a JSON schema, `models.retrieve`, the Ollama and Anthropic doors and each error class.
+//! JavaScript: the official `openai` Node SDK and Continue's `@continuedev/openai-adapters`
+//! (installed by scripts/node-clients.sh, pointed at by HEARTH_NODE_CLIENTS). Without a client
+//! its test is skipped with a notice, except under CI=true, where it fails.
 
 use std::process::Command;
 
