@@ -238,14 +238,33 @@ fn is_openai_path(uri: &axum::http::Uri) -> bool {
     path == "/v1" || path.starts_with("/v1/")
 }
 
+/// Anthropic's clients read errors under `/v1/messages` (e.g. `count_tokens`, which Hearth
+/// does not serve) in Anthropic's shape.
+fn is_anthropic_path(uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    path == "/v1/messages" || path.starts_with("/v1/messages/")
+}
+
 async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if is_anthropic_path(&uri) {
+        let e = openai::error::OaiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!(
+                "Hearth does not serve {method} {}; its Anthropic route is POST /v1/messages",
+                uri.path()
+            ),
+        );
+        return openai::anthropic::error_response(&e);
+    }
     if is_openai_path(&uri) {
         return openai::error::OaiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "unknown_url",
             format!(
-                "Hearth does not serve {method} {}; the OpenAI routes are POST /v1/completions, POST /v1/fim/completions, POST /v1/chat/completions, GET /v1/models and GET /v1/models/{{model}}",
+                "Hearth does not serve {method} {}; the OpenAI routes are POST /v1/completions, POST /v1/fim/completions, POST /v1/chat/completions, GET /v1/models and GET /v1/models/{{model}} (and Anthropic's POST /v1/messages)",
                 uri.path()
             ),
         )
@@ -258,6 +277,15 @@ async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if is_anthropic_path(&uri) {
+        let e = openai::error::OaiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            format!("{} does not accept {method}", uri.path()),
+        );
+        return openai::anthropic::error_response(&e);
+    }
     if is_openai_path(&uri) {
         return openai::error::OaiError::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -2,6 +2,7 @@
 //! and Mistral's `/v1/fim/completions`.
 //! Any IDE plugin or SDK that speaks the OpenAI API can point at Hearth.
 
+pub(crate) mod anthropic;
 mod auth;
 mod chat;
 mod completions;
@@ -38,7 +39,16 @@ pub(crate) fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(doors::show))
         .routes(routes!(doors::version))
         .routes(routes!(doors::infill))
-        .route_layer(from_fn_with_state(state, auth::require_client_key))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_client_key))
+        .merge(
+            // Its own key check, so even a refused key is answered in Anthropic's shape.
+            OpenApiRouter::new()
+                .routes(routes!(anthropic::messages))
+                .route_layer(from_fn_with_state(
+                    state,
+                    auth::require_client_key_anthropic,
+                )),
+        )
 }
 
 /// Answers a route's result; a refusal (no model server called) is counted here.
@@ -126,13 +136,30 @@ pub(crate) fn check_sampling(
 
 /// Refuses, naming the field, what the deployment's platform cannot honour, so nothing a
 /// client asked for is dropped silently. OpenAI-compatible servers and Azure take OpenAI's
-/// fields as they are; for Bedrock's Converse and InvokeModel Hearth sends no equivalent of
-/// these (chat's tool fields, which it translates, are checked by `chat::check_bedrock_tools`
-/// instead of here).
+/// fields as they are (Azure has no `top_k`, which only OpenAI-compatible servers take); for
+/// Bedrock's Converse and InvokeModel Hearth sends no equivalent of these (chat's tool fields,
+/// which it translates, are checked by `chat::check_bedrock_tools` instead of here).
 pub(crate) fn check_platform(
     route: &Route,
     extra: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), OaiError> {
+    if matches!(
+        route.endpoint.flavor,
+        hearth_providers::Flavor::Azure { .. }
+    ) && extra.contains_key("top_k")
+    {
+        let mut e = OaiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "unsupported_parameter",
+            format!(
+                "`top_k` is not supported by deployment {:?}: Azure OpenAI has no top_k; leave it out or use a deployment on an OpenAI-compatible server (vLLM, llama.cpp, Ollama)",
+                route.deployment.name
+            ),
+        );
+        e.param = Some("top_k".into());
+        return Err(e);
+    }
     if !matches!(route.endpoint.flavor, hearth_providers::Flavor::Bedrock(_)) {
         return Ok(());
     }

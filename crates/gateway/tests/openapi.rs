@@ -48,6 +48,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/show"),
     ("get", "/api/version"),
     ("post", "/infill"),
+    ("post", "/v1/messages"),
     ("get", "/monitoring/healthz"),
     ("get", "/monitoring/ready"),
 ];

@@ -217,7 +217,10 @@ pub(crate) struct ChatBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub logit_bias: Option<Map<String, Value>>,
-    /// Fields Hearth does not know (vLLM's `top_k`, `min_p`, `repetition_penalty`; OpenAI's
+    /// Not OpenAI's, but vLLM, llama.cpp and Ollama take it (and Anthropic's door sends it).
+    #[serde(default)]
+    pub top_k: Option<u32>,
+    /// Fields Hearth does not know (vLLM's `min_p`, `repetition_penalty`; OpenAI's
     /// `store`, `metadata`…): passed on where the platform takes OpenAI's fields, refused by
     /// name where it does not — never dropped.
     #[serde(flatten)]
@@ -249,6 +252,7 @@ impl ChatBody {
             self.frequency_penalty.as_ref(),
         );
         put(&mut out, "logit_bias", self.logit_bias.as_ref());
+        put(&mut out, "top_k", self.top_k.as_ref());
         out.extend(self.other.clone());
         out
     }

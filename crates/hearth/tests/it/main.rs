@@ -16,6 +16,7 @@
 // Helpers outside `#[test]` functions unwrap too: in a test a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod anthropic;
 mod azure;
 mod bedrock;
 mod cli;
