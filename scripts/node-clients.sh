@@ -17,6 +17,12 @@ if [ -f "$DIR/.installed" ]; then
     exit 0
 fi
 
+if ! command -v npm >/dev/null 2>&1; then
+    echo "== Node.js and npm (Debian's packages) for the JavaScript client tests" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
+fi
+
 mkdir -p "$CACHE"
 rm -rf "$DIR"
 mkdir -p "$DIR"
