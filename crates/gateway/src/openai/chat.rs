@@ -317,6 +317,8 @@ async fn run_body(
         check_platform(&route, &others)?;
         check_bedrock_tools(&route, &extra, &msgs)?;
         check_bedrock_messages(&route, &mut msgs)?;
+    } else {
+        check_platform(&route, &extra)?;
     }
     let verbose = snap.settings().verbose_ai_logs;
     let logged = if verbose {

@@ -262,7 +262,12 @@ async fn broken_streams_end_in_an_error_event_never_a_hang() {
             } else {
                 "/v1/completions"
             };
-            let body = json!({"model": model, "stream": true, "prompt": "x", "messages": [{"role": "user", "content": "x"}]});
+            // Each route gets only its own fields: another route's would be refused by name.
+            let body = if model == "claude" {
+                json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "x"}]})
+            } else {
+                json!({"model": model, "stream": true, "prompt": "x"})
+            };
             let ev = sse_json(post(&h, path, body).await).await;
             assert_eq!(streamed_text(&ev), "ok ", "{needle} / {model}");
             let msg = ev.last().unwrap()["error"]["message"]
