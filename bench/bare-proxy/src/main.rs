@@ -29,6 +29,8 @@ async fn main() {
         );
         std::process::exit(2);
     };
+    // Hearth's provider too: reqwest is built without one (`rustls-no-provider`).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
