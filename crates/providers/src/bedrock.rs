@@ -612,8 +612,9 @@ struct EventStream {
 }
 
 /// Cuts event-stream frames out of the bytes as they arrive, holding at most one frame of
-/// `max` bytes: a frame that declares itself larger is refused at its prelude.
-pub(crate) struct FrameReader {
+/// `max` bytes: a frame that declares itself larger is refused at its prelude. Public for the
+/// crate's benchmarks (`benches/decode.rs`); the gateway does not use it directly.
+pub struct FrameReader {
     buf: BytesMut,
     decoder: MessageFrameDecoder,
     max: usize,
@@ -626,7 +627,7 @@ pub(crate) struct FrameReader {
 const PRELUDE: usize = 12;
 
 impl FrameReader {
-    pub(crate) fn new(max: usize) -> FrameReader {
+    pub fn new(max: usize) -> FrameReader {
         FrameReader {
             buf: BytesMut::new(),
             decoder: MessageFrameDecoder::new(),
@@ -648,7 +649,7 @@ impl FrameReader {
 
     /// Feeds bytes; returns the messages they complete, then an error if the input broke
     /// the format or the limit (after which all input is ignored).
-    pub(crate) fn push(
+    pub fn push(
         &mut self,
         bytes: &[u8],
     ) -> (

@@ -13,8 +13,8 @@ mod sse;
 mod types;
 
 pub use bedrock::{
-    AwsDefaults, BedrockAuth, BedrockTarget, bedrock_auth_from_key, bedrock_runtime_url,
-    encode_label, sigv4_headers,
+    AwsDefaults, BedrockAuth, BedrockTarget, FrameReader, bedrock_auth_from_key,
+    bedrock_runtime_url, encode_label, sigv4_headers,
 };
 pub use error::{ConnectCause, ProviderError, TimeoutPhase};
 pub use limits::UpstreamLimits;

@@ -1,0 +1,99 @@
+//! The baseline for `bench/compare.sh`: a pass-through proxy built from Hearth's HTTP stack
+//! (axum + reqwest on tokio) that does none of Hearth's work — no auth, routing, templating,
+//! post-processing, logging or metrics.
+//!
+//! `bare-proxy LISTEN UPSTREAM`, e.g. `bare-proxy 127.0.0.1:19102 http://127.0.0.1:19100`.
+//! `POST /v1/completions` and `POST /v1/chat/completions` forward the body as is to the same
+//! path on UPSTREAM over a pooled keep-alive client, and stream the answer back unchanged
+//! (status, content type, body chunks as they arrive).
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+#[derive(Clone)]
+struct Proxy {
+    client: reqwest::Client,
+    upstream: String,
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {
+        eprintln!(
+            "usage: bare-proxy LISTEN UPSTREAM (e.g. 127.0.0.1:19102 http://127.0.0.1:19100)"
+        );
+        std::process::exit(2);
+    };
+    // Hearth's provider too: reqwest is built without one (`rustls-no-provider`).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+    {
+        Ok(client) => client,
+        Err(err) => {
+            eprintln!("bare-proxy: cannot build the HTTP client: {err}");
+            std::process::exit(1);
+        }
+    };
+    let proxy = Proxy {
+        client,
+        upstream: upstream.trim_end_matches('/').to_owned(),
+    };
+    let app = Router::new()
+        .route("/v1/completions", post(forward))
+        .route("/v1/chat/completions", post(forward))
+        .with_state(proxy);
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("bare-proxy: cannot listen on {listen}: {err}");
+            std::process::exit(1);
+        }
+    };
+    println!("bare proxy on {listen} → {upstream}");
+    if let Err(err) = axum::serve(listener, app).await {
+        eprintln!("bare-proxy: {err}");
+        std::process::exit(1);
+    }
+}
+
+async fn forward(
+    State(proxy): State<Proxy>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut request = proxy
+        .client
+        .post(format!("{}{}", proxy.upstream, uri.path()))
+        .body(body);
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        request = request.header(header::CONTENT_TYPE, content_type);
+    }
+    let answer = match request.send().await {
+        Ok(answer) => answer,
+        Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()).into_response(),
+    };
+    let status = answer.status();
+    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
+    *response.status_mut() = status;
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    } else {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    response
+}

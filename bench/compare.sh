@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Bare proxy vs Hearth (issue 15): wrk against one fast local upstream (fake-upstream), three
+# ways in one invocation — (a) the upstream direct, (b) bench/bare-proxy (axum + reqwest
+# pass-through, none of Hearth's work), (c) Hearth — for completion (Hearth's FIM path) and
+# chat, non-streamed and streamed. Prints Markdown tables: req/s, p50/p99, CPU µs per request
+# of (b) and (c) from /proc/PID/stat (user + system), RSS, and the ratios (c)/(b).
+#
+#   bench/compare.sh                       # 5 s per run, 32 connections: about 70 s in all
+#   DURATION=10s CONN=64 bench/compare.sh
+#   HEARTH_BIN=/tmp/hearth-other bench/compare.sh
+#
+# Needs wrk (apt-get install wrk). Loopback only; wrk, the upstream and both proxies share the
+# machine's cores, so figures are comparative: read the ratios, not the absolute numbers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-5s}"
+CONN="${CONN:-32}"
+THREADS="${THREADS:-2}"
+UP_PORT="${UP_PORT:-19100}"
+HEARTH_PORT="${HEARTH_PORT:-19101}"
+BARE_PORT="${BARE_PORT:-19102}"
+TOKEN=bench-admin-token-0123456789
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
+    --bin hearth --bin fake-upstream --bin bare-proxy
+HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
+
+work="$(mktemp -d)"
+target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
+up_pid=$!
+target/release/bare-proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" >/dev/null &
+bare_pid=$!
+HEARTH_ADMIN_TOKEN=$TOKEN "$HEARTH_BIN" serve --listen "127.0.0.1:$HEARTH_PORT" \
+    --data-dir "$work/data" --log-level "${LOG_LEVEL:-info}" >"$work/hearth.log" 2>&1 &
+hearth_pid=$!
+trap 'kill $up_pid $bare_pid $hearth_pid 2>/dev/null; rm -rf "$work"' EXIT
+
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$HEARTH_PORT/monitoring/healthz" >/dev/null && break
+    sleep 0.1
+done
+kill -0 "$bare_pid" || { echo "the bare proxy did not start" >&2; exit 1; }
+api() { curl -sS --fail-with-body -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
+api -X POST "http://127.0.0.1:$HEARTH_PORT/api/v1/self_hosted_models" \
+    -d "{\"name\":\"bench\",\"family\":\"codestral\",\"endpoint\":\"http://127.0.0.1:$UP_PORT/v1\",\"identifier\":\"custom_openai/codestral\"}" >/dev/null
+# Chat goes to a second deployment of the same upstream: the catalog does not rate Codestral
+# for chat.
+api -X POST "http://127.0.0.1:$HEARTH_PORT/api/v1/self_hosted_models" \
+    -d "{\"name\":\"bench-chat\",\"family\":\"mistral\",\"endpoint\":\"http://127.0.0.1:$UP_PORT/v1\",\"identifier\":\"custom_openai/mistral\"}" >/dev/null
+api -X PUT "http://127.0.0.1:$HEARTH_PORT/api/v1/feature_settings/code_completions" \
+    -d '{"provider":"self_hosted","self_hosted_model_id":1}' >/dev/null
+api -X PUT "http://127.0.0.1:$HEARTH_PORT/api/v1/feature_settings/duo_chat" \
+    -d '{"provider":"self_hosted","self_hosted_model_id":2}' >/dev/null
+
+lua() {  # $1: body
+    cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$1'
+LUA
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz="$(getconf CLK_TCK)"
+to_ms() {  # wrk's "812.00us" / "1.20ms" / "1.01s" → milliseconds
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
+        else print v }'
+}
+
+declare -A RPS P50 P99 CPU
+run() {  # $1: key, $2: pid or "", $3: url, $4: body
+    lua "$4"
+    local before=0 after=0 out reqs
+    [ -n "$2" ] && before="$(cpu_ticks "$2")"
+    out="$(wrk -t"$THREADS" -c"$CONN" -d"$DURATION" --latency -s "$work/post.lua" "$3")"
+    [ -n "$2" ] && after="$(cpu_ticks "$2")"
+    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+        echo "errors during $1:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    reqs="$(awk '/requests in/ {print $1}' <<<"$out")"
+    RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+    P50[$1]="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
+    P99[$1]="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+    if [ -n "$2" ]; then
+        CPU[$1]="$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.0f", t / hz / n * 1e6}')"
+    else
+        CPU[$1]=""
+    fi
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+up="http://127.0.0.1:$UP_PORT"
+bare="http://127.0.0.1:$BARE_PORT"
+hearth="http://127.0.0.1:$HEARTH_PORT"
+prompt='def add(a, b):\\n    '
+chat_msgs='"messages":[{"role":"user","content":"Write a Python function that adds two numbers."}]'
+
+cases=("completion non-streamed" "completion streamed" "chat non-streamed" "chat streamed")
+for case in "${cases[@]}"; do
+    kind="${case%% *}"
+    stream=false
+    [ "${case#* }" = streamed ] && stream=true
+    if [ "$kind" = completion ]; then
+        path=/v1/completions
+        open="{\"model\":\"codestral\",\"prompt\":\"$prompt\",\"max_tokens\":16,\"stream\":$stream}"
+        hbody="{\"prompt\":\"$prompt\",\"suffix\":\"\\\\n    return c\\\\n\",\"max_tokens\":16,\"stream\":$stream}"
+    else
+        path=/v1/chat/completions
+        open="{\"model\":\"codestral\",$chat_msgs,\"max_tokens\":16,\"stream\":$stream}"
+        hbody="{$chat_msgs,\"max_tokens\":16,\"stream\":$stream}"
+    fi
+    run "$case|up" "" "$up$path" "$open"
+    run "$case|bare" "$bare_pid" "$bare$path" "$open"
+    run "$case|hearth" "$hearth_pid" "$hearth$path" "$hbody"
+done
+
+rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
+
+echo "wrk -t$THREADS -c$CONN -d$DURATION, $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
+echo
+echo "| case | target | req/s | p50 ms | p99 ms | CPU µs/req |"
+echo "|---|---|---|---|---|---|"
+for case in "${cases[@]}"; do
+    for t in up bare hearth; do
+        case $t in up) name="(a) upstream direct" ;; bare) name="(b) bare proxy" ;; hearth) name="(c) Hearth" ;; esac
+        k="$case|$t"
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$case" "$name" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}"
+    done
+done
+echo
+echo "Ratios (c) Hearth / (b) bare proxy:"
+echo
+echo "| case | req/s | p50 | p99 | CPU µs/req |"
+echo "|---|---|---|---|---|"
+for case in "${cases[@]}"; do
+    b="$case|bare"
+    h="$case|hearth"
+    printf '| %s | %s | %s | %s | %s |\n' "$case" "$(ratio "${RPS[$h]}" "${RPS[$b]}")" \
+        "$(ratio "${P50[$h]}" "${P50[$b]}")" "$(ratio "${P99[$h]}" "${P99[$b]}")" \
+        "$(ratio "${CPU[$h]}" "${CPU[$b]}")"
+done
+echo
+echo "| process | RSS now | peak RSS |"
+echo "|---|---|---|"
+echo "| (b) bare proxy | $(rss "$bare_pid" VmRSS) | $(rss "$bare_pid" VmHWM) |"
+echo "| (c) Hearth | $(rss "$hearth_pid" VmRSS) | $(rss "$hearth_pid" VmHWM) |"
