@@ -9,6 +9,7 @@ mod completions;
 mod doors;
 pub(crate) mod error;
 mod models;
+mod reframe;
 mod stream;
 mod wire;
 

@@ -7,12 +7,10 @@
 use std::collections::HashMap;
 
 use axum::Extension;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
-use hearth_providers::{SseDecoder, SseEvent};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -22,6 +20,7 @@ use crate::correlation::CorrelationId;
 use crate::extract::read_json;
 use crate::openai::chat;
 use crate::openai::error::OaiError;
+use crate::openai::reframe::{Said, reframe};
 use crate::openai::wire::{ChatBody, ChatMessageIn, MessageContent, OneOrMany, StreamOptions};
 
 /// Anthropic's request. Parsed leniently like OpenAI's (its SDKs send fields Hearth has no use
@@ -671,61 +670,42 @@ async fn translate_answer(answer: Response, stream: bool) -> Response {
         }
         return response;
     }
-    let mut decoder = SseDecoder::new();
     let mut events = Events::default();
-    let mut closed = false;
     let id = message_id();
     let mut started = false;
-    let frames = answer
-        .into_body()
-        .into_data_stream()
-        .flat_map(move |chunk| {
-            let mut out: Vec<Bytes> = Vec::new();
-            let decoded = match chunk {
-                Ok(bytes) => decoder.push(&bytes),
-                Err(_) => Vec::new(),
-            };
-            for e in decoded {
-                if closed {
-                    break;
-                }
-                match e {
-                    SseEvent::Data { data, .. } => {
-                        let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                        if !started {
-                            // Anthropic names the model in the first event; OpenAI's chunks
-                            // carry the deployment's name.
-                            let model = v["model"].as_str().unwrap_or_default();
-                            message_start(&id, model, &mut out);
-                            started = true;
-                        }
-                        if let Some(message) = v["error"]["message"].as_str() {
-                            out.push(error_event("api_error", message));
-                            closed = true;
-                            continue;
-                        }
-                        events.chunk(&v, &mut out);
-                    }
-                    SseEvent::Done => {
-                        if !started {
-                            message_start(&id, "", &mut out);
-                            started = true;
-                        }
-                        events.end(&mut out);
-                        closed = true;
-                    }
-                    SseEvent::TooLarge(max) => {
-                        out.push(error_event(
-                            "api_error",
-                            &format!("the model server sent an event larger than {max} bytes"),
-                        ));
-                        closed = true;
-                    }
-                }
+    let body = reframe(answer, move |said, out| match said {
+        Said::Chunk(v) => {
+            if !started {
+                // Anthropic names the model in the first event; OpenAI's chunks carry the
+                // deployment's name.
+                let model = v["model"].as_str().unwrap_or_default();
+                message_start(&id, model, out);
+                started = true;
             }
-            futures_util::stream::iter(out.into_iter().map(Ok::<_, std::convert::Infallible>))
-        });
-    let mut response = Response::new(Body::from_stream(frames));
+            if let Some(message) = v["error"]["message"].as_str() {
+                out.push(error_event("api_error", message));
+                return false;
+            }
+            events.chunk(&v, out);
+            true
+        }
+        Said::Done => {
+            if !started {
+                message_start(&id, "", out);
+                started = true;
+            }
+            events.end(out);
+            false
+        }
+        Said::TooLarge(max) => {
+            out.push(error_event(
+                "api_error",
+                &format!("the model server sent an event larger than {max} bytes"),
+            ));
+            false
+        }
+    });
+    let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),

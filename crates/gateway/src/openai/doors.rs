@@ -5,12 +5,10 @@
 //! whole or streamed — back into its own shape.
 
 use axum::Extension;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
-use hearth_providers::{SseDecoder, SseEvent};
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 use utoipa::ToSchema;
@@ -19,6 +17,7 @@ use crate::AppState;
 use crate::correlation::CorrelationId;
 use crate::extract::read_json;
 use crate::openai::error::OaiError;
+use crate::openai::reframe::{Said, reframe};
 use crate::openai::wire::{ChatBody, ChatMessageIn, CompletionBody, MessageContent, OneOrMany};
 use crate::openai::{chat, completions, models};
 
@@ -587,55 +586,35 @@ async fn translate(answer: Response, stream: bool, door: Door) -> Response {
         }
         return response;
     }
-    let mut decoder = SseDecoder::new();
     let mut progress = Progress::default();
-    let mut closed = false;
     let door_for_stream = door.clone();
-    let frames = answer
-        .into_body()
-        .into_data_stream()
-        .flat_map(move |chunk| {
-            let mut out: Vec<Bytes> = Vec::new();
-            let events = match chunk {
-                Ok(bytes) => decoder.push(&bytes),
-                Err(_) => Vec::new(),
-            };
-            for event in events {
-                if closed {
-                    break;
-                }
-                match event {
-                    SseEvent::Data { data, .. } => {
-                        let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                        if let Some(message) = v["error"]["message"].as_str() {
-                            let err = json!({"error": message});
-                            out.push(if door_for_stream.is_ollama() {
-                                ndjson(&err)
-                            } else {
-                                sse(&err)
-                            });
-                            closed = true;
-                            continue;
-                        }
-                        let text = read_choice(&v, &mut progress);
-                        if !text.is_empty() {
-                            out.push(door_for_stream.piece(&text));
-                        }
-                    }
-                    SseEvent::Done | SseEvent::TooLarge(_) => {
-                        let last = door_for_stream.last("", &progress);
-                        out.push(if door_for_stream.is_ollama() {
-                            ndjson(&last)
-                        } else {
-                            sse(&last)
-                        });
-                        closed = true;
-                    }
-                }
+    let body = reframe(answer, move |said, out| {
+        let frame = |v: &Value| {
+            if door_for_stream.is_ollama() {
+                ndjson(v)
+            } else {
+                sse(v)
             }
-            futures_util::stream::iter(out.into_iter().map(Ok::<_, std::convert::Infallible>))
-        });
-    let mut response = Response::new(Body::from_stream(frames));
+        };
+        match said {
+            Said::Chunk(v) => {
+                if let Some(message) = v["error"]["message"].as_str() {
+                    out.push(frame(&json!({"error": message})));
+                    return false;
+                }
+                let text = read_choice(&v, &mut progress);
+                if !text.is_empty() {
+                    out.push(door_for_stream.piece(&text));
+                }
+                true
+            }
+            Said::Done | Said::TooLarge(_) => {
+                out.push(frame(&door_for_stream.last("", &progress)));
+                false
+            }
+        }
+    });
+    let mut response = Response::new(body);
     let content_type = if door.is_ollama() {
         "application/x-ndjson"
     } else {

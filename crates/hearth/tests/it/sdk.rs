@@ -45,6 +45,49 @@ async fn run_script(python: &str, script: &str, h: &Hearth, key: &str, steps: &[
 }
 
 /// A python that imports `modules`, or `None` (after failing under CI) when there is none.
+/// Hearth with Codestral bound to code completion and Mixtral to chat, both on `up`.
+async fn codestral_and_mixtral(up: &FakeUpstream) -> Hearth {
+    let h = Hearth::start();
+    h.patch("/api/v1/settings", json!({"beta_models_enabled": true}))
+        .await;
+    for (name, family, served, feature) in [
+        (
+            "codestral",
+            "codestral",
+            "Codestral-22B-v0.1",
+            "code_completions",
+        ),
+        (
+            "mixtral",
+            "mixtral",
+            "Mixtral-8x7B-Instruct-v0.1",
+            "duo_chat",
+        ),
+    ] {
+        let id = h
+            .create(
+                json!({"name": name, "family": family, "endpoint": up.endpoint(),
+                "identifier": format!("custom_openai/{served}")}),
+            )
+            .await;
+        let (s, b) = h
+            .put(
+                &format!("/api/v1/feature_settings/{feature}"),
+                json!({"provider": "self_hosted", "self_hosted_model_id": id}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    h
+}
+
+/// A new client key, which the scripts send as their API key.
+async fn client_key(h: &Hearth, name: &str) -> String {
+    let (s, created) = h.post("/api/v1/client_keys", json!({"name": name})).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    created["key"].as_str().unwrap().to_string()
+}
+
 fn sdk_python(modules: &str) -> Option<String> {
     let candidates = std::env::var("HEARTH_SDK_PYTHON")
         .ok()
@@ -91,9 +134,7 @@ async fn the_openai_python_sdk_works_end_to_end() {
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
     }
-    let (s, created) = h.post("/api/v1/client_keys", json!({"name": "sdk"})).await;
-    assert_eq!(s, StatusCode::CREATED, "{created}");
-    let key = created["key"].as_str().unwrap().to_string();
+    let key = client_key(&h, "sdk").await;
 
     // The upstream's answers, in the order of the script's steps.
     up.script(Reply::ToolCalls(vec![(
@@ -188,42 +229,8 @@ async fn the_ollama_python_library_works_against_the_ollama_door() {
         return;
     };
     let up = FakeUpstream::start().await;
-    let h = Hearth::start();
-    h.patch("/api/v1/settings", json!({"beta_models_enabled": true}))
-        .await;
-    for (name, family, served, feature) in [
-        (
-            "codestral",
-            "codestral",
-            "Codestral-22B-v0.1",
-            "code_completions",
-        ),
-        (
-            "mixtral",
-            "mixtral",
-            "Mixtral-8x7B-Instruct-v0.1",
-            "duo_chat",
-        ),
-    ] {
-        let id = h
-            .create(
-                json!({"name": name, "family": family, "endpoint": up.endpoint(),
-                "identifier": format!("custom_openai/{served}")}),
-            )
-            .await;
-        let (s, b) = h
-            .put(
-                &format!("/api/v1/feature_settings/{feature}"),
-                json!({"provider": "self_hosted", "self_hosted_model_id": id}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-    }
-    let (s, created) = h
-        .post("/api/v1/client_keys", json!({"name": "ollama"}))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{created}");
-    let key = created["key"].as_str().unwrap().to_string();
+    let h = codestral_and_mixtral(&up).await;
+    let key = client_key(&h, "ollama").await;
     for chunks in [
         vec!["a + b"],
         vec!["4 ", "+ 2"],
@@ -291,11 +298,7 @@ async fn the_anthropic_python_sdk_works_against_the_anthropic_door() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, created) = h
-        .post("/api/v1/client_keys", json!({"name": "anthropic"}))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{created}");
-    let key = created["key"].as_str().unwrap().to_string();
+    let key = client_key(&h, "anthropic").await;
 
     // The upstream's answers, in the order of the script's steps.
     for chunks in [
@@ -409,40 +412,8 @@ async fn the_javascript_clients_work_end_to_end() {
         return;
     };
     let up = FakeUpstream::start().await;
-    let h = Hearth::start();
-    h.patch("/api/v1/settings", json!({"beta_models_enabled": true}))
-        .await;
-    for (name, family, served, feature) in [
-        (
-            "codestral",
-            "codestral",
-            "Codestral-22B-v0.1",
-            "code_completions",
-        ),
-        (
-            "mixtral",
-            "mixtral",
-            "Mixtral-8x7B-Instruct-v0.1",
-            "duo_chat",
-        ),
-    ] {
-        let id = h
-            .create(
-                json!({"name": name, "family": family, "endpoint": up.endpoint(),
-                "identifier": format!("custom_openai/{served}")}),
-            )
-            .await;
-        let (s, b) = h
-            .put(
-                &format!("/api/v1/feature_settings/{feature}"),
-                json!({"provider": "self_hosted", "self_hosted_model_id": id}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-    }
-    let (s, created) = h.post("/api/v1/client_keys", json!({"name": "node"})).await;
-    assert_eq!(s, StatusCode::CREATED, "{created}");
-    let key = created["key"].as_str().unwrap().to_string();
+    let h = codestral_and_mixtral(&up).await;
+    let key = client_key(&h, "node").await;
     for chunks in [
         vec!["Hello ", "there."],
         vec!["Hello ", "again."],
