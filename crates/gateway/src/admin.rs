@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub(crate) use check::{CheckOutcome, run_check};
+pub(crate) use deployments::endpoint_views;
 
 /// Every admin route, registered through `routes!` from its handler's `#[utoipa::path]`, so
 /// the OpenAPI document lists exactly what is routed.

@@ -121,6 +121,16 @@ impl Admission {
             .ok()
     }
 
+    /// Whether `deployment`'s in-flight cap is reached (a new request would have to queue).
+    pub(crate) fn is_full(&self, deployment: &str) -> bool {
+        let map = match self.deployments.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.get(deployment)
+            .is_some_and(|s| s.available_permits() == 0)
+    }
+
     fn semaphore(&self, deployment: &str) -> Arc<Semaphore> {
         let cap = self.limits.max_in_flight_per_deployment.max(1);
         let mut map = match self.deployments.lock() {

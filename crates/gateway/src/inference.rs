@@ -11,6 +11,9 @@ use hearth_providers::{
     TextRequest, Usage,
 };
 
+/// A whole completion: the cleaned text, whether a stop cut it, and the usage.
+pub(crate) type Completed = (String, Option<String>, Option<Usage>);
+
 /// A completion ready to send: the prompt and every stop sequence that ends it.
 pub(crate) struct CompletionPlan {
     pub prompt: CompletionPrompt,
@@ -135,7 +138,7 @@ impl CompletionPlan {
         prefix: &str,
         sampling: &Sampling<'_>,
         ctx: &CallContext,
-    ) -> Result<(String, Option<String>, Option<Usage>), ProviderError> {
+    ) -> Result<Completed, ProviderError> {
         let reply = match &self.prompt.body {
             PromptBody::Text(p) => {
                 providers

@@ -44,6 +44,7 @@ use utoipa_axum::routes;
 
 pub use admission::AdmissionLimits;
 pub use correlation::CorrelationId;
+pub use routing::UpstreamRouting;
 pub use server::{OVERFLOW_CONNECTIONS, ServeOptions, serve};
 pub use tls::{Tls, TlsError};
 
@@ -74,6 +75,16 @@ pub(crate) struct AppState {
     checks: Arc<std::sync::Mutex<std::collections::HashMap<i64, admin::CheckOutcome>>>,
     /// The web console's sessions.
     console: Arc<console::Sessions>,
+    /// Each deployment's replicas and their health.
+    pools: Arc<routing::Pools>,
+    /// Completions in flight per client and file (keystroke-aware cancellation).
+    supersede: Arc<routing::supersede::Supersede>,
+}
+
+impl routing::Capacity for AppState {
+    fn has_room(&self, d: &hearth_registry::Deployment) -> bool {
+        self.pools.of(d).is_none_or(|p| p.any_available()) && !self.admission.is_full(&d.name)
+    }
 }
 
 impl FromRef<AppState> for Arc<Registry> {
@@ -106,6 +117,8 @@ pub struct RouterOptions {
     pub upstream: UpstreamLimits,
     /// The listener serves HTTPS, so the console's session cookie is marked `Secure`.
     pub served_over_tls: bool,
+    /// Replica health checks, ejection, retries and keystroke-aware completion.
+    pub routing: UpstreamRouting,
 }
 
 /// The routers `serve` runs: the whole API, and the small one that answers connections past
@@ -124,6 +137,16 @@ pub fn build(
     admin_token: SecretString,
     options: RouterOptions,
 ) -> Gateway {
+    let shared_metrics = Arc::new(telemetry::Metrics::new());
+    let events = {
+        let metrics = Arc::downgrade(&shared_metrics);
+        Arc::new(move |event: routing::PoolEvent<'_>| {
+            if let Some(m) = metrics.upgrade() {
+                m.pool_event(event);
+            }
+        })
+    };
+    let health_interval = options.routing.health_interval;
     let state = AppState {
         registry,
         admin_token: Arc::new(admin_token),
@@ -132,7 +155,9 @@ pub fn build(
             aws: options.aws,
             azure_api_key: options.azure_api_key,
         }),
-        metrics: Arc::new(telemetry::Metrics::new()),
+        metrics: shared_metrics,
+        pools: Arc::new(routing::Pools::new(options.routing, events)),
+        supersede: Arc::default(),
         loopback: options.loopback,
         gitlab: Arc::new(gitlab::Verifier::new(options.gitlab_url)),
         gitlab_bypass: options.gitlab_auth_bypass,
@@ -142,6 +167,15 @@ pub fn build(
         checks: Arc::default(),
         console: Arc::new(console::Sessions::new(options.served_over_tls)),
     };
+    if !health_interval.is_zero() {
+        routing::health::spawn(
+            Arc::downgrade(&state.pools),
+            Arc::downgrade(&state.registry),
+            state.provider.clone(),
+            state.cloud.clone(),
+            health_interval,
+        );
+    }
     let (documented, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(monitoring::healthz))
         .routes(routes!(monitoring::ready))
@@ -215,7 +249,11 @@ async fn metrics(State(state): State<AppState>, req: Request) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        {
+            let pools = state.pools.sync(state.registry.snapshot().deployments());
+            state.metrics.set_replicas(&pools);
+            state.metrics.encode()
+        },
     )
         .into_response()
 }

@@ -5,7 +5,7 @@
 pub(crate) mod anthropic;
 mod auth;
 mod chat;
-mod completions;
+pub(crate) mod completions;
 mod doors;
 pub(crate) mod error;
 mod models;
@@ -208,6 +208,32 @@ pub(crate) fn check_passthrough(
         ));
     }
     Ok(())
+}
+
+/// The route for a request to `feature` (see `routing::resolve`), with a fallback counted
+/// and logged.
+pub(crate) fn route(
+    state: &AppState,
+    snap: &hearth_registry::Snapshot,
+    feature: hearth_catalog::Feature,
+    model: Option<&str>,
+) -> Result<Route, OaiError> {
+    let route = crate::routing::resolve(snap, feature, model, &state.cloud, &state.pools, state)?;
+    if let Some(from) = &route.fallback_from {
+        state
+            .metrics
+            .fallback(feature, from, &route.deployment.name);
+        tracing::warn!(feature = %feature, from = %from, to = %route.deployment.name,
+            "fallback: the feature's deployment has no healthy replica or no room");
+    }
+    Ok(route)
+}
+
+/// Names the deployment that answered, for clients and for following fallbacks.
+pub(crate) fn served_by(response: &mut axum::response::Response, route: &Route) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&route.deployment.name) {
+        response.headers_mut().insert("x-hearth-deployment", v);
+    }
 }
 
 /// A place for one call to `deployment`, or the 503 that sheds the request.

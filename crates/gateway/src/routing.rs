@@ -2,6 +2,15 @@
 //!
 //! A route's feature must be enabled. Without a `model`, the feature's deployment serves; a
 //! named deployment serves if the catalog allows its model for the feature's kind of work.
+//! When the feature's deployment has no healthy replica or its concurrency cap is reached,
+//! the feature's fallbacks are tried in order. Within a deployment, `replicas` spreads the
+//! attempts and `health` watches the replicas.
+
+mod budget;
+pub(crate) mod health;
+mod pick;
+mod replicas;
+pub(crate) mod supersede;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +25,15 @@ use hearth_registry::{ApiKey, Binding, Deployment, DeploymentPlatform, Snapshot}
 
 use crate::openai::error::OaiError;
 
+pub(crate) use pick::stable_hash;
+pub use replicas::UpstreamRouting;
+pub(crate) use replicas::{Pool, PoolEvent, Pools};
+
 pub(crate) struct Route {
     pub deployment: Arc<Deployment>,
     pub endpoint: Endpoint,
+    /// The deployment the feature is bound to, when a fallback serves instead.
+    pub fallback_from: Option<String>,
 }
 
 /// Credentials the process's environment offers deployments that have none of their own.
@@ -48,13 +63,22 @@ fn default_timeouts(capability: Capability) -> Timeouts {
     }
 }
 
+/// Where the deployment stands for a new request: whether a replica can take it and its
+/// in-flight cap has room.
+pub(crate) trait Capacity {
+    fn has_room(&self, deployment: &Deployment) -> bool;
+}
+
 pub(crate) fn resolve(
     snap: &Snapshot,
     feature: Feature,
     model: Option<&str>,
     cloud: &CloudDefaults,
+    pools: &Pools,
+    capacity: &dyn Capacity,
 ) -> Result<Route, OaiError> {
-    let bound = match snap.feature(feature).binding {
+    let setting = snap.feature(feature);
+    let bound = match setting.binding {
         Binding::Disabled => {
             return Err(OaiError::new(
                 StatusCode::FORBIDDEN,
@@ -123,10 +147,35 @@ pub(crate) fn resolve(
             d
         }
     };
-    let endpoint = endpoint_for(&deployment, capability, cloud)?;
+    let mut fallback_from = None;
+    let deployment = if deployment.id == bound
+        && !setting.fallbacks.is_empty()
+        && !capacity.has_room(&deployment)
+    {
+        let next = setting
+            .fallbacks
+            .iter()
+            .filter_map(|id| snap.deployment(*id))
+            .find(|d| capacity.has_room(d));
+        match next {
+            Some(d) => {
+                fallback_from = Some(deployment.name.clone());
+                d.clone()
+            }
+            // No fallback is better off: the bound deployment's replicas get a probe.
+            None => deployment,
+        }
+    } else {
+        deployment
+    };
+    let mut endpoint = endpoint_for(&deployment, capability, cloud)?;
+    endpoint.replicas = pools
+        .of(&deployment)
+        .map(|p| p as Arc<dyn hearth_providers::Replicas>);
     Ok(Route {
         deployment,
         endpoint,
+        fallback_from,
     })
 }
 
@@ -203,6 +252,7 @@ pub(crate) fn endpoint_for(
     Ok(Endpoint {
         flavor,
         base_url,
+        replicas: None,
         api_key,
         timeouts: Timeouts {
             connect: ms(t.connect_ms, defaults.connect),

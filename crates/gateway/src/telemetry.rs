@@ -10,6 +10,7 @@ use hearth_providers::Usage;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
@@ -46,6 +47,24 @@ struct ShedLabels {
     scope: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    deployment: String,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OnlyDeployment {
+    deployment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    feature: String,
+    from: String,
+    to: String,
+}
+
 /// Client disconnect status, as nginx logs it.
 pub(crate) const CLIENT_CLOSED: u16 = 499;
 
@@ -70,6 +89,17 @@ pub(crate) struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     overhead: Histograms<FeatureLabels>,
     shed: Family<ShedLabels, Counter>,
+    ejections: Family<ReplicaLabels, Counter>,
+    readmissions: Family<ReplicaLabels, Counter>,
+    retries: Family<OnlyDeployment, Counter>,
+    retry_budget_spent: Family<OnlyDeployment, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
+    superseded: Family<FeatureLabels, Counter>,
+    coalesced: Family<FeatureLabels, Counter>,
+    /// Set from the pools at each scrape.
+    replica_healthy: Family<ReplicaLabels, Gauge>,
+    replica_in_flight: Family<ReplicaLabels, Gauge>,
+    replica_queued: Family<ReplicaLabels, Gauge>,
     /// Per-minute request and error counts by feature, for the console's status strip:
     /// Prometheus counters only ever grow, and the console shows the last minutes.
     recent: Mutex<VecDeque<Minute>>,
@@ -139,8 +169,78 @@ impl Metrics {
             "Requests answered 503 because the in-flight cap (gateway or deployment) was full",
             shed.clone(),
         );
+        let ejections = Family::<ReplicaLabels, Counter>::default();
+        let readmissions = Family::<ReplicaLabels, Counter>::default();
+        let retries = Family::<OnlyDeployment, Counter>::default();
+        let retry_budget_spent = Family::<OnlyDeployment, Counter>::default();
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
+        let superseded = Family::<FeatureLabels, Counter>::default();
+        let coalesced = Family::<FeatureLabels, Counter>::default();
+        let replica_healthy = Family::<ReplicaLabels, Gauge>::default();
+        let replica_in_flight = Family::<ReplicaLabels, Gauge>::default();
+        let replica_queued = Family::<ReplicaLabels, Gauge>::default();
+        registry.register(
+            "replica_ejections",
+            "Times a replica was taken out of rotation after failures or a failed health check",
+            ejections.clone(),
+        );
+        registry.register(
+            "replica_readmissions",
+            "Times an ejected replica answered again (a probe request or a health check)",
+            readmissions.clone(),
+        );
+        registry.register(
+            "upstream_retries",
+            "Attempts sent to another replica after a failure before any answer",
+            retries.clone(),
+        );
+        registry.register(
+            "retry_budget_spent",
+            "Retries not made because the deployment's retry budget was spent",
+            retry_budget_spent.clone(),
+        );
+        registry.register(
+            "fallbacks",
+            "Requests served by a feature's fallback deployment instead of its own",
+            fallbacks.clone(),
+        );
+        registry.register(
+            "completions_cancelled_superseded",
+            "Completions cancelled because a newer one came from the same client and file",
+            superseded.clone(),
+        );
+        registry.register(
+            "completions_coalesced",
+            "Completions answered by an identical request already in flight",
+            coalesced.clone(),
+        );
+        registry.register(
+            "replica_healthy",
+            "1 when the replica takes traffic, 0 while it is ejected",
+            replica_healthy.clone(),
+        );
+        registry.register(
+            "replica_in_flight",
+            "Requests Hearth has in flight on the replica",
+            replica_in_flight.clone(),
+        );
+        registry.register(
+            "replica_queued",
+            "Requests the replica's model server reports waiting (vLLM, llama-server /metrics)",
+            replica_queued.clone(),
+        );
         Metrics {
             registry,
+            ejections,
+            readmissions,
+            retries,
+            retry_budget_spent,
+            fallbacks,
+            superseded,
+            coalesced,
+            replica_healthy,
+            replica_in_flight,
+            replica_queued,
             requests,
             errors,
             upstream_latency,
@@ -204,6 +304,96 @@ impl Metrics {
                 scope: scope.to_string(),
             })
             .inc();
+    }
+
+    pub(crate) fn pool_event(&self, event: crate::routing::PoolEvent<'_>) {
+        use crate::routing::PoolEvent;
+        match event {
+            PoolEvent::Ejected {
+                deployment,
+                endpoint,
+            } => self
+                .ejections
+                .get_or_create(&ReplicaLabels {
+                    deployment: deployment.into(),
+                    endpoint: endpoint.into(),
+                })
+                .inc(),
+            PoolEvent::Readmitted {
+                deployment,
+                endpoint,
+            } => self
+                .readmissions
+                .get_or_create(&ReplicaLabels {
+                    deployment: deployment.into(),
+                    endpoint: endpoint.into(),
+                })
+                .inc(),
+            PoolEvent::Retry { deployment } => self
+                .retries
+                .get_or_create(&OnlyDeployment {
+                    deployment: deployment.into(),
+                })
+                .inc(),
+            PoolEvent::BudgetSpent { deployment } => self
+                .retry_budget_spent
+                .get_or_create(&OnlyDeployment {
+                    deployment: deployment.into(),
+                })
+                .inc(),
+        };
+    }
+
+    pub(crate) fn fallback(&self, feature: Feature, from: &str, to: &str) {
+        self.fallbacks
+            .get_or_create(&FallbackLabels {
+                feature: feature.as_str().into(),
+                from: from.into(),
+                to: to.into(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn superseded(&self, feature: Feature) {
+        self.superseded
+            .get_or_create(&FeatureLabels {
+                feature: feature.as_str().into(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn coalesced(&self, feature: Feature) {
+        self.coalesced
+            .get_or_create(&FeatureLabels {
+                feature: feature.as_str().into(),
+            })
+            .inc();
+    }
+
+    /// Copies each replica's state into the gauges (at scrape time, so the request path
+    /// never touches a label map for them).
+    pub(crate) fn set_replicas(&self, pools: &[Arc<crate::routing::Pool>]) {
+        self.replica_healthy.clear();
+        self.replica_in_flight.clear();
+        self.replica_queued.clear();
+        let now = std::time::Instant::now();
+        for pool in pools {
+            for r in &pool.replicas {
+                let labels = ReplicaLabels {
+                    deployment: pool.deployment.clone(),
+                    endpoint: r.url.to_string(),
+                };
+                self.replica_healthy
+                    .get_or_create(&labels)
+                    .set(i64::from(!r.is_ejected(now)));
+                self.replica_in_flight
+                    .get_or_create(&labels)
+                    .set(i64::from(r.in_flight()));
+                self.replica_queued
+                    .get_or_create(&labels)
+                    .set(i64::from(r.queued()));
+            }
+        }
     }
 
     pub(crate) fn encode(&self) -> String {

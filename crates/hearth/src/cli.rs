@@ -136,6 +136,33 @@ pub(crate) struct LimitArgs {
     /// Largest whole answer read from a model server, in bytes [default: 32 MiB]
     #[arg(long, env = "HEARTH_MAX_UPSTREAM_BODY_BYTES", value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_upstream_body_bytes: Option<u64>,
+    /// Between active health checks of each model-server replica; 0s turns them off [default: 5s]
+    #[arg(long, env = "HEARTH_HEALTH_CHECK_INTERVAL", value_parser = duration)]
+    pub health_check_interval: Option<Duration>,
+    /// Consecutive failed calls that take a replica out of rotation [default: 3]
+    #[arg(long, env = "HEARTH_EJECT_AFTER_FAILURES", value_parser = clap::value_parser!(u32).range(1..))]
+    pub eject_after_failures: Option<u32>,
+    /// How long a first ejection lasts; each further one doubles it, up to 5 minutes [default: 5s]
+    #[arg(long, env = "HEARTH_EJECTION_TIME", value_parser = duration)]
+    pub ejection_time: Option<Duration>,
+    /// Retries to another replica may add at most this share of a deployment's requests [default: 0.2]
+    #[arg(long, env = "HEARTH_RETRY_BUDGET", value_parser = ratio)]
+    pub retry_budget: Option<f64>,
+    /// Keep a completion running when a newer one comes from the same client and file
+    #[arg(long, env = "HEARTH_NO_SUPERSEDE", default_value_t = false)]
+    pub no_supersede: bool,
+    /// Send identical completion requests in flight upstream each on their own
+    #[arg(long, env = "HEARTH_NO_COALESCE", default_value_t = false)]
+    pub no_coalesce: bool,
+}
+
+fn ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a share between 0 and 1; 0.2 lets retries add 20 % to the traffic"
+        )),
+    }
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -239,9 +266,13 @@ pub(crate) enum ModelsCommand {
         /// Model family: mistral, mixtral, codestral, codegemma, codellama, deepseekcoder, claude_3, gpt, …
         #[arg(long)]
         family: String,
-        /// Model server URL; for vLLM http(s)://HOST:8000/v1
+        /// Model server URL; for vLLM http(s)://HOST:8000/v1. Repeat it for replicas of the
+        /// same served model: Hearth spreads requests over them and retries on another
         #[arg(long)]
-        endpoint: Option<String>,
+        endpoint: Vec<String>,
+        /// How requests are spread over the replicas: prefix_affinity (default), least_loaded or round_robin
+        #[arg(long)]
+        routing: Option<String>,
         /// custom_openai/<served name>, bedrock/<model id> or azure/<deployment>
         #[arg(long)]
         identifier: String,
@@ -277,9 +308,18 @@ pub(crate) enum ModelsCommand {
         /// Model family: mistral, mixtral, codestral, codegemma, codellama, deepseekcoder, claude_3, gpt, …
         #[arg(long)]
         family: Option<String>,
-        /// Model server URL; for vLLM http(s)://HOST:8000/v1
+        /// Model server URL; for vLLM http(s)://HOST:8000/v1 (replaces the first replica)
         #[arg(long)]
         endpoint: Option<String>,
+        /// Add a replica serving the same model (repeatable)
+        #[arg(long, value_name = "URL")]
+        add_endpoint: Vec<String>,
+        /// Remove a replica (repeatable)
+        #[arg(long, value_name = "URL")]
+        remove_endpoint: Vec<String>,
+        /// How requests are spread over the replicas: prefix_affinity, least_loaded or round_robin
+        #[arg(long)]
+        routing: Option<String>,
         /// custom_openai/<served name>, bedrock/<model id> or azure/<deployment>
         #[arg(long)]
         identifier: Option<String>,
@@ -328,6 +368,13 @@ pub(crate) enum FeaturesCommand {
         feature: String,
         /// Deployment name or id
         deployment: String,
+        /// A deployment to use when this one has no healthy replica or no room, in order
+        /// (repeatable; the prompt is rebuilt for its family)
+        #[arg(long, value_name = "DEPLOYMENT")]
+        fallback: Vec<String>,
+        /// Remove the feature's fallbacks
+        #[arg(long, conflicts_with = "fallback")]
+        no_fallbacks: bool,
     },
     /// Turn a feature off
     Disable {

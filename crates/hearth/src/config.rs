@@ -39,6 +39,12 @@ struct LimitSection {
     queue_timeout: Option<String>,
     max_upstream_event_bytes: Option<u64>,
     max_upstream_body_bytes: Option<u64>,
+    health_check_interval: Option<String>,
+    eject_after_failures: Option<u32>,
+    ejection_time: Option<String>,
+    retry_budget: Option<f64>,
+    supersede: Option<bool>,
+    coalesce: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -205,6 +211,24 @@ fn limits(args: &LimitArgs, file: LimitSection) -> anyhow::Result<LimitArgs> {
             "max_upstream_body_bytes",
             file.max_upstream_body_bytes,
         )?),
+        health_check_interval: args.health_check_interval.or(duration(
+            "health_check_interval",
+            file.health_check_interval,
+        )?),
+        eject_after_failures: args
+            .eject_after_failures
+            .or(positive("eject_after_failures", file.eject_after_failures)?),
+        ejection_time: args
+            .ejection_time
+            .or(duration("ejection_time", file.ejection_time)?),
+        retry_budget: match args.retry_budget.or(file.retry_budget) {
+            Some(r) if !(0.0..=1.0).contains(&r) => {
+                bail!("config file: limits.retry_budget must be between 0 and 1 (0.2 = 20 %)")
+            }
+            r => r,
+        },
+        no_supersede: args.no_supersede || file.supersede == Some(false),
+        no_coalesce: args.no_coalesce || file.coalesce == Some(false),
     })
 }
 

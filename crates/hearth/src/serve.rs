@@ -154,6 +154,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             metrics_token,
             upstream: upstream_limits(limits),
             served_over_tls: tls.is_some(),
+            routing: upstream_routing(limits),
         },
     );
     let serve_defaults = hearth_gateway::ServeOptions::default();
@@ -241,5 +242,19 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down: finishing requests in flight");
         })
+    }
+}
+
+/// Replica health, retries and keystroke-aware completion from the limits given.
+fn upstream_routing(limits: &crate::cli::LimitArgs) -> hearth_gateway::UpstreamRouting {
+    let d = hearth_gateway::UpstreamRouting::default();
+    hearth_gateway::UpstreamRouting {
+        health_interval: limits.health_check_interval.unwrap_or(d.health_interval),
+        eject_after: limits.eject_after_failures.unwrap_or(d.eject_after),
+        ejection: limits.ejection_time.unwrap_or(d.ejection),
+        retry_ratio: limits.retry_budget.unwrap_or(d.retry_ratio),
+        supersede: !limits.no_supersede,
+        coalesce: !limits.no_coalesce,
+        ..d
     }
 }

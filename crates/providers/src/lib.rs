@@ -9,6 +9,7 @@ mod error;
 mod limits;
 mod openai_compat;
 mod redact;
+mod replicas;
 mod sse;
 mod types;
 
@@ -19,6 +20,7 @@ pub use bedrock::{
 pub use error::{ConnectCause, ProviderError, TimeoutPhase};
 pub use limits::UpstreamLimits;
 pub use openai_compat::Providers;
+pub use replicas::{MAX_ATTEMPTS, Outcome, Pick, Replicas, outcome_of, retryable};
 pub use sse::{SseDecoder, SseEvent};
 pub use types::{
     CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply,

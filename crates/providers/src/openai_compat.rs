@@ -15,6 +15,7 @@ use crate::error::{
 };
 use crate::limits::{self, Deadline, UpstreamLimits};
 use crate::redact::Secrets;
+use crate::replicas;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::types::{
     CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest, Usage,
@@ -84,16 +85,21 @@ impl Providers {
         req: &TextRequest,
         ctx: &CallContext,
     ) -> Result<Reply, ProviderError> {
-        let result = match &ep.flavor {
-            Flavor::Bedrock(t) => {
-                bedrock::complete(&self.client(ep)?, &self.limits, ep, t, req, ctx).await
-            }
-            _ => {
-                let body = text_body(req, false, false);
-                self.whole(ep, "/completions", body, Kind::Text, ctx).await
-            }
-        };
-        result.map_err(|e| e.scrubbed(&Secrets::of(ep)))
+        replicas::attempt(ep, ctx, |one| async move {
+            let result = match &one.flavor {
+                Flavor::Bedrock(t) => {
+                    bedrock::complete(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
+                }
+                _ => {
+                    let body = text_body(req, false, false);
+                    self.whole(&one, "/completions", body, Kind::Text, ctx)
+                        .await
+                }
+            };
+            result.map_err(|e| e.scrubbed(&Secrets::of(&one)))
+        })
+        .await
+        .map(|(reply, _)| reply)
     }
 
     pub async fn complete_stream(
@@ -103,17 +109,22 @@ impl Providers {
         include_usage: bool,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
-        let result = match &ep.flavor {
-            Flavor::Bedrock(t) => {
-                bedrock::complete_stream(&self.client(ep)?, &self.limits, ep, t, req, ctx).await
-            }
-            _ => {
-                let body = text_body(req, true, include_usage);
-                self.streamed(ep, "/completions", body, Kind::Text, ctx)
-                    .await
-            }
-        };
-        scrub_stream(result, ep)
+        let (stream, guard) = replicas::attempt(ep, ctx, |one| async move {
+            let result = match &one.flavor {
+                Flavor::Bedrock(t) => {
+                    bedrock::complete_stream(&self.client(&one)?, &self.limits, &one, t, req, ctx)
+                        .await
+                }
+                _ => {
+                    let body = text_body(req, true, include_usage);
+                    self.streamed(&one, "/completions", body, Kind::Text, ctx)
+                        .await
+                }
+            };
+            scrub_stream(result, &one)
+        })
+        .await?;
+        Ok(replicas::hold(stream, guard))
     }
 
     pub async fn chat(
@@ -122,17 +133,21 @@ impl Providers {
         req: &ChatRequest,
         ctx: &CallContext,
     ) -> Result<Reply, ProviderError> {
-        let result = match &ep.flavor {
-            Flavor::Bedrock(t) => {
-                bedrock::chat(&self.client(ep)?, &self.limits, ep, t, req, ctx).await
-            }
-            _ => {
-                let body = chat_body(req, false, false);
-                self.whole(ep, "/chat/completions", body, Kind::Chat, ctx)
-                    .await
-            }
-        };
-        result.map_err(|e| e.scrubbed(&Secrets::of(ep)))
+        replicas::attempt(ep, ctx, |one| async move {
+            let result = match &one.flavor {
+                Flavor::Bedrock(t) => {
+                    bedrock::chat(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
+                }
+                _ => {
+                    let body = chat_body(req, false, false);
+                    self.whole(&one, "/chat/completions", body, Kind::Chat, ctx)
+                        .await
+                }
+            };
+            result.map_err(|e| e.scrubbed(&Secrets::of(&one)))
+        })
+        .await
+        .map(|(reply, _)| reply)
     }
 
     pub async fn chat_stream(
@@ -142,17 +157,21 @@ impl Providers {
         include_usage: bool,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
-        let result = match &ep.flavor {
-            Flavor::Bedrock(t) => {
-                bedrock::chat_stream(&self.client(ep)?, &self.limits, ep, t, req, ctx).await
-            }
-            _ => {
-                let body = chat_body(req, true, include_usage);
-                self.streamed(ep, "/chat/completions", body, Kind::Chat, ctx)
-                    .await
-            }
-        };
-        scrub_stream(result, ep)
+        let (stream, guard) = replicas::attempt(ep, ctx, |one| async move {
+            let result = match &one.flavor {
+                Flavor::Bedrock(t) => {
+                    bedrock::chat_stream(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
+                }
+                _ => {
+                    let body = chat_body(req, true, include_usage);
+                    self.streamed(&one, "/chat/completions", body, Kind::Chat, ctx)
+                        .await
+                }
+            };
+            scrub_stream(result, &one)
+        })
+        .await?;
+        Ok(replicas::hold(stream, guard))
     }
 
     /// The model names an OpenAI-compatible server serves (`GET {base}/models`), for `hearth
@@ -189,6 +208,33 @@ impl Providers {
                 .iter()
                 .filter_map(|m| m["id"].as_str().map(str::to_owned))
                 .collect())
+        }
+        .await;
+        result.map_err(|e| e.scrubbed(&Secrets::of(ep)))
+    }
+
+    /// The model server's Prometheus text at `{origin}/metrics` (vLLM; llama-server with
+    /// `--metrics`), read under the endpoint's total timeout, for its queue length.
+    pub async fn server_metrics(&self, ep: &Endpoint) -> Result<String, ProviderError> {
+        let result = async {
+            let deadline = Deadline::from(Instant::now(), ep.timeouts.total, TimeoutPhase::Total);
+            let url = format!("{}/metrics", origin(&ep.base_url));
+            let mut request = self.client(ep)?.get(&url);
+            if let Some(key) = &ep.api_key {
+                request = request.bearer_auth(key.expose_secret());
+            }
+            let response = limits::send(request, ep, &deadline).await?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(ProviderError::Upstream {
+                    status: status.as_u16(),
+                    message: format!("{url} answered {status}"),
+                    code: None,
+                    retry_after: None,
+                });
+            }
+            let bytes = limits::read_answer(response, &self.limits, &deadline).await?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
         }
         .await;
         result.map_err(|e| e.scrubbed(&Secrets::of(ep)))

@@ -146,6 +146,7 @@ mod tests {
                 total: Duration::from_secs(1),
             },
             flavor,
+            replicas: None,
         }
     }
 

@@ -39,10 +39,14 @@ pub enum Flavor {
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     /// vLLM-style: the base URL ending in `/v1`. Azure: `https://{resource}.openai.azure.com`.
+    /// With `replicas`, the first replica's (for messages before any attempt).
     pub base_url: String,
     pub api_key: Option<SecretString>,
     pub timeouts: Timeouts,
     pub flavor: Flavor,
+    /// The deployment's replicas, when it has more than one or health is tracked: each
+    /// attempt then goes to the replica they pick.
+    pub replicas: Option<std::sync::Arc<dyn crate::replicas::Replicas>>,
 }
 
 /// Per-call context passed upstream.
@@ -50,6 +54,8 @@ pub struct Endpoint {
 pub struct CallContext {
     /// Sent as `X-Request-ID`, so upstream logs line up with Hearth's.
     pub request_id: String,
+    /// Requests with the same key prefer the same replica (see `Replicas::pick`).
+    pub affinity: Option<u64>,
 }
 
 /// A raw-prompt request for a text-completions endpoint.

@@ -48,6 +48,42 @@ impl DeploymentPlatform {
     }
 }
 
+/// How a deployment's requests are spread over its endpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RoutingPolicy {
+    /// In turn, skipping unhealthy endpoints.
+    RoundRobin,
+    /// The endpoint with the fewest requests in flight (Hearth's count plus the model
+    /// server's own queue where it reports one).
+    LeastLoaded,
+    /// Requests with the same affinity key (client and file) go to the same endpoint, so its
+    /// prefix cache stays warm, unless that endpoint carries more than its share of the load;
+    /// requests without a key go to the least loaded.
+    #[default]
+    PrefixAffinity,
+}
+
+impl RoutingPolicy {
+    pub const ALL: [RoutingPolicy; 3] = [Self::RoundRobin, Self::LeastLoaded, Self::PrefixAffinity];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round_robin",
+            Self::LeastLoaded => "least_loaded",
+            Self::PrefixAffinity => "prefix_affinity",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The stored form: `None` for the default, so a later change of default reaches it.
+    pub(crate) fn stored(self) -> Option<&'static str> {
+        (self != Self::default()).then_some(self.as_str())
+    }
+}
+
 /// The state of a deployment's API key. The key itself never leaves the process except
 /// towards the model server.
 #[derive(Clone, Debug)]
@@ -99,7 +135,12 @@ pub struct Deployment {
     /// The catalog model it serves, when named or recognised from the identifier.
     pub model: Option<&'static Model>,
     pub platform: DeploymentPlatform,
+    /// The first of `endpoints`.
     pub endpoint: Option<String>,
+    /// Every replica's base URL, `endpoint` first; empty for a Bedrock deployment that uses
+    /// the region's public endpoint.
+    pub endpoints: Vec<String>,
+    pub routing: RoutingPolicy,
     pub identifier: String,
     pub api_key: ApiKey,
     pub timeouts: TimeoutOverrides,
@@ -135,6 +176,9 @@ pub struct NewDeployment {
     pub model: Option<String>,
     pub platform: Option<String>,
     pub endpoint: Option<String>,
+    /// Replicas of the same served model; `endpoint`, when also given, must be the first.
+    pub endpoints: Option<Vec<String>>,
+    pub routing: Option<String>,
     pub identifier: String,
     pub api_key: Option<SecretString>,
     pub timeouts: TimeoutOverrides,
@@ -149,7 +193,11 @@ pub struct DeploymentPatch {
     pub family: Option<String>,
     pub model: Option<Option<String>>,
     pub platform: Option<String>,
+    /// Replaces the first endpoint, keeping the other replicas.
     pub endpoint: Option<Option<String>>,
+    /// Replaces the whole list.
+    pub endpoints: Option<Vec<String>>,
+    pub routing: Option<String>,
     pub identifier: Option<String>,
     pub api_key: Option<Option<SecretString>>,
     pub timeouts: TimeoutPatch,
@@ -165,6 +213,8 @@ pub(crate) struct Validated {
     pub model: Option<&'static Model>,
     pub platform: DeploymentPlatform,
     pub endpoint: Option<String>,
+    pub endpoints: Vec<String>,
+    pub routing: RoutingPolicy,
     pub identifier: String,
     pub timeouts: TimeoutOverrides,
     pub api_version: Option<String>,
@@ -174,6 +224,8 @@ pub(crate) struct Validated {
 
 const NAME_MAX: usize = 255;
 const ENDPOINT_MAX: usize = 2048;
+/// Replicas per deployment: each gets its own health checks and connection pool.
+pub const MAX_ENDPOINTS: usize = 32;
 const IDENTIFIER_MAX: usize = 255;
 pub(crate) const API_KEY_MAX: usize = 2000;
 /// One hour: longer than any completion or chat turn should take.
@@ -246,7 +298,17 @@ pub(crate) fn validate(
         }
     }
 
-    let endpoint = validate_endpoint(input.endpoint.as_deref(), platform)?;
+    let endpoints = validate_endpoints(input, platform)?;
+    let endpoint = endpoints.first().cloned();
+    let routing = match input.routing.as_deref().map(str::trim) {
+        None | Some("") => RoutingPolicy::default(),
+        Some(r) => RoutingPolicy::parse(r).ok_or_else(|| {
+            RegistryError::invalid(
+                "routing",
+                format!("unknown routing {r:?}; use round_robin, least_loaded or prefix_affinity"),
+            )
+        })?,
+    };
     validate_timeouts(input.timeouts)?;
     let api_version = validate_api_version(input.api_version.as_deref(), platform)?;
     let region = validate_region(input.region.as_deref(), platform)?;
@@ -357,6 +419,8 @@ pub(crate) fn validate(
         model,
         platform,
         endpoint,
+        endpoints,
+        routing,
         identifier: identifier.to_string(),
         timeouts: input.timeouts,
         api_version,
@@ -531,6 +595,66 @@ fn parse_identifier(identifier: &str) -> Result<DeploymentPlatform> {
         ));
     }
     Ok(platform)
+}
+
+/// The replicas' URLs, `endpoint` first: from `endpoints` when given (`endpoint` then must be
+/// its first entry), else the single `endpoint`.
+fn validate_endpoints(input: &NewDeployment, platform: DeploymentPlatform) -> Result<Vec<String>> {
+    let Some(list) = &input.endpoints else {
+        return Ok(validate_endpoint(input.endpoint.as_deref(), platform)?
+            .into_iter()
+            .collect());
+    };
+    if list.is_empty() {
+        return Err(RegistryError::invalid(
+            "endpoints",
+            "endpoints is empty: give at least one URL, or leave endpoints out and set endpoint",
+        ));
+    }
+    if list.len() > MAX_ENDPOINTS {
+        return Err(RegistryError::invalid(
+            "endpoints",
+            format!(
+                "{} endpoints is more than the {MAX_ENDPOINTS} a deployment may have",
+                list.len()
+            ),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, raw) in list.iter().enumerate() {
+        let at = |e: RegistryError| match e {
+            RegistryError::Invalid { message, .. } => {
+                RegistryError::invalid("endpoints", format!("endpoints[{i}]: {message}"))
+            }
+            other => other,
+        };
+        if raw.trim().is_empty() {
+            return Err(at(RegistryError::invalid("endpoints", "the URL is empty")));
+        }
+        let Some(url) = validate_endpoint(Some(raw), platform).map_err(at)? else {
+            return Err(at(RegistryError::invalid("endpoints", "the URL is empty")));
+        };
+        if out.contains(&url) {
+            return Err(at(RegistryError::invalid(
+                "endpoints",
+                format!("{url} is listed twice"),
+            )));
+        }
+        out.push(url);
+    }
+    if let Some(first) = input
+        .endpoint
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        && first.trim_end_matches('/') != out[0]
+    {
+        return Err(RegistryError::invalid(
+            "endpoint",
+            "endpoint and endpoints disagree: endpoint must be the first of endpoints; send only endpoints",
+        ));
+    }
+    Ok(out)
 }
 
 fn validate_endpoint(raw: Option<&str>, platform: DeploymentPlatform) -> Result<Option<String>> {

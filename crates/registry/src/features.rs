@@ -35,6 +35,9 @@ pub struct FeatureSetting {
     pub binding: Binding,
     /// `None` until the feature is first set.
     pub updated_at: Option<String>,
+    /// Deployments that serve the feature, in order, when the bound one cannot: every
+    /// endpoint unhealthy or its concurrency cap reached.
+    pub fallbacks: Vec<i64>,
 }
 
 impl Deployment {
@@ -143,6 +146,8 @@ mod tests {
             model: model.map(|m| model_by_id(m).unwrap()),
             platform: DeploymentPlatform::OpenaiCompatible,
             endpoint: Some("http://h:8000/v1".into()),
+            endpoints: vec!["http://h:8000/v1".into()],
+            routing: Default::default(),
             identifier: "custom_openai/x".into(),
             api_key: ApiKey::None,
             timeouts: Default::default(),

@@ -30,8 +30,8 @@ use sqlx::{ConnectOptions, Connection};
 pub use client_keys::ClientKey;
 pub use crypto::{KeySource, random_token};
 pub use deployment::{
-    ApiKey, CloudEnvironment, Deployment, DeploymentPatch, DeploymentPlatform, NewDeployment,
-    TimeoutOverrides, TimeoutPatch,
+    ApiKey, CloudEnvironment, Deployment, DeploymentPatch, DeploymentPlatform, MAX_ENDPOINTS,
+    NewDeployment, RoutingPolicy, TimeoutOverrides, TimeoutPatch,
 };
 pub use error::RegistryError;
 pub use features::{Binding, FeatureSetting};
@@ -395,7 +395,24 @@ impl Registry {
             family: family_text,
             model,
             platform: patch.platform,
-            endpoint: patch.endpoint.unwrap_or_else(|| current.endpoint.clone()),
+            endpoint: None,
+            endpoints: Some(match (patch.endpoints, patch.endpoint) {
+                (Some(list), _) => list,
+                (None, Some(None)) => Vec::new(),
+                (None, Some(Some(first))) => {
+                    let mut list = current.endpoints.clone();
+                    match list.first_mut() {
+                        Some(slot) => *slot = first,
+                        None => list.push(first),
+                    }
+                    list
+                }
+                (None, None) => current.endpoints.clone(),
+            })
+            .filter(|l| !l.is_empty()),
+            routing: patch
+                .routing
+                .or_else(|| current.routing.stored().map(str::to_owned)),
             identifier: patch
                 .identifier
                 .unwrap_or_else(|| current.identifier.clone()),
@@ -415,6 +432,9 @@ impl Registry {
             model: valid.model,
             platform: valid.platform,
             name: valid.name.clone(),
+            endpoint: valid.endpoint.clone(),
+            endpoints: valid.endpoints.clone(),
+            routing: valid.routing,
             timeouts: valid.timeouts,
             api_version: valid.api_version.clone(),
             region: valid.region.clone(),
@@ -454,6 +474,18 @@ impl Registry {
                 if !in_use.is_empty() {
                     return Err(in_use_conflict(&current.name, &in_use));
                 }
+                let fallback_of = snap.features_falling_back_to(id);
+                if !fallback_of.is_empty() {
+                    let names: Vec<&str> = fallback_of.iter().map(|f| f.as_str()).collect();
+                    return Err(RegistryError::Conflict {
+                        field: None,
+                        message: format!(
+                            "self-hosted model {:?} is the fallback of {}; remove it from their fallbacks first",
+                            current.name,
+                            names.join(", ")
+                        ),
+                    });
+                }
                 Ok((vec![Op::DeleteDeployment(id)], ()))
             })
             .await
@@ -481,13 +513,59 @@ impl Registry {
         Ok(())
     }
 
+    /// Binds `feature`. `fallbacks` (deployment ids, in order) replaces the chain when given
+    /// and is kept otherwise; a disabled feature has none.
     pub async fn set_feature(
         &self,
         feature: Feature,
         binding: Binding,
+        fallbacks: Option<Vec<i64>>,
     ) -> Result<Outcome<FeatureSetting>> {
         let (warnings, _, snap) = self
             .write(|snap| {
+                let fallbacks = match (binding, fallbacks) {
+                    (Binding::Disabled, Some(f)) if !f.is_empty() => {
+                        return Err(RegistryError::invalid(
+                            "fallbacks",
+                            "a disabled feature has no fallbacks; leave fallbacks out",
+                        ));
+                    }
+                    (Binding::Disabled, _) => Vec::new(),
+                    (_, Some(f)) => f,
+                    (_, None) => snap.feature(feature).fallbacks,
+                };
+                let mut fallback_warnings = Vec::new();
+                for (i, id) in fallbacks.iter().enumerate() {
+                    let d = snap.deployment(*id).ok_or_else(|| {
+                        RegistryError::invalid(
+                            "fallbacks",
+                            format!("fallbacks[{i}]: no self-hosted model has id {id}"),
+                        )
+                    })?;
+                    if Some(*id) == binding.deployment_id() || fallbacks[..i].contains(id) {
+                        return Err(RegistryError::invalid(
+                            "fallbacks",
+                            format!(
+                                "fallbacks[{i}]: {:?} is already in the chain (the bound deployment or an earlier fallback)",
+                                d.name
+                            ),
+                        ));
+                    }
+                    let w = check_binding(feature, d, &snap.settings).map_err(|e| match e {
+                        RegistryError::Invalid { message, .. } => RegistryError::invalid(
+                            "fallbacks",
+                            format!("fallbacks[{i}] ({:?}): {message}", d.name),
+                        ),
+                        other => other,
+                    })?;
+                    fallback_warnings.extend(w);
+                }
+                if fallbacks.len() > 8 {
+                    return Err(RegistryError::invalid(
+                        "fallbacks",
+                        "at most 8 fallbacks: each one a request tries adds to its wait",
+                    ));
+                }
                 let warnings = match binding {
                     Binding::Disabled => Vec::new(),
                     Binding::SelfHosted { deployment_id } => {
@@ -504,7 +582,9 @@ impl Registry {
                         warnings
                     }
                 };
-                Ok((vec![Op::SetFeature(feature, binding)], warnings))
+                let mut warnings = warnings;
+                warnings.extend(fallback_warnings);
+                Ok((vec![Op::SetFeature(feature, binding, fallbacks)], warnings))
             })
             .await?;
         Ok(Outcome {

@@ -57,6 +57,7 @@ impl Snapshot {
                 feature,
                 binding: Binding::Disabled,
                 updated_at: None,
+                fallbacks: Vec::new(),
             })
     }
 
@@ -73,6 +74,15 @@ impl Snapshot {
         self.features
             .iter()
             .filter(|s| s.binding.deployment_id() == Some(id))
+            .map(|s| s.feature)
+            .collect()
+    }
+
+    /// The features that fall back to deployment `id`.
+    pub fn features_falling_back_to(&self, id: i64) -> Vec<Feature> {
+        self.features
+            .iter()
+            .filter(|s| s.fallbacks.contains(&id))
             .map(|s| s.feature)
             .collect()
     }

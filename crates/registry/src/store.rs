@@ -16,7 +16,9 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::client_keys::ClientKey;
 use crate::crypto::SecretBox;
-use crate::deployment::{ApiKey, Deployment, DeploymentPlatform, TimeoutOverrides, Validated};
+use crate::deployment::{
+    ApiKey, Deployment, DeploymentPlatform, RoutingPolicy, TimeoutOverrides, Validated,
+};
 use crate::error::{RegistryError, Result};
 use crate::features::{Binding, FeatureSetting};
 use crate::settings::Settings;
@@ -56,7 +58,7 @@ pub(crate) enum Op {
         key: KeyChange,
     },
     DeleteDeployment(i64),
-    SetFeature(Feature, Binding),
+    SetFeature(Feature, Binding, Vec<i64>),
     SetSetting(&'static str, bool),
     InsertClientKey {
         name: String,
@@ -101,6 +103,11 @@ pub struct DeploymentRow {
     pub total_timeout_ms: Option<i64>,
     pub api_version: Option<String>,
     pub region: Option<String>,
+    /// Endpoints beyond `endpoint`, as a JSON array of URLs.
+    #[serde(default)]
+    pub replicas: Option<String>,
+    #[serde(default)]
+    pub routing: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -110,6 +117,9 @@ pub struct FeatureRow {
     pub feature: String,
     pub provider: String,
     pub self_hosted_model_id: Option<i64>,
+    /// Fallback deployment ids in order, as a JSON array.
+    #[serde(default)]
+    pub fallbacks: Option<String>,
     pub updated_at: String,
 }
 
@@ -154,8 +164,8 @@ mod sealed_base64 {
 
 const SELECT_DEPLOYMENTS: &str = "SELECT id, name, family, catalog_model, platform, endpoint, \
     identifier, api_key_sealed, connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, \
-    api_version, region, created_at, updated_at FROM self_hosted_models ORDER BY id";
-const SELECT_FEATURES: &str = "SELECT feature, provider, self_hosted_model_id, updated_at FROM feature_settings ORDER BY feature";
+    api_version, region, replicas, routing, created_at, updated_at FROM self_hosted_models ORDER BY id";
+const SELECT_FEATURES: &str = "SELECT feature, provider, self_hosted_model_id, fallbacks, updated_at FROM feature_settings ORDER BY feature";
 const SELECT_SETTINGS: &str = "SELECT name, value, updated_at FROM settings ORDER BY name";
 const SELECT_CLIENT_KEYS: &str =
     "SELECT id, name, prefix, key_hash, created_at, revoked_at FROM client_keys ORDER BY id";
@@ -181,7 +191,7 @@ macro_rules! fetch_tables {
     };
 }
 
-/// Binds a deployment's columns as `$1`–`$11`, in the order both statements list them.
+/// Binds a deployment's columns as `$1`–`$13`, in the order both statements list them.
 macro_rules! bind_fields {
     ($query:expr, $v:expr) => {
         $query
@@ -196,6 +206,8 @@ macro_rules! bind_fields {
             .bind($v.timeouts.total_ms.map(i64::from))
             .bind(&$v.api_version)
             .bind(&$v.region)
+            .bind(replicas_json(&$v.endpoints))
+            .bind($v.routing.stored())
     };
 }
 
@@ -208,8 +220,8 @@ macro_rules! apply_op {
                     "INSERT INTO self_hosted_models \
                      (name, family, catalog_model, platform, endpoint, identifier, \
                       connect_timeout_ms, first_token_timeout_ms, total_timeout_ms, api_version, region, \
-                      api_key_sealed, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
+                      replicas, routing, api_key_sealed, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
                 );
                 bind_fields!(query, valid)
                     .bind(sealed)
@@ -222,7 +234,7 @@ macro_rules! apply_op {
                     "UPDATE self_hosted_models SET name = $1, family = $2, catalog_model = $3, \
                      platform = $4, endpoint = $5, identifier = $6, connect_timeout_ms = $7, \
                      first_token_timeout_ms = $8, total_timeout_ms = $9, api_version = $10, \
-                     region = $11, updated_at = $12 WHERE id = $13",
+                     region = $11, replicas = $12, routing = $13, updated_at = $14 WHERE id = $15",
                 );
                 let done = bind_fields!(query, valid)
                     .bind($now)
@@ -250,16 +262,17 @@ macro_rules! apply_op {
                     .await?
                     .rows_affected(),
             ),
-            Op::SetFeature(feature, binding) => rows(
+            Op::SetFeature(feature, binding, fallbacks) => rows(
                 sqlx::query(
-                    "INSERT INTO feature_settings (feature, provider, self_hosted_model_id, updated_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (feature) DO UPDATE SET \
+                    "INSERT INTO feature_settings (feature, provider, self_hosted_model_id, fallbacks, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (feature) DO UPDATE SET \
                      provider = excluded.provider, self_hosted_model_id = excluded.self_hosted_model_id, \
-                     updated_at = excluded.updated_at",
+                     fallbacks = excluded.fallbacks, updated_at = excluded.updated_at",
                 )
                 .bind(feature.as_str())
                 .bind(binding.provider())
                 .bind(binding.deployment_id())
+                .bind(fallbacks_json(&fallbacks))
                 .bind($now)
                 .execute(&mut *$conn)
                 .await?
@@ -302,6 +315,22 @@ macro_rules! apply_op {
             ),
         }
     };
+}
+
+/// The endpoints after the first, as stored; `None` for a single endpoint.
+fn replicas_json(endpoints: &[String]) -> Option<String> {
+    match endpoints {
+        [] | [_] => None,
+        [_, rest @ ..] => serde_json::to_string(rest).ok(),
+    }
+}
+
+fn fallbacks_json(ids: &[i64]) -> Option<String> {
+    if ids.is_empty() {
+        None
+    } else {
+        serde_json::to_string(ids).ok()
+    }
 }
 
 fn rows(n: u64) -> i64 {
@@ -453,8 +482,8 @@ impl Db {
                 sqlx::query(
                     "INSERT INTO self_hosted_models (id, name, family, catalog_model, platform, \
                      endpoint, identifier, api_key_sealed, connect_timeout_ms, first_token_timeout_ms, \
-                     total_timeout_ms, api_version, region, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                     total_timeout_ms, api_version, region, replicas, routing, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 )
                 .bind(d.id)
                 .bind(&d.name)
@@ -469,6 +498,8 @@ impl Db {
                 .bind(d.total_timeout_ms)
                 .bind(&d.api_version)
                 .bind(&d.region)
+                .bind(&d.replicas)
+                .bind(&d.routing)
                 .bind(&d.created_at)
                 .bind(&d.updated_at)
                 .execute(&mut *tx)
@@ -476,12 +507,13 @@ impl Db {
             }
             for f in &tables.feature_settings {
                 sqlx::query(
-                    "INSERT INTO feature_settings (feature, provider, self_hosted_model_id, updated_at) \
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO feature_settings (feature, provider, self_hosted_model_id, fallbacks, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&f.feature)
                 .bind(&f.provider)
                 .bind(f.self_hosted_model_id)
+                .bind(&f.fallbacks)
                 .bind(&f.updated_at)
                 .execute(&mut *tx)
                 .await?;
@@ -548,6 +580,13 @@ pub(crate) fn snapshot(version: i64, tables: Tables, secrets: &SecretBox) -> Sna
             },
         };
         let ms = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+        let mut endpoints: Vec<String> = row.endpoint.iter().cloned().collect();
+        endpoints.extend(
+            row.replicas
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
+                .unwrap_or_default(),
+        );
         deployments.push(Arc::new(Deployment {
             id: row.id,
             name: row.name,
@@ -555,6 +594,12 @@ pub(crate) fn snapshot(version: i64, tables: Tables, secrets: &SecretBox) -> Sna
             model: row.catalog_model.as_deref().and_then(model_by_id),
             platform,
             endpoint: row.endpoint,
+            endpoints,
+            routing: row
+                .routing
+                .as_deref()
+                .and_then(RoutingPolicy::parse)
+                .unwrap_or_default(),
             identifier: row.identifier,
             api_key,
             timeouts: TimeoutOverrides {
@@ -587,6 +632,10 @@ pub(crate) fn snapshot(version: i64, tables: Tables, secrets: &SecretBox) -> Sna
                     }
                 }),
                 updated_at: found.map(|f| f.updated_at.clone()),
+                fallbacks: found
+                    .and_then(|f| f.fallbacks.as_deref())
+                    .and_then(|j| serde_json::from_str(j).ok())
+                    .unwrap_or_default(),
             }
         })
         .collect();

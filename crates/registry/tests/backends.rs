@@ -187,6 +187,7 @@ async fn a_bound_deployment_cannot_be_deleted_even_by_a_replica_that_has_not_see
             Binding::SelfHosted {
                 deployment_id: d.id,
             },
+            None,
         )
         .await
         .unwrap();
@@ -247,6 +248,7 @@ async fn every_write_bumps_the_version_and_other_replicas_pick_it_up() {
             Binding::SelfHosted {
                 deployment_id: d.id,
             },
+            None,
         )
         .await
         .unwrap();
@@ -334,6 +336,7 @@ async fn export_and_import_carry_everything_and_refuse_what_would_lose_data() {
             Binding::SelfHosted {
                 deployment_id: d.id,
             },
+            None,
         )
         .await
         .unwrap();

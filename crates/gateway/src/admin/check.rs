@@ -73,6 +73,8 @@ pub(crate) async fn run_check(state: &AppState, d: &Deployment) -> CheckOutcome 
     endpoint.timeouts.first_token = endpoint.timeouts.first_token.min(CHECK_TIMEOUT);
     let ctx = CallContext {
         request_id: format!("check-{}", uuid::Uuid::new_v4().simple()),
+
+        affinity: None,
     };
     let started = Instant::now();
     let (request, result) = one_token(state, d, Capability::CodeCompletion, &endpoint, &ctx).await;

@@ -25,7 +25,12 @@ pub(crate) struct DeploymentView {
     model: Option<&'static str>,
     model_name: Option<&'static str>,
     platform: &'static str,
+    /// The first of `endpoints`.
     endpoint: Option<String>,
+    /// Every replica with what Hearth knows of its health.
+    endpoints: Vec<EndpointView>,
+    /// `round_robin`, `least_loaded` or `prefix_affinity`.
+    routing: &'static str,
     identifier: String,
     api_key_set: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,8 +50,68 @@ pub(crate) struct DeploymentView {
     warnings: Option<Vec<String>>,
 }
 
-fn view(d: &Deployment, snap: &Snapshot, warnings: Option<Vec<String>>) -> DeploymentView {
+/// One replica of a deployment.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EndpointView {
+    pub(crate) url: String,
+    /// `healthy`, `ejected` (no traffic until `ejected_for_ms` runs out, then one probe) or
+    /// `unchecked` (no request or health check has reached it yet).
+    pub(crate) state: &'static str,
+    in_flight: u32,
+    /// Requests waiting in the model server's queue, from its `/metrics` (0 when unknown).
+    queued: u32,
+    consecutive_failures: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ejected_for_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+}
+
+pub(crate) fn endpoint_views(state: &AppState, d: &Deployment) -> Vec<EndpointView> {
+    let pool = state.pools.get(d.id).filter(|p| {
+        p.replicas.len() == d.endpoints.len()
+            && p.replicas
+                .iter()
+                .zip(&d.endpoints)
+                .all(|(r, u)| &*r.url == u)
+    });
+    let now = std::time::Instant::now();
+    d.endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let replica = pool.as_ref().and_then(|p| p.replicas.get(i));
+            let health = replica.map(|r| r.health()).unwrap_or_default();
+            let ejected_for = health
+                .ejected_until
+                .and_then(|u| u.checked_duration_since(now));
+            EndpointView {
+                url: url.clone(),
+                state: match (replica, ejected_for) {
+                    (None, _) => "unchecked",
+                    (Some(_), Some(_)) => "ejected",
+                    (Some(_), None) => "healthy",
+                },
+                in_flight: replica.map_or(0, |r| r.in_flight()),
+                queued: replica.map_or(0, |r| r.queued()),
+                consecutive_failures: health.consecutive_failures,
+                ejected_for_ms: ejected_for
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                last_error: health.last_error,
+            }
+        })
+        .collect()
+}
+
+fn view(
+    state: &AppState,
+    d: &Deployment,
+    snap: &Snapshot,
+    warnings: Option<Vec<String>>,
+) -> DeploymentView {
     DeploymentView {
+        endpoints: endpoint_views(state, d),
+        routing: d.routing.as_str(),
         id: d.id,
         name: d.name.clone(),
         family: d.family.as_str(),
@@ -84,6 +149,12 @@ pub(crate) struct CreateBody {
     platform: Option<String>,
     #[serde(default)]
     endpoint: Option<String>,
+    /// Replicas of the same served model; give this or `endpoint`.
+    #[serde(default)]
+    endpoints: Option<Vec<String>>,
+    /// `round_robin`, `least_loaded` or `prefix_affinity` (the default).
+    #[serde(default)]
+    routing: Option<String>,
     identifier: String,
     #[serde(default)]
     api_key: Option<String>,
@@ -112,8 +183,14 @@ pub(crate) struct UpdateBody {
     model: Option<Option<String>>,
     #[serde(default)]
     platform: Option<String>,
+    /// Replaces the first endpoint; the other replicas stay.
     #[serde(default, deserialize_with = "nullable")]
     endpoint: Option<Option<String>>,
+    /// Replaces the whole list of replicas.
+    #[serde(default)]
+    endpoints: Option<Vec<String>>,
+    #[serde(default)]
+    routing: Option<String>,
     #[serde(default)]
     identifier: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -146,7 +223,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<DeploymentVi
     Json(
         snap.deployments()
             .iter()
-            .map(|d| view(d, &snap, None))
+            .map(|d| view(&state, d, &snap, None))
             .collect(),
     )
 }
@@ -164,7 +241,7 @@ pub(crate) async fn show(
     let d = snap
         .deployment(id)
         .ok_or_else(|| ApiError::not_found(format!("no self-hosted model has id {id}")))?;
-    Ok(Json(view(d, &snap, None)))
+    Ok(Json(view(&state, d, &snap, None)))
 }
 
 #[utoipa::path(operation_id = "deployments_create", post, path = "/api/v1/self_hosted_models", tag = "admin",
@@ -184,6 +261,8 @@ pub(crate) async fn create(
             model: body.model,
             platform: body.platform,
             endpoint: body.endpoint,
+            endpoints: body.endpoints,
+            routing: body.routing,
             identifier: body.identifier,
             api_key: body.api_key.map(SecretString::from),
             timeouts: TimeoutOverrides {
@@ -201,7 +280,7 @@ pub(crate) async fn create(
     let snap = state.registry.snapshot();
     Ok((
         StatusCode::CREATED,
-        Json(view(d, &snap, Some(outcome.warnings))),
+        Json(view(&state, d, &snap, Some(outcome.warnings))),
     ))
 }
 
@@ -227,6 +306,8 @@ pub(crate) async fn update(
                 model: body.model,
                 platform: body.platform,
                 endpoint: body.endpoint,
+                endpoints: body.endpoints,
+                routing: body.routing,
                 identifier: body.identifier,
                 api_key: body.api_key.map(|k| k.map(SecretString::from)),
                 timeouts: TimeoutPatch {
@@ -243,7 +324,7 @@ pub(crate) async fn update(
     tracing::info!(self_hosted_model_id = d.id, name = %d.name, api_key_set = d.api_key.is_set(),
         "self-hosted model updated");
     let snap = state.registry.snapshot();
-    Ok(Json(view(d, &snap, Some(outcome.warnings))))
+    Ok(Json(view(&state, d, &snap, Some(outcome.warnings))))
 }
 
 #[utoipa::path(operation_id = "deployments_remove", delete, path = "/api/v1/self_hosted_models/{id}", tag = "admin",

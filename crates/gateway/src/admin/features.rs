@@ -22,9 +22,17 @@ pub(crate) struct FeatureView {
     provider: &'static str,
     self_hosted_model_id: Option<i64>,
     self_hosted_model_name: Option<String>,
+    /// Deployments tried in order when the bound one has no healthy replica or no room.
+    fallbacks: Vec<FallbackView>,
     updated_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     warnings: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FallbackView {
+    self_hosted_model_id: i64,
+    self_hosted_model_name: Option<String>,
 }
 
 fn view(s: &FeatureSetting, snap: &Snapshot, warnings: Option<Vec<String>>) -> FeatureView {
@@ -38,6 +46,14 @@ fn view(s: &FeatureSetting, snap: &Snapshot, warnings: Option<Vec<String>>) -> F
         self_hosted_model_name: id
             .and_then(|id| snap.deployment(id))
             .map(|d| d.name.clone()),
+        fallbacks: s
+            .fallbacks
+            .iter()
+            .map(|&id| FallbackView {
+                self_hosted_model_id: id,
+                self_hosted_model_name: snap.deployment(id).map(|d| d.name.clone()),
+            })
+            .collect(),
         updated_at: s.updated_at.clone(),
         warnings,
     }
@@ -87,6 +103,10 @@ pub(crate) struct FeatureBody {
     provider: String,
     #[serde(default)]
     self_hosted_model_id: Option<i64>,
+    /// Deployment ids tried in order when the bound one cannot serve; left out keeps the
+    /// current list, `[]` clears it.
+    #[serde(default)]
+    fallbacks: Option<Vec<i64>>,
 }
 
 #[utoipa::path(operation_id = "feature_settings_set", put, path = "/api/v1/feature_settings/{feature}", tag = "admin",
@@ -123,7 +143,10 @@ pub(crate) async fn set(
             ));
         }
     };
-    let outcome = state.registry.set_feature(feature, binding).await?;
+    let outcome = state
+        .registry
+        .set_feature(feature, binding, body.fallbacks)
+        .await?;
     tracing::info!(feature = %feature, provider = binding.provider(),
         self_hosted_model_id = binding.deployment_id(), "feature setting changed");
     let snap = state.registry.snapshot();

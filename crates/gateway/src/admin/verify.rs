@@ -613,6 +613,8 @@ async fn deployment(state: &AppState, d: &Deployment) -> Vec<Check> {
 
     let ctx = CallContext {
         request_id: format!("verify-{}", uuid::Uuid::new_v4().simple()),
+
+        affinity: None,
     };
     let runs: Vec<(Capability, String)> = if bound.is_empty() {
         vec![(Capability::CodeCompletion, "no feature bound".to_string())]

@@ -128,7 +128,7 @@ pub(crate) async fn set(
             }
         },
     };
-    let notices: Vec<Notice> = match state.registry.set_feature(feature, binding).await {
+    let notices: Vec<Notice> = match state.registry.set_feature(feature, binding, None).await {
         Ok(outcome) => {
             tracing::info!(feature = %feature, provider = binding.provider(),
                 self_hosted_model_id = binding.deployment_id(), "feature setting changed (console)");

@@ -26,7 +26,8 @@ pub(crate) struct Row {
     family: &'static str,
     model: String,
     platform: &'static str,
-    endpoint: String,
+    /// (url, `healthy` / `ejected` / `unchecked`).
+    endpoints: Vec<(String, &'static str)>,
     key: &'static str,
     features: Vec<&'static str>,
     /// (passed, what it said, when).
@@ -61,7 +62,10 @@ pub(crate) async fn list(
                 .model
                 .map_or_else(|| "not recognised".to_string(), |m| m.name.to_string()),
             platform: platform_label(d),
-            endpoint: d.endpoint.clone().unwrap_or_default(),
+            endpoints: crate::admin::endpoint_views(&state, d)
+                .into_iter()
+                .map(|e| (e.url, e.state))
+                .collect(),
             key: match d.api_key {
                 ApiKey::None => "not set",
                 ApiKey::Set(_) => "set",
@@ -87,6 +91,18 @@ pub(crate) async fn list(
     })
 }
 
+/// The replica URLs typed after the first, one per line; `None` when there are none.
+fn replicas(f: &Fields) -> Option<Vec<String>> {
+    let lines: Vec<String> = f
+        .replicas
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!lines.is_empty()).then_some(lines)
+}
+
 fn platform_label(d: &Deployment) -> &'static str {
     match d.platform {
         hearth_registry::DeploymentPlatform::OpenaiCompatible => "OpenAI-compatible (vLLM)",
@@ -106,6 +122,11 @@ pub(crate) struct Fields {
     model: String,
     #[serde(default)]
     endpoint: String,
+    /// Replicas after the first, one URL per line.
+    #[serde(default)]
+    replicas: String,
+    #[serde(default)]
+    routing: String,
     #[serde(default)]
     identifier: String,
     /// Write-only: never put back in a page.
@@ -137,6 +158,7 @@ struct FormPage {
     errors: BTreeMap<String, String>,
     families: Vec<(&'static str, String)>,
     models: Vec<(&'static str, String)>,
+    routings: [(&'static str, &'static str); 3],
 }
 
 impl FormPage {
@@ -158,11 +180,13 @@ impl FormPage {
 }
 
 /// The fields the form shows; an error on any other field is shown above the form.
-const FORM_FIELDS: [&str; 10] = [
+const FORM_FIELDS: [&str; 12] = [
     "name",
     "family",
     "model",
     "endpoint",
+    "endpoints",
+    "routing",
     "identifier",
     "api_key",
     "connect_timeout_ms",
@@ -223,6 +247,14 @@ fn form_page(
         errors,
         families,
         models,
+        routings: [
+            (
+                "prefix_affinity",
+                "Prefix affinity (same file, same replica)",
+            ),
+            ("least_loaded", "Least loaded"),
+            ("round_robin", "Round robin"),
+        ],
     });
     *response.status_mut() = status;
     response
@@ -296,6 +328,8 @@ pub(crate) async fn create(
         model: given(&f.model),
         platform: None,
         endpoint: given(&f.endpoint),
+        endpoints: replicas(&f).map(|rest| given(&f.endpoint).into_iter().chain(rest).collect()),
+        routing: given(&f.routing),
         identifier: f.identifier.clone(),
         api_key: given(&f.api_key).map(SecretString::from),
         timeouts: t,
@@ -348,6 +382,14 @@ pub(crate) async fn edit_form(
         family: d.family.as_str().to_string(),
         model: d.model.map(|m| m.id.to_string()).unwrap_or_default(),
         endpoint: d.endpoint.clone().unwrap_or_default(),
+        replicas: d
+            .endpoints
+            .iter()
+            .skip(1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        routing: d.routing.as_str().to_string(),
         identifier: d.identifier.clone(),
         api_key: String::new(),
         clear_api_key: None,
@@ -386,6 +428,13 @@ pub(crate) async fn update(
         model: Some(given(&f.model)),
         platform: None,
         endpoint: Some(given(&f.endpoint)),
+        // The form shows every replica, so what it sends is the whole list.
+        endpoints: given(&f.endpoint).map(|first| {
+            std::iter::once(first)
+                .chain(replicas(&f).unwrap_or_default())
+                .collect()
+        }),
+        routing: Some(f.routing.clone()),
         identifier: Some(f.identifier.clone()),
         api_key,
         timeouts: TimeoutPatch {

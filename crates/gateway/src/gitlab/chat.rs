@@ -357,7 +357,10 @@ async fn agent_inner(
         stop: vec![STOP.into()],
         ..Default::default()
     };
-    let ctx = CallContext { request_id: cid };
+    let ctx = CallContext {
+        request_id: cid,
+        affinity: None,
+    };
     let permit = admit(&state, &sel.deployment.name).await?;
     let deadline = Instant::now() + sel.endpoint.timeouts.total;
     let upstream = state
@@ -501,7 +504,10 @@ async fn tool_inner(
             .collect(),
         ..Default::default()
     };
-    let ctx = CallContext { request_id: cid };
+    let ctx = CallContext {
+        request_id: cid,
+        affinity: None,
+    };
     let fail = |e: hearth_providers::ProviderError| {
         let o = OaiError::upstream(&sel.deployment.name, &e);
         GitlabError::detail(o.status, o.message)

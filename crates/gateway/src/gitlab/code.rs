@@ -26,6 +26,7 @@ use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::now_secs;
 use crate::pump;
+use crate::routing::supersede::{keystroke, until_superseded};
 use tokio::time::Instant;
 
 const CONTENT_MAX: usize = 100_000;
@@ -278,15 +279,34 @@ fn log_output(sel: &Selected, text: &str, usage: Option<Usage>) {
     );
 }
 
+/// The user and file a completion is for: GitLab names the user in its headers (the token
+/// itself when it does not) and the file in the payload. Same key, same replica, and a newer
+/// request under it supersedes an older one.
+fn affinity(headers: &HeaderMap, ask: &Ask) -> Option<u64> {
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes()).unwrap_or_default();
+    let user = match header("x-gitlab-global-user-id") {
+        [] => header("authorization"),
+        id => id,
+    };
+    Some(crate::routing::stable_hash(&[
+        header("x-gitlab-instance-id"),
+        user,
+        ask.project.as_deref().unwrap_or("").as_bytes(),
+        ask.file_name.as_bytes(),
+    ]))
+}
+
 async fn answer(
     state: &AppState,
     sel: &Selected,
     ask: &Ask,
     use_case: UseCase,
     cid: &str,
+    affinity: Option<u64>,
 ) -> Result<Answer, GitlabError> {
     let ctx = CallContext {
         request_id: cid.to_string(),
+        affinity,
     };
     let model = sel.deployment.upstream_model().to_string();
     let family = sel.deployment.prompt_family();
@@ -323,31 +343,60 @@ async fn answer(
             user: None,
             extra: Default::default(),
         };
+        let asked = crate::routing::stable_hash(&[
+            sel.deployment.name.as_bytes(),
+            ask.above.as_bytes(),
+            ask.below.as_bytes(),
+            &[u8::from(ask.stream)],
+        ]);
+        let (ticket, joined) = keystroke(
+            state,
+            Feature::CodeCompletions,
+            affinity,
+            asked,
+            !ask.stream,
+        )
+        .await;
+        let cancel = ticket.token();
+        // A superseded completion gets no suggestion: GitLab's clients show an error for
+        // anything else, and the newer request's answer is the one that counts.
+        let nothing = || Answer::Whole {
+            text: String::new(),
+            usage: None,
+        };
         return if ask.stream {
-            let s = plan
-                .stream(
+            let s = tokio::select! {
+                s = plan.stream(
                     &state.provider,
                     &sel.endpoint,
                     &model,
                     &sampling,
                     false,
                     &ctx,
-                )
-                .await
-                .map_err(fail)?;
-            Ok(streamed(s, Some(plan.scanner())))
+                ) => s.map_err(fail)?,
+                () = cancel.cancelled() => return Ok(nothing()),
+            };
+            Ok(streamed(until_superseded(s, ticket), Some(plan.scanner())))
         } else {
-            let (text, _, usage) = plan
-                .complete(
-                    &state.provider,
-                    &sel.endpoint,
-                    &model,
-                    &ask.above,
-                    &sampling,
-                    &ctx,
-                )
-                .await
-                .map_err(fail)?;
+            let answer = match joined {
+                Some(shared) => (*shared).clone(),
+                None => {
+                    let answer = tokio::select! {
+                        a = plan.complete(
+                            &state.provider,
+                            &sel.endpoint,
+                            &model,
+                            &ask.above,
+                            &sampling,
+                            &ctx,
+                        ) => a,
+                        () = cancel.cancelled() => return Ok(nothing()),
+                    };
+                    ticket.share(std::sync::Arc::new(answer.clone()));
+                    answer
+                }
+            };
+            let (text, _, usage) = answer.map_err(fail)?;
             Ok(Answer::Whole { text, usage })
         };
     }
@@ -482,7 +531,7 @@ async fn v2(
     if verbose {
         log_input(&sel, &ask);
     }
-    match answer(&state, &sel, &ask, use_case, &cid).await? {
+    match answer(&state, &sel, &ask, use_case, &cid, affinity(&headers, &ask)).await? {
         Answer::Stream(s) => Ok(raw_text(s)),
         Answer::Whole { text, usage } => {
             if verbose {
@@ -565,7 +614,7 @@ async fn v3_or_v4(
     };
     let model = model_json(&engine, &sel.name, &ask.language);
     let metadata = json!({"model": model, "timestamp": now_secs(), "enabled_feature_flags": feature_flags(&headers), "region": null});
-    match answer(&state, &sel, &ask, use_case, &cid).await? {
+    match answer(&state, &sel, &ask, use_case, &cid, affinity(&headers, &ask)).await? {
         Answer::Stream(streamed) if sse => {
             let start = Bytes::from(format!(
                 "event: stream_start\r\ndata: {}\r\n\r\n",

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::gitlab::error::GitlabError;
 use crate::openai::error::OaiError;
-use crate::routing::{endpoint_for, resolve};
+use crate::routing::endpoint_for;
 
 /// The model fields of a request, in either of GitLab's spellings (`model_*` on /v2,
 /// `model_metadata{…}` on /v3, /v4, chat and prompts).
@@ -114,7 +114,7 @@ pub(crate) fn select(
     let capability = feature.capability();
     if fields.is_empty() {
         let snap = state.registry.snapshot();
-        let route = resolve(&snap, feature, None, &state.cloud).map_err(from_oai)?;
+        let route = crate::openai::route(state, &snap, feature, None).map_err(from_oai)?;
         let name = route.deployment.family.as_str().to_string();
         return Ok(Selected {
             deployment: route.deployment,
@@ -196,6 +196,8 @@ pub(crate) fn select(
         family,
         model: None,
         platform,
+        endpoints: endpoint.iter().cloned().collect(),
+        routing: Default::default(),
         endpoint,
         identifier,
         api_key: fields

@@ -74,7 +74,10 @@ async fn invoke(
             UseCase::Completion,
         )
     })?;
-    let ctx = CallContext { request_id: cid };
+    let ctx = CallContext {
+        request_id: cid,
+        affinity: None,
+    };
     let model = sel.deployment.upstream_model().to_string();
     let chat = completion_prompt(sel.deployment.family, "", "", None, None).style
         == CompletionStyle::ChatInstruct;
@@ -187,7 +190,10 @@ async fn run_feature(
         temperature: Some(FEATURE_TEMPERATURE),
         ..Default::default()
     };
-    let ctx = CallContext { request_id: cid };
+    let ctx = CallContext {
+        request_id: cid,
+        affinity: None,
+    };
     let permit = admit(&state, &sel.deployment.name).await?;
     if b.stream {
         let deadline = tokio::time::Instant::now() + sel.endpoint.timeouts.total;

@@ -21,7 +21,7 @@ use crate::openai::{
     admit, check_passthrough, check_platform, check_sampling, exchange, now_secs, overhead_header,
     respond,
 };
-use crate::routing::{Route, resolve};
+use crate::routing::Route;
 
 const FEATURE: Feature = Feature::DuoChat;
 
@@ -279,14 +279,15 @@ fn check_bedrock_messages(route: &Route, msgs: &mut [ChatMessage]) -> Result<(),
 
 async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, OaiError> {
     let started = Instant::now();
+    let client = crate::openai::completions::client_identity(&req);
     let body: ChatBody = read_json(req, state).await?;
-    run_body(state, cid, body, started).await
+    run_body(state, cid, body, started, client).await
 }
 
 /// A chat request another front door (Ollama's) has already translated, answered in OpenAI's
 /// shape for that door to translate back.
 pub(crate) async fn answer(state: &AppState, cid: String, body: ChatBody) -> Response {
-    let result = run_body(state, cid, body, Instant::now()).await;
+    let result = run_body(state, cid, body, Instant::now(), None).await;
     respond(state, FEATURE, result)
 }
 
@@ -295,6 +296,7 @@ async fn run_body(
     cid: String,
     mut body: ChatBody,
     started: Instant,
+    client: Option<u64>,
 ) -> Result<Response, OaiError> {
     let max_tokens = body.max_completion_tokens.or(body.max_tokens);
     let stops = check_sampling(
@@ -308,7 +310,7 @@ async fn run_body(
     check_passthrough(&extra)?;
     let mut msgs = messages(&mut body)?;
     let snap = state.registry.snapshot();
-    let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
+    let route = crate::openai::route(state, &snap, FEATURE, body.model.as_deref())?;
     if matches!(route.endpoint.flavor, Flavor::Bedrock(_)) {
         let mut others = extra.clone();
         for f in BEDROCK_TOOL_FIELDS {
@@ -342,7 +344,25 @@ async fn run_body(
         user: body.user.clone(),
         extra,
     };
-    let ctx = CallContext { request_id: cid };
+    // A conversation keeps its replica while it grows: its opening messages name it.
+    let affinity = client.map(|c| {
+        let opening: Vec<&[u8]> = request
+            .messages
+            .iter()
+            .take(2)
+            .map(|m| m.content.as_bytes())
+            .collect();
+        let mut parts: Vec<&[u8]> = vec![&[]];
+        let client = c.to_le_bytes();
+        parts[0] = &client;
+        parts.push(body.user.as_deref().unwrap_or("").as_bytes());
+        parts.extend(opening);
+        crate::routing::stable_hash(&parts)
+    });
+    let ctx = CallContext {
+        request_id: cid,
+        affinity,
+    };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let upstream_started = Instant::now();
 
@@ -371,7 +391,9 @@ async fn run_body(
         };
         let relay = Relay::new(upstream, None, framing, record);
         let deadline = upstream_started + route.endpoint.timeouts.total;
-        return Ok(sse_response(relay, overhead, deadline, permit));
+        let mut response = sse_response(relay, overhead, deadline, permit);
+        crate::openai::served_by(&mut response, &route);
+        return Ok(response);
     }
 
     let reply = state.provider.chat(&route.endpoint, &request, &ctx).await;
@@ -406,6 +428,7 @@ async fn run_body(
     response
         .headers_mut()
         .insert("x-hearth-overhead-ms", overhead_header(record.overhead));
+    crate::openai::served_by(&mut response, &route);
     record.finish(200, None);
     Ok(response)
 }

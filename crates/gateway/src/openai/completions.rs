@@ -22,10 +22,11 @@ use crate::openai::wire::{
 };
 use crate::openai::{
     admit, check_passthrough, check_platform, check_sampling, exchange, now_secs, overhead_header,
-    respond,
+    respond, served_by,
 };
 use crate::pump;
-use crate::routing::resolve;
+use crate::routing::stable_hash;
+use crate::routing::supersede::{SUPERSEDED, keystroke, until_superseded};
 
 const FEATURE: Feature = Feature::CodeCompletions;
 
@@ -83,15 +84,43 @@ async fn run(
     shape: Shape,
 ) -> Result<Response, OaiError> {
     let started = Instant::now();
+    let client = client_identity(&req);
     let body: CompletionBody = read_json(req, state).await?;
-    run_body(state, cid, body, shape, started).await
+    let client = client.map(|c| {
+        stable_hash(&[
+            &c.to_le_bytes(),
+            body.user.as_deref().unwrap_or("").as_bytes(),
+        ])
+    });
+    run_body(state, cid, body, shape, started, client).await
 }
 
 /// A completion another front door (Ollama's, llama.cpp's) has already translated, answered in
 /// OpenAI's `text_completion` shape for that door to translate back.
 pub(crate) async fn answer(state: &AppState, cid: String, body: CompletionBody) -> Response {
-    let result = run_body(state, cid, body, Shape::Text, Instant::now()).await;
+    let result = run_body(state, cid, body, Shape::Text, Instant::now(), None).await;
     respond(state, FEATURE, result)
+}
+
+/// Who is asking, as far as the request tells: its peer address, the address a proxy says it
+/// forwards for, and its client key. Requests that share all three are one client's.
+pub(crate) fn client_identity(req: &Request) -> Option<u64> {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default()
+    };
+    Some(stable_hash(&[
+        peer.as_bytes(),
+        header("x-forwarded-for"),
+        header(header::AUTHORIZATION.as_str()),
+    ]))
 }
 
 async fn run_body(
@@ -100,6 +129,7 @@ async fn run_body(
     body: CompletionBody,
     shape: Shape,
     started: Instant,
+    client: Option<u64>,
 ) -> Result<Response, OaiError> {
     let extra = body.passthrough();
     let client_stops = check_sampling(
@@ -146,8 +176,9 @@ async fn run_body(
     check_passthrough(&extra)?;
     let suffix = body.suffix.unwrap_or_default();
     let snap = state.registry.snapshot();
-    let route = resolve(&snap, FEATURE, body.model.as_deref(), &state.cloud)?;
+    let route = crate::openai::route(state, &snap, FEATURE, body.model.as_deref())?;
     check_platform(&route, &extra)?;
+    let stream = body.stream.unwrap_or(false);
     let plan = CompletionPlan::new(
         route.deployment.prompt_family(),
         &route.endpoint,
@@ -160,6 +191,21 @@ async fn run_body(
         body.max_tokens,
         client_stops,
     );
+    // The same client typing in the same file: its first lines name the file.
+    let affinity =
+        client.map(|c| stable_hash(&[&c.to_le_bytes(), first_lines(&prompt).as_bytes()]));
+    let asked = stable_hash(&[
+        route.deployment.name.as_bytes(),
+        prompt.as_bytes(),
+        suffix.as_bytes(),
+        format!(
+            "{:?}{:?}{:?}{:?}{stream}",
+            body.max_tokens, body.temperature, body.top_p, plan.stops
+        )
+        .as_bytes(),
+        serde_json::to_string(&extra).unwrap_or_default().as_bytes(),
+    ]);
+    let (ticket, joined) = keystroke(state, FEATURE, affinity, asked, !stream).await;
     let verbose = snap.settings().verbose_ai_logs;
     let permit = admit(state, &route.deployment.name).await?;
     let mut record = exchange(
@@ -171,7 +217,10 @@ async fn run_body(
         plan.logged_prompt(),
         started,
     );
-    let ctx = CallContext { request_id: cid };
+    let ctx = CallContext {
+        request_id: cid,
+        affinity,
+    };
     let model = route.deployment.upstream_model().to_string();
     let include_usage = body
         .stream_options
@@ -186,22 +235,24 @@ async fn run_body(
     };
     let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
     let upstream_started = Instant::now();
+    let cancel = ticket.token();
 
-    if body.stream.unwrap_or(false) {
-        let upstream = plan
-            .stream(
+    if stream {
+        let upstream = tokio::select! {
+            u = plan.stream(
                 &state.provider,
                 &route.endpoint,
                 &model,
                 &sampling,
                 include_usage,
                 &ctx,
-            )
-            .await;
+            ) => u,
+            () = cancel.cancelled() => return Ok(superseded(record)),
+        };
         record.upstream_time = upstream_started.elapsed();
         record.overhead = started.elapsed().saturating_sub(record.upstream_time);
         let upstream = match upstream {
-            Ok(u) => u,
+            Ok(u) => until_superseded(u, ticket),
             Err(e) => return Ok(failed(record, &name, &e)),
         };
         let overhead = record.overhead;
@@ -213,19 +264,29 @@ async fn run_body(
         };
         let relay = Relay::new(upstream, Some(plan.scanner()), framing, record);
         let deadline = upstream_started + route.endpoint.timeouts.total;
-        return Ok(sse_response(relay, overhead, deadline, permit));
+        let mut response = sse_response(relay, overhead, deadline, permit);
+        served_by(&mut response, &route);
+        return Ok(response);
     }
 
-    let answer = plan
-        .complete(
-            &state.provider,
-            &route.endpoint,
-            &model,
-            &prompt,
-            &sampling,
-            &ctx,
-        )
-        .await;
+    let answer = match joined {
+        Some(shared) => (*shared).clone(),
+        None => {
+            let answer = tokio::select! {
+                a = plan.complete(
+                    &state.provider,
+                    &route.endpoint,
+                    &model,
+                    &prompt,
+                    &sampling,
+                    &ctx,
+                ) => a,
+                () = cancel.cancelled() => return Ok(superseded(record)),
+            };
+            ticket.share(std::sync::Arc::new(answer.clone()));
+            answer
+        }
+    };
     record.upstream_time = upstream_started.elapsed();
     let (text, finish, usage) = match answer {
         Ok(a) => a,
@@ -253,7 +314,9 @@ async fn run_body(
             }],
             usage: usage.map(UsageOut::from),
         };
-        return Ok(finish_whole(Json(body).into_response(), record, started));
+        let mut response = finish_whole(Json(body).into_response(), record, started);
+        served_by(&mut response, &route);
+        return Ok(response);
     }
     let body = TextCompletion {
         id: &id,
@@ -268,7 +331,35 @@ async fn run_body(
         }],
         usage: usage.map(|u| Some(UsageOut::from(u))),
     };
-    Ok(finish_whole(Json(body).into_response(), record, started))
+    let mut response = finish_whole(Json(body).into_response(), record, started);
+    served_by(&mut response, &route);
+    Ok(response)
+}
+
+/// The first lines of a prompt (up to 512 bytes): what stays the same while one file is
+/// edited, so it stands for the file.
+pub(crate) fn first_lines(prompt: &str) -> &str {
+    let mut end = prompt.len().min(512);
+    while !prompt.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &prompt[..end];
+    match head.match_indices('\n').nth(2) {
+        Some((i, _)) => &head[..i],
+        None => head,
+    }
+}
+
+/// The answer to a completion a newer one from the same client and file replaced.
+pub(crate) fn superseded(record: crate::telemetry::Exchange) -> Response {
+    let err = OaiError::new(
+        StatusCode::CONFLICT,
+        "invalid_request_error",
+        "superseded",
+        SUPERSEDED.to_string(),
+    );
+    record.finish(err.status.as_u16(), Some(&err.message));
+    err.into_response()
 }
 
 fn finish_whole(

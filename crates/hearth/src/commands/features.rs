@@ -28,10 +28,14 @@ pub(crate) async fn run(cmd: FeaturesCommand) -> anyhow::Result<()> {
                 } else {
                     Tone::Good
                 };
-                let deployment = match f["self_hosted_model_id"].as_i64() {
+                let mut deployment = match f["self_hosted_model_id"].as_i64() {
                     Some(id) => format!("{} (id {id})", text(&f["self_hosted_model_name"])),
                     None => "-".into(),
                 };
+                let chain = fallback_names(f);
+                if !chain.is_empty() {
+                    deployment.push_str(&format!(", then {chain}"));
+                }
                 table.row(vec![
                     plain(feature),
                     plain(text(&f["capability"])),
@@ -46,14 +50,26 @@ pub(crate) async fn run(cmd: FeaturesCommand) -> anyhow::Result<()> {
             client,
             feature,
             deployment,
+            fallback,
+            no_fallbacks,
         } => {
             let c = Client::new(&client)?;
             let id = c.deployment_id(&deployment).await?;
+            let mut body = json!({"provider": "self_hosted", "self_hosted_model_id": id});
+            if no_fallbacks {
+                body["fallbacks"] = json!([]);
+            } else if !fallback.is_empty() {
+                let mut ids = Vec::with_capacity(fallback.len());
+                for f in &fallback {
+                    ids.push(c.deployment_id(f).await?);
+                }
+                body["fallbacks"] = json!(ids);
+            }
             let answer = c
                 .send(
                     Method::PUT,
                     &format!("/api/v1/feature_settings/{feature}"),
-                    Some(&json!({"provider": "self_hosted", "self_hosted_model_id": id})),
+                    Some(&body),
                 )
                 .await?;
             print_warnings(&answer);
@@ -65,6 +81,10 @@ pub(crate) async fn run(cmd: FeaturesCommand) -> anyhow::Result<()> {
                 text(&answer["feature"]),
                 text(&answer["self_hosted_model_name"])
             )?;
+            let chain = fallback_names(&answer);
+            if !chain.is_empty() {
+                outln!("When it cannot serve, it falls back to: {chain}.")?;
+            }
             Ok(())
         }
         FeaturesCommand::Disable { client, feature } => {
@@ -83,4 +103,15 @@ pub(crate) async fn run(cmd: FeaturesCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The feature's fallbacks by name, in order.
+fn fallback_names(f: &serde_json::Value) -> String {
+    f["fallbacks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| text(&d["self_hosted_model_name"]))
+        .collect::<Vec<_>>()
+        .join(", then ")
 }

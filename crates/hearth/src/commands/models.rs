@@ -47,6 +47,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             name,
             family,
             endpoint,
+            routing,
             identifier,
             model,
             key,
@@ -63,8 +64,13 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             if let Some(v) = &timeouts.region {
                 body["region"] = json!(v);
             }
-            if let Some(e) = endpoint {
-                body["endpoint"] = json!(e);
+            match endpoint.as_slice() {
+                [] => {}
+                [one] => body["endpoint"] = json!(one),
+                many => body["endpoints"] = json!(many),
+            }
+            if let Some(r) = routing {
+                body["routing"] = json!(r);
             }
             if let Some(m) = model {
                 body["model"] = json!(m);
@@ -110,7 +116,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
                 "FAMILY",
                 "MODEL",
                 "PLATFORM",
-                "ENDPOINT",
+                "ENDPOINTS",
                 "IDENTIFIER",
                 "API KEY",
                 "FEATURES",
@@ -122,7 +128,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
                     plain(text(&d["family"])),
                     plain(text(&d["model"])),
                     plain(text(&d["platform"])),
-                    plain(text(&d["endpoint"])),
+                    endpoints_cell(d),
                     plain(text(&d["identifier"])),
                     key_cell(d),
                     plain(join(&d["features"])),
@@ -144,7 +150,11 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
                 ("family", text(&d["family"])),
                 ("model", text(&d["model_name"])),
                 ("platform", text(&d["platform"])),
-                ("endpoint", text(&d["endpoint"])),
+                (
+                    "endpoints",
+                    endpoints_cell(&d).0.replace(", ", "\n            "),
+                ),
+                ("routing", text(&d["routing"])),
                 ("identifier", text(&d["identifier"])),
                 ("api key", key_cell(&d).0),
                 ("timeouts", timeouts_text(&d)),
@@ -162,6 +172,9 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             name,
             family,
             endpoint,
+            add_endpoint,
+            remove_endpoint,
+            routing,
             identifier,
             model,
             reset,
@@ -216,10 +229,36 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             if let Some(v) = &timeouts.region {
                 body.insert("region".into(), json!(v));
             }
+            if !add_endpoint.is_empty() || !remove_endpoint.is_empty() {
+                let current = c.get(&format!("/api/v1/self_hosted_models/{id}")).await?;
+                let mut list: Vec<String> = current["endpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| text(&e["url"]))
+                    .collect();
+                if let (Some(first), Some(new)) = (list.first_mut(), &endpoint) {
+                    first.clone_from(new);
+                }
+                for gone in &remove_endpoint {
+                    let gone = gone.trim_end_matches('/');
+                    let before = list.len();
+                    list.retain(|u| u != gone);
+                    if list.len() == before {
+                        anyhow::bail!(
+                            "{deployment} has no endpoint {gone}; `hearth models show {deployment}` lists them"
+                        );
+                    }
+                }
+                list.extend(add_endpoint.iter().cloned());
+                body.insert("endpoints".into(), json!(list));
+            }
+            let endpoint = endpoint.filter(|_| !body.contains_key("endpoints"));
             for (field, value) in [
                 ("name", name),
                 ("family", family),
                 ("endpoint", endpoint),
+                ("routing", routing),
                 ("identifier", identifier),
                 ("model", model),
             ] {
@@ -234,7 +273,7 @@ pub(crate) async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             }
             if body.is_empty() {
                 anyhow::bail!(
-                    "nothing to change: pass at least one of --name, --family, --endpoint, --identifier, --model, --api-key, --clear-api-key, --reset"
+                    "nothing to change: pass at least one of --name, --family, --endpoint, --add-endpoint, --remove-endpoint, --routing, --identifier, --model, --api-key, --clear-api-key, --reset"
                 );
             }
             let updated = c
@@ -384,4 +423,26 @@ fn key_cell(d: &Value) -> (String, Tone) {
     } else {
         ("-".into(), Tone::Dim)
     }
+}
+
+/// Each replica's URL, with its state when there are several or one is not healthy.
+fn endpoints_cell(d: &Value) -> (String, Tone) {
+    let list: Vec<&Value> = d["endpoints"].as_array().into_iter().flatten().collect();
+    if list.is_empty() {
+        return (text(&d["endpoint"]), Tone::Plain);
+    }
+    let ejected = list.iter().any(|e| e["state"] == "ejected");
+    let cell = list
+        .iter()
+        .map(|e| {
+            let state = text(&e["state"]);
+            if list.len() > 1 || state == "ejected" {
+                format!("{} ({state})", text(&e["url"]))
+            } else {
+                text(&e["url"])
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    (cell, if ejected { Tone::Bad } else { Tone::Plain })
 }

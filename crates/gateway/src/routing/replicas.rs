@@ -1,0 +1,482 @@
+//! Each deployment's replicas and what Hearth knows of them: requests in flight, the model
+//! server's own queue, and health — passive (failed calls eject a replica for a growing
+//! interval, then one probe request may bring it back) and active (see `health`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use hearth_providers::{Outcome, Pick, Replicas};
+use hearth_registry::{Deployment, RoutingPolicy};
+
+use super::budget::RetryBudget;
+use super::pick::{Candidate, Ring, choose};
+
+/// How replicas are watched and retried; `hearth serve` flags set it.
+#[derive(Clone, Debug)]
+pub struct UpstreamRouting {
+    /// Between active checks of each replica; zero turns them off.
+    pub health_interval: Duration,
+    /// Consecutive failed calls that eject a replica.
+    pub eject_after: u32,
+    /// The first ejection's length; each further one doubles it, up to `max_ejection`.
+    pub ejection: Duration,
+    pub max_ejection: Duration,
+    /// Retries may add this share of a deployment's requests (0.2 = 20 %).
+    pub retry_ratio: f64,
+    /// Retries allowed before any traffic has paid for them.
+    pub retry_reserve: u32,
+    /// A completion from the same client and file cancels the one still in flight.
+    pub supersede: bool,
+    /// Identical completion requests in flight share one upstream call.
+    pub coalesce: bool,
+}
+
+impl Default for UpstreamRouting {
+    fn default() -> Self {
+        UpstreamRouting {
+            health_interval: Duration::from_secs(5),
+            eject_after: 3,
+            ejection: Duration::from_secs(5),
+            max_ejection: Duration::from_secs(300),
+            retry_ratio: 0.2,
+            retry_reserve: 10,
+            supersede: true,
+            coalesce: true,
+        }
+    }
+}
+
+/// A replica's health.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Health {
+    pub consecutive_failures: u32,
+    /// Ejections in a row without a success between them; sets the next one's length.
+    pub ejections: u32,
+    pub ejected_until: Option<Instant>,
+    /// An ejection has run out and one request is trying the replica, since then.
+    pub probing: Option<Instant>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Replica {
+    pub url: Arc<str>,
+    in_flight: Arc<AtomicU32>,
+    /// Requests waiting in the model server's own queue, from its `/metrics`.
+    queued: AtomicU32,
+    health: Mutex<Health>,
+}
+
+impl Replica {
+    fn new(url: &str) -> Replica {
+        Replica {
+            url: Arc::from(url),
+            in_flight: Arc::default(),
+            queued: AtomicU32::new(0),
+            health: Mutex::new(Health::default()),
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn queued(&self) -> u32 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_queued(&self, n: u32) {
+        self.queued.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        self.health.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// Healthy now: never ejected, or the ejection ran out and no probe is under way.
+    fn available(&self, now: Instant) -> bool {
+        self.health.lock().is_ok_and(|h| match h.ejected_until {
+            None => true,
+            // A probe whose outcome never came back (its client left) frees the slot.
+            Some(until) => now >= until && h.probing.is_none_or(|since| now - since > PROBE_GIVEUP),
+        })
+    }
+
+    pub(crate) fn is_ejected(&self, now: Instant) -> bool {
+        self.health
+            .lock()
+            .is_ok_and(|h| h.ejected_until.is_some_and(|until| now < until))
+    }
+}
+
+/// How long a probe request may hold the only way into an ejected replica.
+const PROBE_GIVEUP: Duration = Duration::from_secs(30);
+
+/// Counts a request in flight on a replica until dropped.
+struct InFlight(Arc<AtomicU32>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a pool tells the rest of the gateway (metrics).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PoolEvent<'a> {
+    Ejected {
+        deployment: &'a str,
+        endpoint: &'a str,
+    },
+    Readmitted {
+        deployment: &'a str,
+        endpoint: &'a str,
+    },
+    Retry {
+        deployment: &'a str,
+    },
+    BudgetSpent {
+        deployment: &'a str,
+    },
+}
+
+pub(crate) type Events = Arc<dyn Fn(PoolEvent<'_>) + Send + Sync>;
+
+/// One deployment's replicas.
+pub(crate) struct Pool {
+    pub deployment: String,
+    pub policy: RoutingPolicy,
+    pub replicas: Vec<Replica>,
+    ring: Ring,
+    turn: AtomicUsize,
+    budget: RetryBudget,
+    settings: UpstreamRouting,
+    events: Events,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("deployment", &self.deployment)
+            .field("replicas", &self.replicas.len())
+            .finish()
+    }
+}
+
+impl Pool {
+    fn new(d: &Deployment, settings: &UpstreamRouting, events: Events, old: Option<&Pool>) -> Pool {
+        let replicas: Vec<Replica> = d
+            .endpoints
+            .iter()
+            .map(|url| {
+                let fresh = Replica::new(url);
+                // A replica that stays keeps what is known of it.
+                if let Some(prev) = old.and_then(|o| o.replicas.iter().find(|r| &*r.url == url)) {
+                    if let (Ok(mut h), Ok(p)) = (fresh.health.lock(), prev.health.lock()) {
+                        *h = p.clone();
+                    }
+                    return Replica {
+                        in_flight: prev.in_flight.clone(),
+                        ..fresh
+                    };
+                }
+                fresh
+            })
+            .collect();
+        Pool {
+            deployment: d.name.clone(),
+            policy: d.routing,
+            ring: Ring::new(replicas.iter().map(|r| &*r.url)),
+            replicas,
+            turn: AtomicUsize::new(0),
+            budget: RetryBudget::new(settings.retry_ratio, settings.retry_reserve),
+            settings: settings.clone(),
+            events,
+        }
+    }
+
+    /// Whether some replica can take a request now.
+    pub(crate) fn any_available(&self) -> bool {
+        let now = Instant::now();
+        self.replicas.iter().any(|r| r.available(now))
+    }
+
+    /// Records a failure (a call's or an active check's); ejects past the threshold, or at
+    /// once when `eject_now` (a failed probe or check).
+    pub(crate) fn failed(&self, index: usize, why: Option<String>, eject_now: bool) {
+        let Some(r) = self.replicas.get(index) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut ejected = None;
+        if let Ok(mut h) = r.health.lock() {
+            h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+            if why.is_some() {
+                h.last_error = why;
+            }
+            let in_ejection = h.ejected_until.is_some_and(|u| now < u);
+            let probe_failed = h.probing.is_some();
+            if !in_ejection
+                && (eject_now
+                    || probe_failed
+                    || h.consecutive_failures >= self.settings.eject_after)
+            {
+                let doubling = 2u32.saturating_pow(h.ejections.min(16));
+                let length = self
+                    .settings
+                    .ejection
+                    .saturating_mul(doubling)
+                    .min(self.settings.max_ejection);
+                h.ejections = h.ejections.saturating_add(1);
+                h.ejected_until = Some(now + length);
+                h.probing = None;
+                ejected = Some(length);
+            }
+        }
+        if let Some(length) = ejected {
+            tracing::warn!(deployment = %self.deployment, endpoint = %r.url,
+                ejected_for_ms = u64::try_from(length.as_millis()).unwrap_or(u64::MAX),
+                reason = r.health().last_error.as_deref().unwrap_or("failures"),
+                "replica ejected");
+            (self.events)(PoolEvent::Ejected {
+                deployment: &self.deployment,
+                endpoint: &r.url,
+            });
+        }
+    }
+
+    /// Records a success: the replica is healthy again.
+    pub(crate) fn answered(&self, index: usize) {
+        let Some(r) = self.replicas.get(index) else {
+            return;
+        };
+        let mut readmitted = false;
+        if let Ok(mut h) = r.health.lock() {
+            readmitted = h.ejected_until.is_some();
+            *h = Health::default();
+        }
+        if readmitted {
+            tracing::info!(deployment = %self.deployment, endpoint = %r.url, "replica re-admitted");
+            (self.events)(PoolEvent::Readmitted {
+                deployment: &self.deployment,
+                endpoint: &r.url,
+            });
+        }
+    }
+}
+
+impl Replicas for Pool {
+    fn pick(&self, affinity: Option<u64>, tried: &[usize]) -> Option<Pick> {
+        let now = Instant::now();
+        if tried.is_empty() {
+            self.budget.deposit();
+        }
+        let candidates: Vec<Candidate> = self
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Candidate {
+                usable: !tried.contains(&i) && r.available(now),
+                in_flight: r.in_flight(),
+                queued: r.queued(),
+            })
+            .collect();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let index = choose(self.policy, &candidates, &self.ring, affinity, turn).or_else(|| {
+            // Every replica ejected: rather than refuse, try the one whose ejection ends
+            // first — a probe that may find it back (fallbacks are chosen before this).
+            (tried.is_empty())
+                .then(|| {
+                    (0..self.replicas.len())
+                        .min_by_key(|&i| self.replicas[i].health().ejected_until.unwrap_or(now))
+                })
+                .flatten()
+        })?;
+        let r = &self.replicas[index];
+        if let Ok(mut h) = r.health.lock()
+            && h.ejected_until.is_some()
+        {
+            h.probing = Some(now);
+        }
+        r.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(Pick {
+            index,
+            base_url: r.url.clone(),
+            guard: Box::new(InFlight(r.in_flight.clone())),
+        })
+    }
+
+    fn report(&self, index: usize, outcome: Outcome) {
+        match outcome {
+            Outcome::Answered => self.answered(index),
+            Outcome::Failed => self.failed(index, None, false),
+            Outcome::Busy => {
+                if let Some(Ok(mut h)) = self.replicas.get(index).map(|r| r.health.lock()) {
+                    h.probing = None;
+                }
+            }
+        }
+    }
+
+    fn may_retry(&self) -> bool {
+        let deployment = &self.deployment;
+        if self.budget.withdraw() {
+            (self.events)(PoolEvent::Retry { deployment });
+            true
+        } else {
+            (self.events)(PoolEvent::BudgetSpent { deployment });
+            tracing::warn!(deployment = %self.deployment, "retry budget spent: not retrying");
+            false
+        }
+    }
+}
+
+/// Every deployment's pool, by deployment id. A pool is rebuilt when its deployment's
+/// endpoints or policy change, keeping what is known of the replicas that stay.
+pub(crate) struct Pools {
+    settings: UpstreamRouting,
+    pools: RwLock<HashMap<i64, Arc<Pool>>>,
+    events: Events,
+}
+
+impl Pools {
+    pub(crate) fn new(settings: UpstreamRouting, events: Events) -> Pools {
+        Pools {
+            settings,
+            pools: RwLock::default(),
+            events,
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &UpstreamRouting {
+        &self.settings
+    }
+
+    /// The deployment's pool; `None` when it has no endpoint of its own (Bedrock's public
+    /// endpoint) or is not stored (GitLab's custom models).
+    pub(crate) fn of(&self, d: &Deployment) -> Option<Arc<Pool>> {
+        if d.endpoints.is_empty() || d.id == 0 {
+            return None;
+        }
+        if let Ok(map) = self.pools.read()
+            && let Some(p) = map.get(&d.id)
+            && p.policy == d.routing
+            && p.deployment == d.name
+            && p.replicas.len() == d.endpoints.len()
+            && p.replicas
+                .iter()
+                .zip(&d.endpoints)
+                .all(|(r, u)| &*r.url == u)
+        {
+            return Some(p.clone());
+        }
+        let mut map = self.pools.write().ok()?;
+        let fresh = Arc::new(Pool::new(
+            d,
+            &self.settings,
+            self.events.clone(),
+            map.get(&d.id).map(|p| &**p),
+        ));
+        map.insert(d.id, fresh.clone());
+        Some(fresh)
+    }
+
+    /// The pools of `deployments` (created as needed); the others are dropped.
+    pub(crate) fn sync(&self, deployments: &[Arc<Deployment>]) -> Vec<Arc<Pool>> {
+        let live: Vec<Arc<Pool>> = deployments.iter().filter_map(|d| self.of(d)).collect();
+        if let Ok(mut map) = self.pools.write() {
+            map.retain(|id, _| deployments.iter().any(|d| d.id == *id));
+        }
+        live
+    }
+
+    /// The pool of deployment `id` if one exists, without creating it.
+    pub(crate) fn get(&self, id: i64) -> Option<Arc<Pool>> {
+        self.pools.read().ok()?.get(&id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(urls: &[&str], settings: UpstreamRouting) -> Pool {
+        let d = Deployment {
+            id: 1,
+            name: "d".into(),
+            family: hearth_catalog::Family::Codestral,
+            model: None,
+            platform: hearth_registry::DeploymentPlatform::OpenaiCompatible,
+            endpoint: urls.first().map(|u| u.to_string()),
+            endpoints: urls.iter().map(|u| u.to_string()).collect(),
+            routing: RoutingPolicy::RoundRobin,
+            identifier: "custom_openai/m".into(),
+            api_key: hearth_registry::ApiKey::None,
+            timeouts: Default::default(),
+            api_version: None,
+            region: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        Pool::new(&d, &settings, Arc::new(|_| {}), None)
+    }
+
+    #[test]
+    fn consecutive_failures_eject_and_a_probe_readmits() {
+        let p = pool(
+            &["http://a/v1", "http://b/v1"],
+            UpstreamRouting {
+                ejection: Duration::from_millis(30),
+                ..Default::default()
+            },
+        );
+        for _ in 0..3 {
+            p.report(0, Outcome::Failed);
+        }
+        assert!(p.replicas[0].is_ejected(Instant::now()));
+        for _ in 0..4 {
+            let pick = p.pick(None, &[]).map(|p| p.index);
+            assert_eq!(pick, Some(1), "an ejected replica takes no traffic");
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        // The ejection ran out: one probe goes to it, and no second request while it runs.
+        let probes: Vec<_> = (0..4).filter_map(|_| p.pick(None, &[])).collect();
+        assert_eq!(probes.iter().filter(|p| p.index == 0).count(), 1);
+        p.report(0, Outcome::Answered);
+        assert!(p.replicas[0].available(Instant::now()));
+    }
+
+    #[test]
+    fn a_failed_probe_ejects_for_longer() {
+        let p = pool(
+            &["http://a/v1"],
+            UpstreamRouting {
+                ejection: Duration::from_millis(20),
+                eject_after: 1,
+                ..Default::default()
+            },
+        );
+        p.report(0, Outcome::Failed);
+        let first = p.replicas[0].health().ejected_until;
+        std::thread::sleep(Duration::from_millis(25));
+        let probe = p.pick(None, &[]);
+        assert!(probe.is_some());
+        p.report(0, Outcome::Failed);
+        let h = p.replicas[0].health();
+        assert_eq!(h.ejections, 2);
+        assert!(h.ejected_until > first);
+    }
+
+    #[test]
+    fn in_flight_counts_follow_the_guards() {
+        let p = pool(&["http://a/v1", "http://b/v1"], UpstreamRouting::default());
+        let a = p.pick(None, &[]);
+        let b = p.pick(None, &[]);
+        assert_eq!(p.replicas.iter().map(Replica::in_flight).sum::<u32>(), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(p.replicas.iter().map(Replica::in_flight).sum::<u32>(), 0);
+    }
+}

@@ -1,0 +1,224 @@
+//! Keystroke-aware completion. An editor asks for a completion on nearly every keystroke;
+//! the answer to the previous keystroke is worthless once the next request from the same
+//! client and file arrives, so that request is cancelled at once (its upstream call dropped,
+//! freeing the model server). A request identical to one in flight joins it instead of
+//! calling the model server again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use hearth_providers::{ChunkStream, ProviderError};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Completions in flight tracked at most; past it new ones are simply not tracked.
+const MAX_TRACKED: usize = 65_536;
+
+/// A shared answer: the cleaned text, finish reason and usage, or the error.
+pub(crate) type Shared = Arc<Result<super::super::inference::Completed, ProviderError>>;
+
+struct Entry {
+    /// Tells this entry apart from a later one under the same key.
+    serial: u64,
+    /// What was asked, so an identical request can join instead of superseding.
+    request: u64,
+    cancel: CancellationToken,
+    /// Present for a whole (non-streamed) answer that others may join.
+    answer: Option<broadcast::Sender<Shared>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Supersede {
+    inflight: Mutex<(u64, HashMap<u64, Entry>)>,
+}
+
+/// What the caller does with its request.
+pub(crate) enum Admitted {
+    /// Run it; it is cancelled when `ticket.cancelled()` fires.
+    Run(Ticket),
+    /// An identical request is in flight: wait for its answer.
+    Join(broadcast::Receiver<Shared>),
+}
+
+/// A request's place under its key; leaving drops the entry if it is still this one's.
+pub(crate) struct Ticket {
+    owner: Option<(Arc<Supersede>, u64, u64)>,
+    cancel: CancellationToken,
+}
+
+impl Supersede {
+    /// Registers a request for `key` (client and file) asking `request` (a hash of what goes
+    /// upstream). Cancels a different request in flight under the same key; with `joinable`,
+    /// an identical whole-answer request joins the one in flight.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        key: u64,
+        request: u64,
+        joinable: bool,
+        superseded: impl FnOnce(),
+    ) -> Admitted {
+        let Ok(mut guard) = self.inflight.lock() else {
+            return Admitted::Run(Ticket::untracked());
+        };
+        let (serial, map) = &mut *guard;
+        if let Some(e) = map.get(&key) {
+            if e.request == request
+                && joinable
+                && let Some(tx) = &e.answer
+            {
+                return Admitted::Join(tx.subscribe());
+            }
+            if e.request != request {
+                e.cancel.cancel();
+                superseded();
+            }
+        }
+        if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
+            return Admitted::Run(Ticket::untracked());
+        }
+        *serial += 1;
+        let cancel = CancellationToken::new();
+        map.insert(
+            key,
+            Entry {
+                serial: *serial,
+                request,
+                cancel: cancel.clone(),
+                answer: joinable.then(|| broadcast::channel(1).0),
+            },
+        );
+        Admitted::Run(Ticket {
+            owner: Some((self.clone(), key, *serial)),
+            cancel,
+        })
+    }
+}
+
+impl Ticket {
+    pub(crate) fn untracked() -> Ticket {
+        Ticket {
+            owner: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    pub(crate) fn token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Hands the answer to the requests that joined this one.
+    pub(crate) fn share(&self, answer: Shared) {
+        let Some((owner, key, serial)) = &self.owner else {
+            return;
+        };
+        if let Ok(guard) = owner.inflight.lock()
+            && let Some(e) = guard.1.get(key)
+            && e.serial == *serial
+            && let Some(tx) = &e.answer
+        {
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some((owner, key, serial)) = self.owner.take()
+            && let Ok(mut guard) = owner.inflight.lock()
+            && guard.1.get(&key).is_some_and(|e| e.serial == serial)
+        {
+            guard.1.remove(&key);
+        }
+    }
+}
+
+/// The message a superseded request gets.
+pub(crate) const SUPERSEDED: &str =
+    "a newer completion request for the same file from the same client replaced this one";
+
+/// Ends `stream` with an error as soon as the ticket is cancelled, dropping the upstream
+/// stream; the ticket (the request's place under its key) lives as long as the stream.
+pub(crate) fn until_superseded(stream: ChunkStream, ticket: Ticket) -> ChunkStream {
+    let cancel = ticket.token();
+    let tail = futures_util::stream::once(async move {
+        let _place = ticket;
+        _place
+            .cancel
+            .is_cancelled()
+            .then(|| Err(ProviderError::Stream(SUPERSEDED.into())))
+    })
+    .filter_map(futures_util::future::ready);
+    Box::pin(stream.take_until(cancel.cancelled_owned()).chain(tail))
+}
+
+/// Takes the request's place under its client-and-file key (cancelling an older request
+/// there), or joins an identical one in flight: then its answer comes back as the second
+/// value. Keyless requests, or with `--no-supersede`, get an untracked ticket.
+pub(crate) async fn keystroke(
+    state: &crate::AppState,
+    feature: hearth_catalog::Feature,
+    affinity: Option<u64>,
+    asked: u64,
+    joinable: bool,
+) -> (Ticket, Option<Shared>) {
+    let settings = state.pools.settings();
+    let Some(key) = affinity.filter(|_| settings.supersede) else {
+        return (Ticket::untracked(), None);
+    };
+    match state
+        .supersede
+        .admit(key, asked, joinable && settings.coalesce, || {
+            state.metrics.superseded(feature)
+        }) {
+        Admitted::Run(ticket) => (ticket, None),
+        Admitted::Join(mut answer) => match answer.recv().await {
+            Ok(shared) => {
+                state.metrics.coalesced(feature);
+                (Ticket::untracked(), Some(shared))
+            }
+            // The request joined went away (its client left, or it was superseded): ask
+            // for ourselves.
+            Err(_) => (Ticket::untracked(), None),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_request_cancels_the_previous_and_an_identical_one_joins() {
+        let s = Arc::new(Supersede::default());
+        let mut cancelled = 0;
+        let Admitted::Run(first) = s.admit(1, 10, true, || cancelled += 1) else {
+            panic!("first request must run");
+        };
+        assert!(matches!(
+            s.admit(1, 10, true, || cancelled += 1),
+            Admitted::Join(_)
+        ));
+        assert!(!first.token().is_cancelled());
+        let Admitted::Run(second) = s.admit(1, 11, true, || cancelled += 1) else {
+            panic!("a different request must run");
+        };
+        assert!(first.token().is_cancelled());
+        assert_eq!(cancelled, 1);
+        // The first leaving does not remove the second's entry.
+        drop(first);
+        assert!(matches!(s.admit(1, 11, true, || {}), Admitted::Join(_)));
+        drop(second);
+        assert!(matches!(s.admit(1, 11, true, || {}), Admitted::Run(_)));
+    }
+
+    #[test]
+    fn other_files_are_left_alone() {
+        let s = Arc::new(Supersede::default());
+        let Admitted::Run(a) = s.admit(1, 10, false, || {}) else {
+            panic!()
+        };
+        let _b = s.admit(2, 11, false, || {});
+        assert!(!a.token().is_cancelled());
+    }
+}
