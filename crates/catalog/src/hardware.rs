@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::models::{Model, ModelShape, Source};
+use crate::models::{Model, ModelShape, Precision, Source};
 
 /// The base system every on-premise model server needs (seed 000, "Base system requirements").
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -233,6 +233,17 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
+/// The GPU memory `model` needs with its weights at `precision` instead of the checkpoint's:
+/// always an estimate (GitLab's table sizes the 16-bit checkpoints only). `None` for
+/// cloud-only models.
+pub(crate) fn requirement_at(model: &Model, precision: Precision) -> Option<Requirement> {
+    let shape = model.shape?;
+    if precision == shape.precision {
+        return requirement(model);
+    }
+    Some(estimate(&ModelShape { precision, ..shape }))
+}
+
 /// The GPU memory `model` needs, or `None` for cloud-only models.
 pub(crate) fn requirement(model: &Model) -> Option<Requirement> {
     let shape = model.shape?;
@@ -324,6 +335,40 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Weights per precision (docs/catalog.md, "Precision variants"): bf16 2 bytes, FP8 1,
+    /// AWQ-INT4 4 + 20/128 bits per parameter. Mistral Small 3.2 24B at FP8 is the variant
+    /// Mistral's model page names (39 GB minimum there, for the full 128k window; Hearth's
+    /// estimate keeps 16k tokens of KV cache); Llama 3.3 70B at AWQ-INT4 and FP8 are the
+    /// published quantized checkpoints of it.
+    #[test]
+    fn precision_variants_scale_the_weights() {
+        use crate::models::Precision::{AwqInt4, Bf16, Fp8};
+        assert_eq!(AwqInt4.bytes_per_param(), 0.51953125);
+        let at = |id: &str, p| {
+            let m = model_by_id(id).unwrap();
+            let r = requirement_at(m, p).unwrap();
+            match r.basis {
+                RequirementBasis::Estimate { weights_gb, .. } => (weights_gb, r.min_vram_gb),
+                other => panic!("{other:?}"),
+            }
+        };
+        for (id, p, weights, gb) in [
+            ("mistral-small-24b-instruct-2506", Bf16, 48.0, 62),
+            ("mistral-small-24b-instruct-2506", Fp8, 24.0, 33),
+            ("mistral-small-24b-instruct-2506", AwqInt4, 12.5, 19),
+            ("llama-3.3-70b-instruct", Bf16, 141.2, 180),
+            ("llama-3.3-70b-instruct", Fp8, 70.6, 93),
+            ("llama-3.3-70b-instruct", AwqInt4, 36.7, 52),
+            ("llama-3.1-8b-instruct", Fp8, 8.0, 13),
+        ] {
+            assert_eq!(at(id, p), (weights, gb), "{id} {p:?}");
+        }
+        // A seed row at another precision leaves GitLab's table for an estimate.
+        let m = model_by_id("mixtral-8x7b-instruct-v0.1").unwrap();
+        assert!(requirement_at(m, Fp8).unwrap().is_estimate());
+        assert!(!requirement_at(m, Bf16).unwrap().is_estimate());
     }
 
     #[test]

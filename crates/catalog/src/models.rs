@@ -42,6 +42,13 @@ pub enum Source {
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     Bf16,
+    /// FP8 (E4M3) weights, one byte per parameter: a published FP8 checkpoint, or vLLM's
+    /// `--quantization fp8` of a bf16 one.
+    Fp8,
+    /// AWQ 4-bit weights with one 16-bit scale and one 4-bit zero point per group of 128
+    /// (the `quantization_config` of the AWQ-INT4 checkpoints: bits 4, group_size 128,
+    /// zero_point true), so 4 + 20/128 bits per parameter.
+    AwqInt4,
     /// OpenAI's gpt-oss checkpoints ship their MoE weights in MXFP4 (4.25 bits per parameter
     /// with the block scales); the rest of the model is bf16 but small beside them.
     Mxfp4,
@@ -51,6 +58,8 @@ impl Precision {
     pub fn bytes_per_param(self) -> f64 {
         match self {
             Self::Bf16 => 2.0,
+            Self::Fp8 => 1.0,
+            Self::AwqInt4 => (4.0 + 20.0 / 128.0) / 8.0,
             Self::Mxfp4 => 4.25 / 8.0,
         }
     }
@@ -58,7 +67,22 @@ impl Precision {
     pub fn label(self) -> &'static str {
         match self {
             Self::Bf16 => "bf16",
+            Self::Fp8 => "FP8",
+            Self::AwqInt4 => "AWQ-INT4",
             Self::Mxfp4 => "MXFP4",
+        }
+    }
+
+    /// The `--precision` spellings `hearth plan` takes.
+    pub fn parse(s: &str) -> Result<Precision, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "bf16" | "fp16" => Ok(Self::Bf16),
+            "fp8" => Ok(Self::Fp8),
+            "awq" | "awq-int4" | "int4" => Ok(Self::AwqInt4),
+            "mxfp4" => Ok(Self::Mxfp4),
+            other => Err(format!(
+                "unknown precision {other:?}: use bf16, fp8 or awq-int4"
+            )),
         }
     }
 }
@@ -66,8 +90,10 @@ impl Precision {
 /// GitLab stopped supporting a model: it still works, but GitLab gives no support for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Deprecation {
-    /// The GitLab version that deprecated it.
+    /// The GitLab version whose deprecations page announced it.
     pub since: &'static str,
+    /// The GitLab version from which GitLab no longer supports it.
+    pub end_of_support: &'static str,
     /// The catalog id GitLab points to instead.
     pub replacement: &'static str,
 }
@@ -231,12 +257,14 @@ const DEEPSEEK_33B: ModelShape = ModelShape {
     precision: Precision::Bf16,
 };
 
-/// GitLab 18.5 deprecated its early Mistral models (Mistral 7B, Mixtral 8x7B and 8x22B) in
-/// favour of Mistral Small 24B Instruct 2506; every seed row of those two families is one.
+/// GitLab deprecated its early Mistral models (Mistral 7B, Mixtral 8x7B and 8x22B) in favour of
+/// Mistral Small 24B Instruct 2506: announced in 18.3, end of support in 18.6 (its deprecations
+/// page, docs/catalog.md); every seed row of those two families is one.
 const fn seed_deprecation(family: Family) -> Option<Deprecation> {
     match family {
         Family::Mistral | Family::Mixtral => Some(Deprecation {
-            since: "18.5",
+            since: "18.3",
+            end_of_support: "18.6",
             replacement: "mistral-small-24b-instruct-2506",
         }),
         _ => None,
@@ -886,6 +914,8 @@ pub enum CatalogError {
         family: Family,
         models: Vec<&'static str>,
     },
+    /// A `--precision` the model cannot be sized at.
+    Precision { model: &'static str, why: String },
 }
 
 impl std::fmt::Display for CatalogError {
@@ -901,6 +931,7 @@ impl std::fmt::Display for CatalogError {
                 "family {family} has several catalog models; name one of: {}",
                 models.join(", ")
             ),
+            Self::Precision { model, why } => write!(f, "{model}: {why}"),
         }
     }
 }
@@ -1082,7 +1113,8 @@ mod tests {
         assert_eq!(current, expect.len());
     }
 
-    /// GitLab 18.5 deprecated Mistral 7B and Mixtral for Mistral Small; their seed ratings stay.
+    /// GitLab deprecated Mistral 7B and Mixtral for Mistral Small (announced 18.3, end of
+    /// support 18.6, its deprecations page); their seed ratings stay.
     #[test]
     fn early_mistral_rows_are_deprecated_and_keep_their_ratings() {
         for m in MODELS {
@@ -1091,7 +1123,7 @@ mod tests {
             match m.deprecated {
                 Some(d) => {
                     assert!(early, "{}", m.id);
-                    assert_eq!(d.since, "18.5");
+                    assert_eq!((d.since, d.end_of_support), ("18.3", "18.6"));
                     assert!(model_by_id(d.replacement).is_some());
                 }
                 None => assert!(!early, "{}", m.id),

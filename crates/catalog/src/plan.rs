@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::family::{Family, ReleaseStatus};
-use crate::hardware::{GPUS, Gpu, Requirement, RequirementBasis, requirement};
-use crate::models::{CatalogError, Model, Platform, find_model};
+use crate::hardware::{GPUS, Gpu, Requirement, RequirementBasis, requirement_at};
+use crate::models::{CatalogError, Model, Platform, Precision, find_model};
 
 /// The GPUs a plan is checked against.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -21,6 +21,8 @@ pub struct PlanRequest<'a> {
     pub served_name: Option<&'a str>,
     pub host: Option<&'a str>,
     pub model_dir: Option<&'a str>,
+    /// Weights at this precision instead of the checkpoint's (`--precision fp8`).
+    pub precision: Option<Precision>,
 }
 
 /// What to enter in Hearth once the model server runs.
@@ -44,6 +46,8 @@ pub struct Plan {
     pub vllm_command: Option<String>,
     pub register: Registration,
     pub notes: Vec<String>,
+    /// The precision the weights are sized at.
+    pub precision: Option<Precision>,
 }
 
 /// vLLM's port when `--port` is not given; GitLab's docs assume it.
@@ -77,8 +81,21 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
     if !model.serves_on(Platform::Vllm) {
         return Ok(cloud_plan(model, req, served, notes));
     }
+    let checkpoint = model.shape.map_or(Precision::Bf16, |s| s.precision);
+    let precision = req.precision.unwrap_or(checkpoint);
+    if precision != checkpoint && !(checkpoint == Precision::Bf16 && precision != Precision::Mxfp4)
+    {
+        return Err(CatalogError::Precision {
+            model: model.id,
+            why: format!(
+                "its checkpoint is {}; Hearth sizes {} models at bf16, FP8 or AWQ-INT4 only from a bf16 checkpoint",
+                checkpoint.label(),
+                model.name
+            ),
+        });
+    }
     // Every vLLM model in the catalog has a shape, so it has a requirement.
-    let Some(need) = requirement(model) else {
+    let Some(need) = requirement_at(model, precision) else {
         return Ok(cloud_plan(model, req, served, notes));
     };
     let heads = model.shape.map_or(1, |s| s.attention_heads);
@@ -246,6 +263,21 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
         ));
     }
     args.extend(serve.extra.iter().map(|e| e.to_string()));
+    match precision {
+        _ if precision == checkpoint => {}
+        Precision::Fp8 => {
+            args.push("--quantization fp8".into());
+            notes.push(format!(
+                "FP8: vLLM quantizes the bf16 weights to FP8 as it loads them (`--quantization fp8`, GPUs with FP8 support: Ada, Hopper or later); with a published FP8 checkpoint of {} instead, download that and drop the flag: vLLM reads the quantization from its config.json",
+                model.name
+            ));
+        }
+        Precision::AwqInt4 => notes.push(format!(
+            "AWQ-INT4: download an AWQ-INT4 checkpoint of {} instead of {} (its config.json has quant_method awq, bits 4, group_size 128) and serve that directory; vLLM reads the quantization from it. The estimate counts every parameter at 4 + 20/128 bits: AWQ leaves the embeddings and the output layer at 16 bits, a few GB more for large vocabularies",
+            model.name, model.public_id
+        )),
+        Precision::Bf16 | Precision::Mxfp4 => {}
+    }
     if let Some(t) = tp {
         args.push(format!("--tensor_parallel_size {t}"));
     }
@@ -277,6 +309,7 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, CatalogError> {
             command,
         },
         notes,
+        precision: Some(precision),
     })
 }
 
@@ -419,13 +452,14 @@ fn cloud_plan(
             command,
         },
         notes,
+        precision: None,
     }
 }
 
 pub(crate) fn deprecation_note(d: crate::Deprecation) -> String {
     format!(
-        "deprecated by GitLab in {}: it still works, but GitLab no longer supports it; GitLab points to {} instead",
-        d.since, d.replacement
+        "deprecated by GitLab in {} (end of support in {}): it still works, but GitLab no longer supports it; GitLab points to {} instead",
+        d.since, d.end_of_support, d.replacement
     )
 }
 
@@ -456,6 +490,7 @@ mod tests {
             served_name: None,
             host: Some("gpu1.internal"),
             model_dir: None,
+            precision: None,
         })
         .unwrap()
     }
@@ -669,10 +704,9 @@ mod tests {
     fn deprecated_models_say_so_and_name_the_replacement() {
         let p = plan_for("mixtral-8x7b-instruct-v0.1", None);
         assert!(
-            p.notes
-                .iter()
-                .any(|n| n.contains("deprecated by GitLab in 18.5")
-                    && n.contains("mistral-small-24b-instruct-2506")),
+            p.notes.iter().any(|n| n
+                .contains("deprecated by GitLab in 18.3 (end of support in 18.6)")
+                && n.contains("mistral-small-24b-instruct-2506")),
             "{:?}",
             p.notes
         );
@@ -682,6 +716,40 @@ mod tests {
                 .iter()
                 .any(|n| n.contains("deprecated"))
         );
+    }
+
+    #[test]
+    fn precision_changes_the_sizing_and_the_launch() {
+        let at = |model: &str, precision| {
+            plan(&PlanRequest {
+                model,
+                hardware: Some(Hardware {
+                    gpu: find_gpu("a100-80gb").unwrap(),
+                    count: None,
+                }),
+                precision: Some(precision),
+                ..Default::default()
+            })
+        };
+        // Llama 3.3 70B: 180 GB at bf16 (4 cards), 93 GB at FP8 (2), 52 GB at AWQ-INT4 (1).
+        let fp8 = at("llama-3.3-70b-instruct", Precision::Fp8).unwrap();
+        assert_eq!(fp8.tensor_parallel_size, Some(2));
+        assert_eq!(fp8.requirement.as_ref().unwrap().min_vram_gb, 93);
+        assert!(fp8.vllm_command.unwrap().contains("--quantization fp8"));
+        assert_eq!(fp8.precision, Some(Precision::Fp8));
+        let awq = at("llama-3.3-70b-instruct", Precision::AwqInt4).unwrap();
+        assert_eq!(awq.tensor_parallel_size, Some(1));
+        assert!(!awq.vllm_command.unwrap().contains("--quantization"));
+        assert!(awq.notes.iter().any(|n| n.contains("AWQ-INT4 checkpoint")));
+        // Mistral Small at FP8, the variant Mistral's page names: one 80 GB card, 33 GB.
+        let small = at("mistral-small-24b-instruct-2506", Precision::Fp8).unwrap();
+        assert_eq!(small.requirement.unwrap().min_vram_gb, 33);
+        // gpt-oss ships MXFP4: no other precision is offered.
+        let err = at("gpt-oss-20b", Precision::Fp8).unwrap_err().to_string();
+        assert!(err.contains("MXFP4"), "{err}");
+        // The checkpoint's own precision changes nothing.
+        let same = at("llama-3.3-70b-instruct", Precision::Bf16).unwrap();
+        assert!(!same.vllm_command.unwrap().contains("--quantization"));
     }
 
     #[test]

@@ -219,6 +219,9 @@ pub(crate) struct PlanArgs {
     /// Directory the weights are cloned into [default: /models]
     #[arg(long)]
     pub model_dir: Option<String>,
+    /// Size the weights at this precision: bf16, fp8 or awq-int4 [default: the checkpoint's]
+    #[arg(long, value_parser = hearth_catalog::Precision::parse)]
+    pub precision: Option<hearth_catalog::Precision>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

@@ -189,6 +189,15 @@ fn fim_text(
                 "<|repo_name|>{repo}\n<|file_sep|>{path}\n<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
             )
         }
+        // StarCoder2's repository-context form (StarCoder2 paper, arXiv 2402.19173, 5.1): the
+        // repository name straight after `<repo_name>` (no newline), then the file in FIM form
+        // behind `<file_sep>`, its path first and a newline, inside `<fim_prefix>`.
+        Family::Starcoder2 if file.is_some() => {
+            let RepoFile { repo, path } = file?;
+            format!(
+                "<repo_name>{repo}<file_sep><fim_prefix>{path}\n{prefix}<fim_suffix>{suffix}<fim_middle>"
+            )
+        }
         // Suffix first, as Mistral's FIM tokenizer orders it.
         Family::Codestral => format!("<s>[SUFFIX]{suffix}[PREFIX]{prefix}"),
         Family::Codegemma | Family::Qwen => {
@@ -466,9 +475,41 @@ mod tests {
         );
         assert!(prompt.stops.contains(&"<|file_sep|>".to_string()));
         // Families without repository tokens ignore the file.
-        let sc = completion_prompt_in(Family::Starcoder2, "a", "b", None, None, Some(file));
+        let ds = completion_prompt_in(Family::Deepseekcoder, "a", "b", None, None, Some(file));
         assert_eq!(
-            sc.body,
+            ds.body,
+            PromptBody::Text("<\u{FF5C}fim\u{2581}begin\u{FF5C}>a<\u{FF5C}fim\u{2581}hole\u{FF5C}>b<\u{FF5C}fim\u{2581}end\u{FF5C}>".into())
+        );
+    }
+
+    /// StarCoder2's repository-context FIM, byte for byte: no newline after the repository
+    /// name, the path and a newline inside `<fim_prefix>`; without a file, the plain form.
+    #[test]
+    fn starcoder2_gets_repository_tokens_when_the_file_is_known() {
+        let file = RepoFile {
+            repo: "acme/calc",
+            path: "src/lib.rs",
+        };
+        let prompt = completion_prompt_in(
+            Family::Starcoder2,
+            "let x = ",
+            ";\n",
+            None,
+            None,
+            Some(file),
+        );
+        let PromptBody::Text(body) = &prompt.body else {
+            panic!("{:?}", prompt.body)
+        };
+        assert_eq!(
+            body.as_bytes(),
+            b"<repo_name>acme/calc<file_sep><fim_prefix>src/lib.rs\nlet x = <fim_suffix>;\n<fim_middle>"
+        );
+        // The model writes `<file_sep>` when the file ends: it is a stop.
+        assert!(prompt.stops.contains(&"<file_sep>".to_string()));
+        let plain = completion_prompt_in(Family::Starcoder2, "a", "b", None, None, None);
+        assert_eq!(
+            plain.body,
             PromptBody::Text("<fim_prefix>a<fim_suffix>b<fim_middle>".into())
         );
     }

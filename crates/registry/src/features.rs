@@ -122,13 +122,13 @@ pub(crate) fn check_binding(
 }
 
 /// GitLab still lets a deprecated model serve, so binding one is allowed; the warning names
-/// the version that dropped it and what GitLab points to instead.
+/// the version that deprecated it, its end of support and what GitLab points to instead.
 pub(crate) fn deprecation_warning(deployment: &Deployment) -> Option<String> {
     let model = deployment.model?;
     let d = model.deprecated?;
     Some(format!(
-        "{} was deprecated by GitLab in {}: it still works, but GitLab no longer supports it; consider {}",
-        model.name, d.since, d.replacement
+        "{} was deprecated by GitLab in {} (end of support in {}): it still works, but GitLab no longer supports it; consider {}",
+        model.name, d.since, d.end_of_support, d.replacement
     ))
 }
 
@@ -219,7 +219,7 @@ mod tests {
             .unwrap();
         assert!(
             w.contains("Mixtral 8x22B-it v0.1")
-                && w.contains("18.5")
+                && w.contains("deprecated by GitLab in 18.3 (end of support in 18.6)")
                 && w.contains("mistral-small-24b-instruct-2506"),
             "{w}"
         );

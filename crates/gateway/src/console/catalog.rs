@@ -175,6 +175,7 @@ fn answer(form: &PlanForm) -> PlanView {
         served_name: None,
         host: host.as_deref(),
         model_dir: None,
+        precision: None,
     });
     match answer {
         Ok(p) => {

@@ -52,7 +52,12 @@ pub(crate) fn run(args: CatalogArgs) -> anyhow::Result<()> {
             plain(m.family.as_str()),
             match m.deprecated {
                 Some(d) => (
-                    format!("{} (deprecated {})", m.status.label(), d.since),
+                    format!(
+                        "{} (deprecated {}, end of support {})",
+                        m.status.label(),
+                        d.since,
+                        d.end_of_support
+                    ),
                     Tone::Warn,
                 ),
                 None => plain(m.status.label()),

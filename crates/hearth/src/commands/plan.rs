@@ -31,6 +31,7 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         served_name: args.served_name.as_deref(),
         host: args.host.as_deref(),
         model_dir: args.model_dir.as_deref(),
+        precision: args.precision,
     }) {
         Ok(p) => p,
         // Families one may register but GitLab has not evaluated: size them from the name
@@ -52,7 +53,12 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let m = p.model;
     let deprecated = m
         .deprecated
-        .map(|d| format!(", deprecated by GitLab in {}", d.since))
+        .map(|d| {
+            format!(
+                ", deprecated by GitLab in {} (end of support {})",
+                d.since, d.end_of_support
+            )
+        })
         .unwrap_or_default();
     outln!(
         "Model:   {} ({}), family {}, {}{deprecated}",
@@ -61,6 +67,9 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         m.family,
         m.status.label()
     )?;
+    if let Some(precision) = p.precision {
+        outln!("Weights: {}", precision.label())?;
+    }
     outln!("Verdict: {}", p.verdict)?;
     if p.fits == Some(false) {
         // Install steps for hardware that cannot hold the model would only be followed.

@@ -413,11 +413,11 @@ fn models_add_suggests_only_the_features_the_catalog_allows_and_warns_about_name
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let out = hearth(Some(&h), &["features", "set", "code_completions", "mine"]);
-    // Only GitLab 18.5's deprecation of Mistral 7B is left to say.
+    // Only GitLab's deprecation of Mistral 7B (18.3, end of support 18.6) is left to say.
     let err = stderr(&out);
     assert!(!err.contains("best of its family"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("deprecated by GitLab in 18.5"), "{err}");
+    assert!(err.contains("deprecated by GitLab in 18.3"), "{err}");
 
     // A family the identifier contradicts.
     let out = hearth(
@@ -624,4 +624,37 @@ fn plan_explains_the_gitlab_minimum_stops_when_it_does_not_fit_and_estimates_unl
     let out = hearth(None, &["plan", "starcoder2"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("starcoder2-15b"), "{}", stderr(&out));
+}
+
+#[test]
+fn plan_sizes_other_precisions_and_refuses_what_the_checkpoint_cannot_give() {
+    let out = hearth(
+        None,
+        &[
+            "plan",
+            "llama-3.3-70b-instruct",
+            "--gpu",
+            "A100-80GB",
+            "--precision",
+            "fp8",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Weights: FP8")
+            && text.contains("fits on 2 x A100-80GB")
+            && text.contains("--quantization fp8"),
+        "{text}"
+    );
+    let out = hearth(None, &["plan", "gpt-oss-20b", "--precision", "awq-int4"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("MXFP4"), "{}", stderr(&out));
+    let out = hearth(None, &["plan", "gpt-oss-20b", "--precision", "int3"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("bf16, fp8 or awq-int4"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -45,14 +45,14 @@ async fn every_feature_starts_disabled_and_binds_to_a_deployment() {
     assert_eq!(set["provider"], "self_hosted");
     assert_eq!(set["self_hosted_model_id"], id);
     assert_eq!(set["self_hosted_model_name"], "mixtral");
-    // Mixtral 8x7B is green for completion; the only warning is GitLab 18.5's deprecation.
+    // Mixtral 8x7B is green for completion; the only warning is GitLab's deprecation (18.3).
     let warnings = set["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{set}");
     assert!(
         warnings[0]
             .as_str()
             .unwrap()
-            .contains("deprecated by GitLab in 18.5"),
+            .contains("deprecated by GitLab in 18.3 (end of support in 18.6)"),
         "{set}"
     );
     // The short chat sub-feature name works too.

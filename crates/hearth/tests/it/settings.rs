@@ -69,7 +69,8 @@ async fn catalog_is_served_and_filtered() {
         .iter()
         .find(|m| m["id"] == "mixtral-8x7b-instruct-v0.1")
         .unwrap();
-    assert_eq!(mixtral["deprecated"]["since"], "18.5");
+    assert_eq!(mixtral["deprecated"]["since"], "18.3");
+    assert_eq!(mixtral["deprecated"]["end_of_support"], "18.6");
     assert_eq!(
         mixtral["deprecated"]["replacement"],
         "mistral-small-24b-instruct-2506"
