@@ -396,20 +396,20 @@ impl Registry {
             model,
             platform: patch.platform,
             endpoint: None,
-            endpoints: Some(match (patch.endpoints, patch.endpoint) {
-                (Some(list), _) => list,
-                (None, Some(None)) => Vec::new(),
+            endpoints: match (patch.endpoints, patch.endpoint) {
+                // Given: judged as given, an empty list included.
+                (Some(list), _) => Some(list),
+                (None, Some(None)) => None,
                 (None, Some(Some(first))) => {
                     let mut list = current.endpoints.clone();
                     match list.first_mut() {
                         Some(slot) => *slot = first,
                         None => list.push(first),
                     }
-                    list
+                    Some(list)
                 }
-                (None, None) => current.endpoints.clone(),
-            })
-            .filter(|l| !l.is_empty()),
+                (None, None) => Some(current.endpoints.clone()).filter(|l| !l.is_empty()),
+            },
             routing: patch
                 .routing
                 .or_else(|| current.routing.stored().map(str::to_owned)),

@@ -205,7 +205,18 @@ async fn run_body(
         .as_bytes(),
         serde_json::to_string(&extra).unwrap_or_default().as_bytes(),
     ]);
-    let (ticket, joined) = keystroke(state, FEATURE, affinity, asked, !stream).await;
+    // Cancelling and joining need to know the requests are one person's keystrokes: only
+    // a client that names its user gets them (a batch job or evaluation harness sharing a key
+    // and a preamble must not have its requests cancelled), and only answers that are the
+    // same every time (temperature 0) are shared.
+    let (ticket, joined) = keystroke(
+        state,
+        FEATURE,
+        affinity.filter(|_| body.user.is_some()),
+        asked,
+        !stream && body.temperature == Some(0.0),
+    )
+    .await;
     let verbose = snap.settings().verbose_ai_logs;
     let permit = admit(state, &route.deployment.name).await?;
     let mut record = exchange(

@@ -36,6 +36,7 @@ mod ops;
 mod persistence;
 mod replicas;
 mod robustness;
+mod routing;
 mod sdk;
 mod server;
 mod settings;
