@@ -88,9 +88,9 @@ pub(crate) fn endpoint_views(state: &AppState, d: &Deployment) -> Vec<EndpointVi
             EndpointView {
                 url: url.clone(),
                 state: match (replica, ejected_for) {
-                    (None, _) => "unchecked",
-                    (Some(_), Some(_)) => "ejected",
-                    (Some(_), None) => "healthy",
+                    (_, Some(_)) => "ejected",
+                    (Some(_), None) if health.known => "healthy",
+                    _ => "unchecked",
                 },
                 in_flight: replica.map_or(0, |r| r.in_flight()),
                 queued: replica.map_or(0, |r| r.queued()),

@@ -83,29 +83,41 @@ pub(crate) async fn verify(State(state): State<AppState>) -> Json<Value> {
     checks.extend(gitlab(&state).await);
     checks.extend(features(&state));
     let snap = state.registry.snapshot();
-    let runs = snap.deployments().iter().map(|d| {
-        let state = state.clone();
-        let d = (**d).clone();
-        async move {
-            match tokio::time::timeout(DEPLOYMENT_TIMEOUT, deployment(&state, &d)).await {
-                Ok(checks) => checks,
-                Err(_) => vec![
-                    Check::new(
-                        "deployment",
-                        &d.name,
-                        "deadline",
-                        Status::Fail,
-                        format!(
-                            "the checks of {:?} did not finish within {} s",
-                            d.name,
-                            DEPLOYMENT_TIMEOUT.as_secs()
-                        ),
-                    )
-                    .fix("check the model server's load and the network between Hearth and it"),
-                ],
+    let runs = snap
+        .deployments()
+        .iter()
+        .flat_map(|d| replicas_of(d))
+        .map(|(d, real)| {
+            let state = state.clone();
+            async move {
+                match tokio::time::timeout(DEPLOYMENT_TIMEOUT, deployment(&state, &d)).await {
+                    // Fixes name the deployment as the CLI knows it, not the replica's label.
+                    Ok(checks) => checks
+                        .into_iter()
+                        .map(|mut c| {
+                            c.fix = c
+                                .fix
+                                .map(|f| f.replace(&format!("{:?}", d.name), &format!("{real:?}")));
+                            c
+                        })
+                        .collect(),
+                    Err(_) => vec![
+                        Check::new(
+                            "deployment",
+                            &d.name,
+                            "deadline",
+                            Status::Fail,
+                            format!(
+                                "the checks of {:?} did not finish within {} s",
+                                d.name,
+                                DEPLOYMENT_TIMEOUT.as_secs()
+                            ),
+                        )
+                        .fix("check the model server's load and the network between Hearth and it"),
+                    ],
+                }
             }
-        }
-    });
+        });
     for list in join_all(runs).await {
         checks.extend(list);
     }
@@ -425,6 +437,26 @@ fn capped(mut ep: Endpoint) -> Endpoint {
     ep.timeouts.first_token = ep.timeouts.first_token.min(STEP_TIMEOUT);
     ep.timeouts.total = ep.timeouts.total.min(STEP_TIMEOUT);
     ep
+}
+
+/// Each replica checked as a deployment of its own, labelled `name @ url` when there are
+/// several; with the deployment's real name for the fixes.
+fn replicas_of(d: &Deployment) -> Vec<(Deployment, String)> {
+    if d.endpoints.len() < 2 {
+        return vec![(d.clone(), d.name.clone())];
+    }
+    d.endpoints
+        .iter()
+        .map(|url| {
+            let one = Deployment {
+                name: format!("{} @ {url}", d.name),
+                endpoint: Some(url.clone()),
+                endpoints: vec![url.clone()],
+                ..d.clone()
+            };
+            (one, d.name.clone())
+        })
+        .collect()
 }
 
 async fn deployment(state: &AppState, d: &Deployment) -> Vec<Check> {

@@ -51,6 +51,8 @@ impl Default for UpstreamRouting {
 /// A replica's health.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Health {
+    /// A call or a health check has reported on the replica.
+    pub known: bool,
     pub consecutive_failures: u32,
     /// Ejections in a row without a success between them; sets the next one's length.
     pub ejections: u32,
@@ -212,6 +214,7 @@ impl Pool {
         let now = Instant::now();
         let mut ejected = None;
         if let Ok(mut h) = r.health.lock() {
+            h.known = true;
             h.consecutive_failures = h.consecutive_failures.saturating_add(1);
             if why.is_some() {
                 h.last_error = why;
@@ -255,7 +258,10 @@ impl Pool {
         let mut readmitted = false;
         if let Ok(mut h) = r.health.lock() {
             readmitted = h.ejected_until.is_some();
-            *h = Health::default();
+            *h = Health {
+                known: true,
+                ..Health::default()
+            };
         }
         if readmitted {
             tracing::info!(deployment = %self.deployment, endpoint = %r.url, "replica re-admitted");

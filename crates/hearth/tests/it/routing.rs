@@ -32,9 +32,11 @@ fn hearth(args: &[&str]) -> Hearth {
 }
 
 async fn codestral(h: &Hearth, name: &str, endpoints: &[String], routing: &str) -> i64 {
-    h.create(json!({"name": name, "family": "codestral", "endpoints": endpoints,
-        "routing": routing, "identifier": "custom_openai/codestral-22b"}))
-        .await
+    h.create(
+        json!({"name": name, "family": "codestral", "endpoints": endpoints,
+        "routing": routing, "identifier": "custom_openai/codestral-22b"}),
+    )
+    .await
 }
 
 async fn complete(h: &Hearth, prompt: &str) -> reqwest::Response {
@@ -176,12 +178,22 @@ async fn a_refused_replica_is_retried_elsewhere_ejected_and_shown() {
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
         assert_eq!(r.headers()["x-hearth-deployment"], "c");
     }
-    assert_eq!(up.requests().len(), 12, "every request reached the live replica");
+    assert_eq!(
+        up.requests().len(),
+        12,
+        "every request reached the live replica"
+    );
     assert_eq!(replica_states(&h, id).await, ["ejected", "healthy"]);
     let (_, d) = h.get(&format!("/api/v1/self_hosted_models/{id}")).await;
     let last_error = d["endpoints"][0]["last_error"].as_str().unwrap_or_default();
-    assert!(d["endpoints"][0]["ejected_for_ms"].as_u64().unwrap() > 0, "{d}");
-    assert!(last_error.is_empty() || last_error.contains("refused"), "{d}");
+    assert!(
+        d["endpoints"][0]["ejected_for_ms"].as_u64().unwrap() > 0,
+        "{d}"
+    );
+    assert!(
+        last_error.is_empty() || last_error.contains("refused"),
+        "{d}"
+    );
     let m = metrics(&h).await;
     // Three refusals eject it (the default); each was retried on the live replica.
     assert_eq!(
@@ -250,13 +262,17 @@ async fn failing_upstream(status: u16) -> (String, Arc<Mutex<usize>>) {
                 let mut buf = vec![0u8; 65536];
                 let mut have = Vec::new();
                 loop {
-                    let Ok(n) = s.read(&mut buf).await else { return };
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
                     have.extend_from_slice(&buf[..n]);
                     // One request per read loop: headers, then a Content-Length body.
-                    let Some(end) = find(&have, b"\r\n\r\n") else { continue };
+                    let Some(end) = find(&have, b"\r\n\r\n") else {
+                        continue;
+                    };
                     let head = String::from_utf8_lossy(&have[..end]).to_lowercase();
                     let len = head
                         .lines()
@@ -369,8 +385,10 @@ async fn a_feature_falls_back_to_another_family_with_its_own_prompt() {
         .await;
     let primary = codestral(&h, "on-prem", &[refused_endpoint()], "least_loaded").await;
     let backup = h
-        .create(json!({"name": "backup", "family": "codellama", "endpoint": up.endpoint(),
-            "identifier": "custom_openai/codellama-13b"}))
+        .create(
+            json!({"name": "backup", "family": "codellama", "endpoint": up.endpoint(),
+            "identifier": "custom_openai/codellama-13b"}),
+        )
         .await;
     let (s, f) = h
         .put(
@@ -520,14 +538,12 @@ async fn identical_completions_in_flight_share_one_upstream_call() {
     h.put("/api/v1/feature_settings/code_completions", bind(id))
         .await;
     up.script(Reply::StallBeforeHeaders(Duration::from_millis(400)));
-    let body = json!({"prompt": "fn main() {\n", "suffix": "}\n", "user": "dev-1", "temperature": 0});
-    let (a, b) = tokio::join!(
-        post(&h, "/v1/completions", body.clone()),
-        async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            post(&h, "/v1/completions", body.clone()).await
-        }
-    );
+    let body =
+        json!({"prompt": "fn main() {\n", "suffix": "}\n", "user": "dev-1", "temperature": 0});
+    let (a, b) = tokio::join!(post(&h, "/v1/completions", body.clone()), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        post(&h, "/v1/completions", body.clone()).await
+    });
     assert_eq!(a.status(), StatusCode::OK);
     assert_eq!(b.status(), StatusCode::OK);
     let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
