@@ -343,12 +343,14 @@ async fn answer(
             user: None,
             extra: Default::default(),
         };
-        let asked = crate::routing::stable_hash(&[
-            sel.deployment.name.as_bytes(),
-            ask.above.as_bytes(),
-            ask.below.as_bytes(),
-            &[u8::from(ask.stream)],
-        ]);
+        let asked = || {
+            crate::routing::stable_hash(&[
+                sel.deployment.name.as_bytes(),
+                ask.above.as_bytes(),
+                ask.below.as_bytes(),
+                &[u8::from(ask.stream)],
+            ])
+        };
         let (ticket, joined) = keystroke(
             state,
             Feature::CodeCompletions,

@@ -194,17 +194,20 @@ async fn run_body(
     // The same client typing in the same file: its first lines name the file.
     let affinity =
         client.map(|c| stable_hash(&[&c.to_le_bytes(), first_lines(&prompt).as_bytes()]));
-    let asked = stable_hash(&[
-        route.deployment.name.as_bytes(),
-        prompt.as_bytes(),
-        suffix.as_bytes(),
-        format!(
-            "{:?}{:?}{:?}{:?}{stream}",
-            body.max_tokens, body.temperature, body.top_p, plan.stops
-        )
-        .as_bytes(),
-        serde_json::to_string(&extra).unwrap_or_default().as_bytes(),
-    ]);
+    // What was asked, hashed only when a request may be cancelled or joined.
+    let asked = || {
+        stable_hash(&[
+            route.deployment.name.as_bytes(),
+            prompt.as_bytes(),
+            suffix.as_bytes(),
+            format!(
+                "{:?}{:?}{:?}{:?}{stream}",
+                body.max_tokens, body.temperature, body.top_p, plan.stops
+            )
+            .as_bytes(),
+            serde_json::to_string(&extra).unwrap_or_default().as_bytes(),
+        ])
+    };
     // Cancelling and joining need to know the requests are one person's keystrokes: only
     // a client that names its user gets them (a batch job or evaluation harness sharing a key
     // and a preamble must not have its requests cancelled), and only answers that are the

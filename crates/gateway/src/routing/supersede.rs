@@ -159,7 +159,7 @@ pub(crate) async fn keystroke(
     state: &crate::AppState,
     feature: hearth_catalog::Feature,
     affinity: Option<u64>,
-    asked: u64,
+    asked: impl FnOnce() -> u64,
     joinable: bool,
 ) -> (Ticket, Option<Shared>) {
     let settings = state.pools.settings();
@@ -168,7 +168,7 @@ pub(crate) async fn keystroke(
     };
     match state
         .supersede
-        .admit(key, asked, joinable && settings.coalesce, || {
+        .admit(key, asked(), joinable && settings.coalesce, || {
             state.metrics.superseded(feature)
         }) {
         Admitted::Run(ticket) => (ticket, None),

@@ -1197,3 +1197,40 @@ async fn v3_with_stream_true_streams_raw_text() {
     );
     assert_eq!(resp.text().await.unwrap(), "x = 1");
 }
+
+/// The next keystroke in the same file cancels the completion in flight: GitLab gets no
+/// suggestion for it (its clients show errors loudly), and the model server's request is
+/// dropped.
+#[tokio::test]
+async fn a_newer_keystroke_in_the_same_file_cancels_the_suggestion_in_flight() {
+    let env = setup().await;
+    // A model server that takes requests and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/v1", silent.local_addr().unwrap());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = silent.accept().await {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let mut first_body = env.completion("codestral");
+    first_body["model_endpoint"] = json!(silent_url);
+    let first = env.post("/v2/code/completions", first_body.clone());
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut next = first_body.clone();
+        next["current_file"]["content_above_cursor"] = json!("def add(a, b):\n    r");
+        tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            env.post("/v2/code/completions", next),
+        )
+        .await
+    };
+    let started = std::time::Instant::now();
+    let (first, _) = tokio::join!(first, second);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(first.status(), StatusCode::OK);
+    let v: Value = first.json().await.unwrap();
+    assert_eq!(v["choices"], json!([]), "no suggestion: {v}");
+}
