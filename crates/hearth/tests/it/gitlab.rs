@@ -1218,7 +1218,15 @@ async fn a_newer_keystroke_in_the_same_file_cancels_the_suggestion_in_flight() {
     first_body["model_endpoint"] = json!(silent_url);
     let first = env.post("/v2/code/completions", first_body.clone());
     let second = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Once the first is at the model server.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while held.lock().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first request never arrived"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let mut next = first_body.clone();
         next["current_file"]["content_above_cursor"] = json!("def add(a, b):\n    r");
         tokio::time::timeout(
@@ -1227,9 +1235,11 @@ async fn a_newer_keystroke_in_the_same_file_cancels_the_suggestion_in_flight() {
         )
         .await
     };
-    let started = std::time::Instant::now();
-    let (first, _) = tokio::join!(first, second);
-    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let (first, _) = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        tokio::join!(first, second)
+    })
+    .await
+    .expect("the older request was answered when the newer one came");
     assert_eq!(first.status(), StatusCode::OK);
     let v: Value = first.json().await.unwrap();
     assert_eq!(v["choices"], json!([]), "no suggestion: {v}");
