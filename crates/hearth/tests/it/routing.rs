@@ -537,11 +537,16 @@ async fn identical_completions_in_flight_share_one_upstream_call() {
     let id = codestral(&h, "c", &[up.endpoint()], "prefix_affinity").await;
     h.put("/api/v1/feature_settings/code_completions", bind(id))
         .await;
-    up.script(Reply::StallBeforeHeaders(Duration::from_millis(400)));
+    up.script(Reply::StallBeforeHeaders(Duration::from_millis(1500)));
     let body =
         json!({"prompt": "fn main() {\n", "suffix": "}\n", "user": "dev-1", "temperature": 0});
     let (a, b) = tokio::join!(post(&h, "/v1/completions", body.clone()), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Once the first is at the model server.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while up.requests().is_empty() {
+            assert!(Instant::now() < deadline, "the first request never arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         post(&h, "/v1/completions", body.clone()).await
     });
     assert_eq!(a.status(), StatusCode::OK);
