@@ -147,6 +147,7 @@ pub fn build(
         })
     };
     let health_interval = options.routing.health_interval;
+    let cache_ttl = options.routing.cache_ttl;
     let state = AppState {
         registry,
         admin_token: Arc::new(admin_token),
@@ -157,7 +158,7 @@ pub fn build(
         }),
         metrics: shared_metrics,
         pools: Arc::new(routing::Pools::new(options.routing, events)),
-        supersede: Arc::default(),
+        supersede: Arc::new(routing::supersede::Supersede::new(cache_ttl)),
         loopback: options.loopback,
         gitlab: Arc::new(gitlab::Verifier::new(options.gitlab_url)),
         gitlab_bypass: options.gitlab_auth_bypass,

@@ -154,6 +154,9 @@ pub(crate) struct LimitArgs {
     /// Send identical completion requests in flight upstream each on their own
     #[arg(long, env = "HEARTH_NO_COALESCE", default_value_t = false)]
     pub no_coalesce: bool,
+    /// Answer an exact repeat of a completion from the same client with the answer it got this long ago at most; 0s: never [default: 0s]
+    #[arg(long, env = "HEARTH_COMPLETION_CACHE_TTL", value_parser = duration)]
+    pub completion_cache_ttl: Option<Duration>,
 }
 
 fn ratio(text: &str) -> Result<f64, String> {

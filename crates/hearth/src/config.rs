@@ -45,6 +45,7 @@ struct LimitSection {
     retry_budget: Option<f64>,
     supersede: Option<bool>,
     coalesce: Option<bool>,
+    completion_cache_ttl: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -229,6 +230,9 @@ fn limits(args: &LimitArgs, file: LimitSection) -> anyhow::Result<LimitArgs> {
         },
         no_supersede: args.no_supersede || file.supersede == Some(false),
         no_coalesce: args.no_coalesce || file.coalesce == Some(false),
+        completion_cache_ttl: args
+            .completion_cache_ttl
+            .or(duration("completion_cache_ttl", file.completion_cache_ttl)?),
     })
 }
 

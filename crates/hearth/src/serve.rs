@@ -255,6 +255,7 @@ fn upstream_routing(limits: &crate::cli::LimitArgs) -> hearth_gateway::UpstreamR
         retry_ratio: limits.retry_budget.unwrap_or(d.retry_ratio),
         supersede: !limits.no_supersede,
         coalesce: !limits.no_coalesce,
+        cache_ttl: limits.completion_cache_ttl.unwrap_or(d.cache_ttl),
         ..d
     }
 }

@@ -31,6 +31,8 @@ pub struct UpstreamRouting {
     pub supersede: bool,
     /// Identical completion requests in flight share one upstream call.
     pub coalesce: bool,
+    /// An answer also serves exact repeats from the same client for this long; zero: never.
+    pub cache_ttl: Duration,
 }
 
 impl Default for UpstreamRouting {
@@ -44,6 +46,7 @@ impl Default for UpstreamRouting {
             retry_reserve: 10,
             supersede: true,
             coalesce: true,
+            cache_ttl: Duration::ZERO,
         }
     }
 }

@@ -2,10 +2,12 @@
 //! the answer to the previous keystroke is worthless once the next request from the same
 //! client and file arrives, so that request is cancelled at once (its upstream call dropped,
 //! freeing the model server). A request identical to one in flight joins it instead of
-//! calling the model server again.
+//! calling the model server again, and, with a cache time set, one identical to a request
+//! answered moments ago gets that answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hearth_providers::{ChunkStream, ProviderError};
@@ -14,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Completions in flight tracked at most; past it new ones are simply not tracked.
 const MAX_TRACKED: usize = 65_536;
+
+/// Answers kept for exact repeats at most.
+const MAX_CACHED: usize = 4_096;
 
 /// A shared answer: the cleaned text, finish reason and usage, or the error.
 pub(crate) type Shared = Arc<Result<super::super::inference::Completed, ProviderError>>;
@@ -31,6 +36,10 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Supersede {
     inflight: Mutex<(u64, HashMap<u64, Entry>)>,
+    /// How long an answer serves exact repeats; zero keeps none.
+    ttl: Duration,
+    /// (key, request) → when it was answered, and the answer.
+    recent: Mutex<HashMap<(u64, u64), (Instant, Shared)>>,
 }
 
 /// What the caller does with its request.
@@ -43,11 +52,46 @@ pub(crate) enum Admitted {
 
 /// A request's place under its key; leaving drops the entry if it is still this one's.
 pub(crate) struct Ticket {
-    owner: Option<(Arc<Supersede>, u64, u64)>,
+    /// (owner, key, serial, request).
+    owner: Option<(Arc<Supersede>, u64, u64, u64)>,
     cancel: CancellationToken,
 }
 
 impl Supersede {
+    pub(crate) fn new(ttl: Duration) -> Supersede {
+        Supersede {
+            ttl,
+            ..Supersede::default()
+        }
+    }
+
+    /// The answer to this exact request from the same client within the cache time.
+    fn cached(&self, key: u64, request: u64) -> Option<Shared> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let map = self.recent.lock().ok()?;
+        let (at, answer) = map.get(&(key, request))?;
+        (at.elapsed() < self.ttl).then(|| answer.clone())
+    }
+
+    fn remember(&self, key: u64, request: u64, answer: &Shared) {
+        if self.ttl.is_zero() || answer.is_err() {
+            return;
+        }
+        let Ok(mut map) = self.recent.lock() else {
+            return;
+        };
+        if map.len() >= MAX_CACHED {
+            let ttl = self.ttl;
+            map.retain(|_, (at, _)| at.elapsed() < ttl);
+            if map.len() >= MAX_CACHED {
+                map.clear();
+            }
+        }
+        map.insert((key, request), (Instant::now(), answer.clone()));
+    }
+
     /// Registers a request for `key` (client and file) asking `request` (a hash of what goes
     /// upstream). Cancels a different request in flight under the same key; with `joinable`,
     /// an identical whole-answer request joins the one in flight.
@@ -89,7 +133,7 @@ impl Supersede {
             },
         );
         Admitted::Run(Ticket {
-            owner: Some((self.clone(), key, *serial)),
+            owner: Some((self.clone(), key, *serial, request)),
             cancel,
         })
     }
@@ -109,9 +153,10 @@ impl Ticket {
 
     /// Hands the answer to the requests that joined this one.
     pub(crate) fn share(&self, answer: Shared) {
-        let Some((owner, key, serial)) = &self.owner else {
+        let Some((owner, key, serial, request)) = &self.owner else {
             return;
         };
+        owner.remember(*key, *request, &answer);
         if let Ok(guard) = owner.inflight.lock()
             && let Some(e) = guard.1.get(key)
             && e.serial == *serial
@@ -124,7 +169,7 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some((owner, key, serial)) = self.owner.take()
+        if let Some((owner, key, serial, _)) = self.owner.take()
             && let Ok(mut guard) = owner.inflight.lock()
             && guard.1.get(&key).is_some_and(|e| e.serial == serial)
         {
@@ -166,11 +211,16 @@ pub(crate) async fn keystroke(
     let Some(key) = affinity.filter(|_| settings.supersede) else {
         return (Ticket::untracked(), None);
     };
+    let asked = asked();
+    let joinable = joinable && settings.coalesce;
+    if joinable && let Some(answer) = state.supersede.cached(key, asked) {
+        state.metrics.coalesced(feature);
+        return (Ticket::untracked(), Some(answer));
+    }
     match state
         .supersede
-        .admit(key, asked(), joinable && settings.coalesce, || {
-            state.metrics.superseded(feature)
-        }) {
+        .admit(key, asked, joinable, || state.metrics.superseded(feature))
+    {
         Admitted::Run(ticket) => (ticket, None),
         Admitted::Join(mut answer) => match answer.recv().await {
             Ok(shared) => {
@@ -210,6 +260,23 @@ mod tests {
         assert!(matches!(s.admit(1, 11, true, || {}), Admitted::Join(_)));
         drop(second);
         assert!(matches!(s.admit(1, 11, true, || {}), Admitted::Run(_)));
+    }
+
+    #[test]
+    fn exact_repeats_get_the_answer_while_it_is_fresh() {
+        let s = Arc::new(Supersede::new(Duration::from_millis(50)));
+        let Admitted::Run(t) = s.admit(1, 10, true, || {}) else {
+            panic!()
+        };
+        t.share(Arc::new(Ok(("x".into(), None, None))));
+        drop(t);
+        assert!(s.cached(1, 10).is_some());
+        assert!(s.cached(1, 11).is_none());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(s.cached(1, 10).is_none());
+        let none = Arc::new(Supersede::new(Duration::ZERO));
+        none.remember(1, 10, &Arc::new(Ok(("x".into(), None, None))));
+        assert!(none.cached(1, 10).is_none());
     }
 
     #[test]

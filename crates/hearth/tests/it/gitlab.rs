@@ -1233,7 +1233,8 @@ async fn a_newer_keystroke_in_the_same_file_cancels_the_suggestion_in_flight() {
         let request = env
             .request("/v2/code/completions", Some(&env.token()))
             .json(&next);
-        tokio::spawn(async move { request.send().await })
+        let handle = tokio::spawn(async move { request.send().await });
+        handle.abort_handle()
     };
     let (first, second) = tokio::time::timeout(std::time::Duration::from_secs(15), async {
         tokio::join!(first, second)

@@ -572,3 +572,42 @@ async fn identical_completions_in_flight_share_one_upstream_call() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn an_exact_repeat_within_the_cache_time_gets_the_same_answer() {
+    let up = FakeUpstream::start().await;
+    let h = hearth(&[
+        "--health-check-interval",
+        "0s",
+        "--completion-cache-ttl",
+        "5s",
+    ]);
+    let id = codestral(&h, "c", &[up.endpoint()], "prefix_affinity").await;
+    h.put("/api/v1/feature_settings/code_completions", bind(id))
+        .await;
+    let body = json!({"prompt": "let x = ", "suffix": ";\n", "user": "dev-1", "temperature": 0});
+    let a: Value = post(&h, "/v1/completions", body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b: Value = post(&h, "/v1/completions", body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["choices"][0]["text"], b["choices"][0]["text"], "{a} {b}");
+    assert_eq!(
+        up.requests().len(),
+        1,
+        "the repeat was answered from the cache"
+    );
+    // Another user's identical request is their own.
+    let mut other = body.clone();
+    other["user"] = json!("dev-2");
+    assert_eq!(
+        post(&h, "/v1/completions", other).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(up.requests().len(), 2);
+}
