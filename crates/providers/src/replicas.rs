@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use crate::error::{ProviderError, TimeoutPhase};
+use crate::error::{ConnectCause, ProviderError, TimeoutPhase};
 use crate::types::{CallContext, ChunkStream, Endpoint};
 
 /// At most this many attempts per call, whatever the number of replicas.
@@ -28,8 +28,11 @@ pub struct Pick {
 pub enum Outcome {
     /// The replica answered (an error the client caused, such as a 400, counts as answered).
     Answered,
-    /// Connection refused or reset, a 5xx, or no answer in time: counts towards ejection.
+    /// Connection reset, a 5xx, or no answer in time: counts towards ejection.
     Failed,
+    /// Nothing listens there (connection refused) or the host name does not resolve: no
+    /// reason to send it more until it is back.
+    Unreachable,
     /// 429: busy, not broken.
     Busy,
 }
@@ -46,6 +49,10 @@ pub trait Replicas: Send + Sync + std::fmt::Debug {
 /// What an error says about the replica that returned it.
 pub fn outcome_of(e: &ProviderError) -> Outcome {
     match e {
+        ProviderError::Connect {
+            cause: ConnectCause::Refused | ConnectCause::DnsNotFound,
+            ..
+        } => Outcome::Unreachable,
         ProviderError::Connect { .. } | ProviderError::Timeout { .. } => Outcome::Failed,
         ProviderError::Upstream { status: 429, .. } => Outcome::Busy,
         ProviderError::Upstream { status, .. } if *status >= 500 => Outcome::Failed,
@@ -122,7 +129,7 @@ where
     }
     Err(last.unwrap_or_else(|| ProviderError::Connect {
         endpoint: ep.base_url.clone(),
-        cause: crate::error::ConnectCause::Other,
+        cause: ConnectCause::Other,
         message: "no replica of this deployment is available".into(),
     }))
 }

@@ -321,6 +321,7 @@ impl Replicas for Pool {
         match outcome {
             Outcome::Answered => self.answered(index),
             Outcome::Failed => self.failed(index, None, false),
+            Outcome::Unreachable => self.failed(index, None, true),
             Outcome::Busy => {
                 if let Some(Ok(mut h)) = self.replicas.get(index).map(|r| r.health.lock()) {
                     h.probing = None;
