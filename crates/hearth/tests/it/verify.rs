@@ -218,6 +218,36 @@ async fn a_dead_endpoint_is_named_with_its_fix() {
     assert!(text.contains(" 1 failed"), "{text}");
 }
 
+/// Each replica is checked on its own: the live one passes, the dead one fails naming its URL,
+/// and the fix names the deployment as the CLI knows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_replica_is_checked_on_its_own() {
+    let up = FakeUpstream::start().await;
+    up.serve_models(&[CODESTRAL]);
+    let h = Hearth::start();
+    let dead = format!("http://127.0.0.1:{}/v1", dead_port());
+    let id = h
+        .create(json!({
+            "name": "pair",
+            "family": "codestral",
+            "endpoints": [up.endpoint(), dead],
+            "identifier": format!("custom_openai/{CODESTRAL}"),
+        }))
+        .await;
+    bind(&h, "code_completions", id).await;
+    let out = verify(&h, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (tcp, _) = line(&text, "FAIL", "tcp");
+    assert!(tcp.contains(&format!("pair @ {dead}")), "{tcp}");
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("[ok") && l.contains(&format!("pair @ {}: tcp: ", up.endpoint()))
+        ),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_served_name_lists_the_names_served() {
     let up = FakeUpstream::start().await;
