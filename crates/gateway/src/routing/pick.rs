@@ -11,6 +11,13 @@ const VNODES: u32 = 64;
 /// its keys on to the next one on the ring.
 const LOAD_BOUND: f64 = 1.25;
 
+/// ... but a replica with fewer requests than this in flight (the new one included) keeps its
+/// keys whatever the average. At low load the share alone is strict (one request in flight on
+/// three idle-ish replicas already puts a second one over ⌈1.25 × 2/3⌉ = 1), and handing a key on
+/// costs the next replica the whole prompt, while a model server takes a second request at once
+/// (llama-server's slots, vLLM's batch).
+const MIN_BOUND: f64 = 2.0;
+
 /// One replica as the chooser sees it.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Candidate {
@@ -91,7 +98,9 @@ pub(crate) fn choose(
             }
             let total: u32 = usable.iter().map(|c| c.in_flight).sum();
             // The request being placed counts, so an idle deployment never hands off.
-            let bound = (LOAD_BOUND * f64::from(total + 1) / usable.len() as f64).ceil();
+            let bound = (LOAD_BOUND * f64::from(total + 1) / usable.len() as f64)
+                .ceil()
+                .max(MIN_BOUND);
             ring.walk(key, n)
                 .find(|&i| candidates[i].usable && f64::from(candidates[i].in_flight + 1) <= bound)
                 .or_else(|| least_loaded(candidates, rotated))
@@ -261,6 +270,18 @@ mod tests {
         c[home].in_flight = 6;
         let moved = choose(RoutingPolicy::PrefixAffinity, &c, &r, Some(key), 0);
         assert!(moved.is_some() && moved != Some(home));
+        // At low load a second request stays home: 1 in flight overall, the bound's floor is 2.
+        let mut c = idle(3);
+        c[home].in_flight = 1;
+        assert_eq!(
+            choose(RoutingPolicy::PrefixAffinity, &c, &r, Some(key), 0),
+            Some(home)
+        );
+        c[home].in_flight = 2;
+        assert_ne!(
+            choose(RoutingPolicy::PrefixAffinity, &c, &r, Some(key), 0),
+            Some(home)
+        );
         // Within the bound it stays home: 2 in flight of 4 overall, bound ceil(1.25×5/3) = 3.
         let mut c = idle(3);
         c[home].in_flight = 2;
