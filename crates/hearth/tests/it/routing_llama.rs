@@ -250,8 +250,13 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
-/// Replays `trace` through Hearth, each client's keystrokes one after the other and the
-/// clients side by side, on replicas restarted just before (empty caches, zeroed counters).
+/// Between one answer and a client's next keystroke. Editors debounce keystrokes by 100 ms or
+/// more; this is shorter, so the clients' requests still overlap often.
+const THINK: Duration = Duration::from_millis(25);
+
+/// Replays `trace` through Hearth, each client's keystrokes one after the other (`THINK` apart)
+/// and the clients side by side, on replicas restarted just before (empty caches, zeroed
+/// counters).
 async fn replay(
     h: &Hearth,
     id: i64,
@@ -285,6 +290,7 @@ async fn replay(
                 let mut out = Vec::new();
                 for k in &strokes {
                     out.push(door.complete(&user, &k.prompt, &k.suffix).await);
+                    tokio::time::sleep(THINK).await;
                 }
                 out
             })
@@ -534,6 +540,12 @@ async fn a_killed_replica_fails_no_request_and_comes_back() {
         "the restarted replica receives traffic again"
     );
     let metrics = h.open_get("/metrics").await.text().await.unwrap();
+    let retries: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("hearth_upstream_retries_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    eprintln!("retried on another replica: {retries}");
     assert!(
         metrics
             .lines()
