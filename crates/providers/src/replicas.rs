@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
@@ -41,7 +42,9 @@ pub enum Outcome {
 pub trait Replicas: Send + Sync + std::fmt::Debug {
     /// The replica for the next attempt, never one in `tried`; `None` when none is left.
     fn pick(&self, affinity: Option<u64>, tried: &[usize]) -> Option<Pick>;
-    fn report(&self, index: usize, outcome: Outcome);
+    /// How the attempt on replica `index` went, and how long it took to answer (the whole
+    /// answer, or a stream's head).
+    fn report(&self, index: usize, outcome: Outcome, elapsed: Duration);
     /// Whether one more attempt fits the retry budget (and takes it from the budget).
     fn may_retry(&self) -> bool;
 }
@@ -111,13 +114,14 @@ where
         let mut one = ep.clone();
         one.base_url = pick.base_url.to_string();
         one.replicas = None;
+        let started = Instant::now();
         match call(one).await {
             Ok(t) => {
-                replicas.report(pick.index, Outcome::Answered);
+                replicas.report(pick.index, Outcome::Answered, started.elapsed());
                 return Ok((t, Some(pick.guard)));
             }
             Err(e) => {
-                replicas.report(pick.index, outcome_of(&e));
+                replicas.report(pick.index, outcome_of(&e), started.elapsed());
                 tried.push(pick.index);
                 let again = retryable(&e);
                 last = Some(e);

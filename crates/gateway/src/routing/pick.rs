@@ -11,6 +11,13 @@ const VNODES: u32 = 64;
 /// its keys on to the next one on the ring.
 const LOAD_BOUND: f64 = 1.25;
 
+/// ... but a replica with fewer requests than this in flight (the new one included) keeps its
+/// keys whatever the average. At low load the share alone is strict (one request in flight on
+/// three idle-ish replicas already puts a second one over ⌈1.25 × 2/3⌉ = 1), and handing a key on
+/// costs the next replica the whole prompt, while a model server takes a second request at once
+/// (llama-server's slots, vLLM's batch).
+const MIN_BOUND: f64 = 2.0;
+
 /// One replica as the chooser sees it.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Candidate {
@@ -20,6 +27,8 @@ pub(crate) struct Candidate {
     pub in_flight: u32,
     /// Requests the model server reports waiting in its own queue (0 when unknown).
     pub queued: u32,
+    /// How long it takes to answer, in milliseconds (a moving average); 0 when unknown.
+    pub latency_ms: f64,
 }
 
 impl Candidate {
@@ -89,7 +98,9 @@ pub(crate) fn choose(
             }
             let total: u32 = usable.iter().map(|c| c.in_flight).sum();
             // The request being placed counts, so an idle deployment never hands off.
-            let bound = (LOAD_BOUND * f64::from(total + 1) / usable.len() as f64).ceil();
+            let bound = (LOAD_BOUND * f64::from(total + 1) / usable.len() as f64)
+                .ceil()
+                .max(MIN_BOUND);
             ring.walk(key, n)
                 .find(|&i| candidates[i].usable && f64::from(candidates[i].in_flight + 1) <= bound)
                 .or_else(|| least_loaded(candidates, rotated))
@@ -100,10 +111,35 @@ pub(crate) fn choose(
     }
 }
 
+/// The usable replica with the lowest expected wait: its load (plus the request being placed)
+/// times how long it takes to answer. Counting requests alone sends a slow replica as many as a
+/// fast one holds at once, so a share of the traffic pays its latency; weighing them by latency
+/// (as Finagle's and Linkerd's peak-EWMA balancers do) gives it work only when the fast ones
+/// are that much busier. Replicas not yet timed count as the average of the timed ones; with
+/// none timed this is plain least-requests.
 fn least_loaded(candidates: &[Candidate], order: impl Iterator<Item = usize>) -> Option<usize> {
+    let timed: Vec<f64> = candidates
+        .iter()
+        .map(|c| c.latency_ms)
+        .filter(|l| l.is_finite() && *l > 0.0)
+        .collect();
+    let unknown = if timed.is_empty() {
+        1.0
+    } else {
+        timed.iter().sum::<f64>() / timed.len() as f64
+    };
+    let cost = |c: &Candidate| {
+        let latency = if c.latency_ms.is_finite() && c.latency_ms > 0.0 {
+            c.latency_ms
+        } else {
+            unknown
+        };
+        f64::from(c.load().saturating_add(1)) * latency
+    };
+    // `min_by` keeps the first of equals, so ties go by `order`'s rotation.
     order
         .filter(|&i| candidates[i].usable)
-        .min_by_key(|&i| candidates[i].load())
+        .min_by(|&a, &b| cost(&candidates[a]).total_cmp(&cost(&candidates[b])))
 }
 
 /// FNV-1a, 64 bits: stable across processes and versions, which the affinity ring needs (every
@@ -172,6 +208,41 @@ mod tests {
     }
 
     #[test]
+    fn least_loaded_weighs_load_by_latency() {
+        let mut c = idle(3);
+        // Replica 2 answers in 800 ms, the others in 20: it takes work only once the fast ones
+        // hold enough that waiting there would be longer.
+        c[0].latency_ms = 20.0;
+        c[1].latency_ms = 20.0;
+        c[2].latency_ms = 800.0;
+        let r = ring(3);
+        for turn in 0..6 {
+            assert_ne!(
+                choose(RoutingPolicy::LeastLoaded, &c, &r, None, turn),
+                Some(2)
+            );
+        }
+        c[0].in_flight = 3;
+        c[1].in_flight = 4;
+        assert_eq!(choose(RoutingPolicy::LeastLoaded, &c, &r, None, 0), Some(0));
+        c[0].in_flight = 40;
+        c[1].in_flight = 40;
+        assert_eq!(choose(RoutingPolicy::LeastLoaded, &c, &r, None, 0), Some(2));
+        // An untimed replica counts as the average of the timed ones (280 ms here).
+        let mut c = idle(3);
+        c[0].latency_ms = 20.0;
+        c[1].latency_ms = 540.0;
+        c[0].in_flight = 20;
+        assert_eq!(choose(RoutingPolicy::LeastLoaded, &c, &r, None, 0), Some(2));
+        // Untimed everywhere: least requests, ties in turn.
+        let c = idle(3);
+        let picks: Vec<_> = (0..3)
+            .map(|t| choose(RoutingPolicy::LeastLoaded, &c, &r, None, t))
+            .collect();
+        assert_eq!(picks, [Some(0), Some(1), Some(2)]);
+    }
+
+    #[test]
     fn the_same_key_goes_to_the_same_replica_and_keys_spread() {
         let c = idle(3);
         let r = ring(3);
@@ -199,6 +270,18 @@ mod tests {
         c[home].in_flight = 6;
         let moved = choose(RoutingPolicy::PrefixAffinity, &c, &r, Some(key), 0);
         assert!(moved.is_some() && moved != Some(home));
+        // At low load a second request stays home: 1 in flight overall, the bound's floor is 2.
+        let mut c = idle(3);
+        c[home].in_flight = 1;
+        assert_eq!(
+            choose(RoutingPolicy::PrefixAffinity, &c, &r, Some(key), 0),
+            Some(home)
+        );
+        c[home].in_flight = 2;
+        assert_ne!(
+            choose(RoutingPolicy::PrefixAffinity, &c, &r, Some(key), 0),
+            Some(home)
+        );
         // Within the bound it stays home: 2 in flight of 4 overall, bound ceil(1.25×5/3) = 3.
         let mut c = idle(3);
         c[home].in_flight = 2;

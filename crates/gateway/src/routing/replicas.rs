@@ -72,6 +72,8 @@ pub(crate) struct Replica {
     /// Requests waiting in the model server's own queue, from its `/metrics`.
     queued: AtomicU32,
     health: Mutex<Health>,
+    /// How long it takes to answer: a moving average, and when it last moved.
+    latency: Mutex<Option<(f64, Instant)>>,
 }
 
 impl Replica {
@@ -81,7 +83,34 @@ impl Replica {
             in_flight: Arc::default(),
             queued: AtomicU32::new(0),
             health: Mutex::new(Health::default()),
+            latency: Mutex::new(None),
         }
+    }
+
+    /// Adds one answer's time to the moving average; the older the average, the more the new
+    /// answer counts.
+    fn observe(&self, elapsed: Duration) {
+        let sample = elapsed.as_secs_f64() * 1000.0;
+        if let Ok(mut l) = self.latency.lock() {
+            let now = Instant::now();
+            *l = Some(match *l {
+                None => (sample, now),
+                Some((avg, at)) => {
+                    let age = now.saturating_duration_since(at).as_secs_f64();
+                    let kept = (1.0 - LATENCY_WEIGHT) * (-age / LATENCY_MEMORY.as_secs_f64()).exp();
+                    (sample + kept * (avg - sample), now)
+                }
+            });
+        }
+    }
+
+    /// The moving average in milliseconds and how old it is; `None` before the first answer.
+    pub(crate) fn latency(&self, now: Instant) -> Option<(f64, Duration)> {
+        self.latency
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .map(|(avg, at)| (avg, now.saturating_duration_since(at)))
     }
 
     pub(crate) fn in_flight(&self) -> u32 {
@@ -118,6 +147,35 @@ impl Replica {
 
 /// How long a probe request may hold the only way into an ejected replica.
 const PROBE_GIVEUP: Duration = Duration::from_secs(30);
+
+/// Each answer's share of a replica's moving-average latency.
+const LATENCY_WEIGHT: f64 = 0.3;
+
+/// A replica's latency that no answer has refreshed for this long is mostly forgotten (it
+/// drifts back to the fastest replica's, by e^-1 per period), so a replica that was slow and
+/// stopped getting work is tried again and timed anew.
+const LATENCY_MEMORY: Duration = Duration::from_secs(10);
+
+/// The latency the chooser weighs each replica's load by: its moving average, drawn back
+/// towards the fastest replica's as it ages; 0 (unknown) before its first answer.
+fn latencies(replicas: &[Replica], now: Instant) -> Vec<f64> {
+    let known: Vec<Option<(f64, Duration)>> = replicas.iter().map(|r| r.latency(now)).collect();
+    let fastest = known
+        .iter()
+        .flatten()
+        .map(|(avg, _)| *avg)
+        .fold(f64::INFINITY, f64::min);
+    known
+        .iter()
+        .map(|k| match k {
+            None => 0.0,
+            Some((avg, age)) => {
+                let kept = (-age.as_secs_f64() / LATENCY_MEMORY.as_secs_f64()).exp();
+                fastest + (avg - fastest) * kept
+            }
+        })
+        .collect()
+}
 
 /// Counts a request in flight on a replica until dropped.
 struct InFlight(Arc<AtomicU32>);
@@ -181,6 +239,9 @@ impl Pool {
                 if let Some(prev) = old.and_then(|o| o.replicas.iter().find(|r| &*r.url == url)) {
                     if let (Ok(mut h), Ok(p)) = (fresh.health.lock(), prev.health.lock()) {
                         *h = p.clone();
+                    }
+                    if let (Ok(mut l), Ok(p)) = (fresh.latency.lock(), prev.latency.lock()) {
+                        *l = *p;
                     }
                     return Replica {
                         in_flight: prev.in_flight.clone(),
@@ -282,6 +343,7 @@ impl Replicas for Pool {
         if tried.is_empty() {
             self.budget.deposit();
         }
+        let latency = latencies(&self.replicas, now);
         let candidates: Vec<Candidate> = self
             .replicas
             .iter()
@@ -290,6 +352,7 @@ impl Replicas for Pool {
                 usable: !tried.contains(&i) && r.available(now),
                 in_flight: r.in_flight(),
                 queued: r.queued(),
+                latency_ms: latency[i],
             })
             .collect();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
@@ -317,9 +380,14 @@ impl Replicas for Pool {
         })
     }
 
-    fn report(&self, index: usize, outcome: Outcome) {
+    fn report(&self, index: usize, outcome: Outcome, elapsed: Duration) {
         match outcome {
-            Outcome::Answered => self.answered(index),
+            Outcome::Answered => {
+                if let Some(r) = self.replicas.get(index) {
+                    r.observe(elapsed);
+                }
+                self.answered(index);
+            }
             Outcome::Failed => self.failed(index, None, false),
             Outcome::Unreachable => self.failed(index, None, true),
             Outcome::Busy => {
@@ -443,7 +511,7 @@ mod tests {
             },
         );
         for _ in 0..3 {
-            p.report(0, Outcome::Failed);
+            p.report(0, Outcome::Failed, Duration::ZERO);
         }
         assert!(p.replicas[0].is_ejected(Instant::now()));
         for _ in 0..4 {
@@ -454,7 +522,7 @@ mod tests {
         // The ejection ran out: one probe goes to it, and no second request while it runs.
         let probes: Vec<_> = (0..4).filter_map(|_| p.pick(None, &[])).collect();
         assert_eq!(probes.iter().filter(|p| p.index == 0).count(), 1);
-        p.report(0, Outcome::Answered);
+        p.report(0, Outcome::Answered, Duration::from_millis(5));
         assert!(p.replicas[0].available(Instant::now()));
     }
 
@@ -468,15 +536,33 @@ mod tests {
                 ..Default::default()
             },
         );
-        p.report(0, Outcome::Failed);
+        p.report(0, Outcome::Failed, Duration::ZERO);
         let first = p.replicas[0].health().ejected_until;
         std::thread::sleep(Duration::from_millis(25));
         let probe = p.pick(None, &[]);
         assert!(probe.is_some());
-        p.report(0, Outcome::Failed);
+        p.report(0, Outcome::Failed, Duration::ZERO);
         let h = p.replicas[0].health();
         assert_eq!(h.ejections, 2);
         assert!(h.ejected_until > first);
+    }
+
+    #[test]
+    fn a_slow_replica_is_timed_and_forgiven_as_its_time_ages() {
+        let p = pool(&["http://a/v1", "http://b/v1"], UpstreamRouting::default());
+        let now = Instant::now();
+        assert_eq!(latencies(&p.replicas, now), [0.0, 0.0]);
+        p.report(0, Outcome::Answered, Duration::from_millis(20));
+        p.report(1, Outcome::Answered, Duration::from_millis(800));
+        p.report(1, Outcome::Answered, Duration::from_millis(500));
+        let fresh = latencies(&p.replicas, Instant::now());
+        assert!((fresh[0] - 20.0).abs() < 0.5, "{fresh:?}");
+        assert!((fresh[1] - 710.0).abs() < 5.0, "moving average: {fresh:?}");
+        let later = latencies(&p.replicas, Instant::now() + LATENCY_MEMORY * 3);
+        assert!(later[1] < 60.0, "drawn back to the fastest's: {later:?}");
+        // Failures do not count as answers.
+        p.report(0, Outcome::Failed, Duration::from_secs(5));
+        assert!((latencies(&p.replicas, Instant::now())[0] - 20.0).abs() < 0.5);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::harness::Hearth;
 
-fn llama_binary() -> Option<PathBuf> {
+pub(crate) fn llama_binary() -> Option<PathBuf> {
     match std::env::var_os("HEARTH_LLAMA_SERVER") {
         Some(p) => Some(PathBuf::from(p)),
         None if std::env::var_os("CI").is_some() => {

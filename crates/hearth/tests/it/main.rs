@@ -3,7 +3,9 @@
 //!
 //! Where new tests go: admin API rules in `deployments`, `features`, `settings`; malformed
 //! input, auth and concurrency in `robustness`; the OpenAI front door against a scripted
-//! upstream in `inference`, against a real llama-server in `llama`, against an Azure OpenAI
+//! upstream in `inference`, against a real llama-server in `llama`, against several
+//! llama-server replicas behind one deployment (prefix cache, a killed replica, a slow one) in
+//! `routing_llama`, against an Azure OpenAI
 //! stand-in in `azure`, against a Bedrock stand-in that checks SigV4 in `bedrock`; GitLab's
 //! AI-gateway routes and their JWT auth in `gitlab`, GitLab key fetching under load and
 //! outages in `jwks`; restarts and encryption in `persistence`; two replicas on one PostgreSQL
@@ -37,6 +39,7 @@ mod persistence;
 mod replicas;
 mod robustness;
 mod routing;
+mod routing_llama;
 mod sdk;
 mod server;
 mod settings;
