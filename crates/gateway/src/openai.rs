@@ -5,7 +5,7 @@
 pub(crate) mod anthropic;
 mod auth;
 mod chat;
-pub(crate) mod completions;
+mod completions;
 mod doors;
 pub(crate) mod error;
 mod models;

@@ -6,6 +6,7 @@
 //! the feature's fallbacks are tried in order. Within a deployment, `replicas` spreads the
 //! attempts and `health` watches the replicas.
 
+pub(crate) mod affinity;
 mod budget;
 pub(crate) mod health;
 mod pick;

@@ -279,23 +279,6 @@ fn log_output(sel: &Selected, text: &str, usage: Option<Usage>) {
     );
 }
 
-/// The user and file a completion is for: GitLab names the user in its headers (the token
-/// itself when it does not) and the file in the payload. Same key, same replica, and a newer
-/// request under it supersedes an older one.
-fn affinity(headers: &HeaderMap, ask: &Ask) -> Option<u64> {
-    let header = |name: &str| headers.get(name).map(|v| v.as_bytes()).unwrap_or_default();
-    let user = match header("x-gitlab-global-user-id") {
-        [] => header("authorization"),
-        id => id,
-    };
-    Some(crate::routing::stable_hash(&[
-        header("x-gitlab-instance-id"),
-        user,
-        ask.project.as_deref().unwrap_or("").as_bytes(),
-        ask.file_name.as_bytes(),
-    ]))
-}
-
 async fn answer(
     state: &AppState,
     sel: &Selected,
@@ -533,7 +516,20 @@ async fn v2(
     if verbose {
         log_input(&sel, &ask);
     }
-    match answer(&state, &sel, &ask, use_case, &cid, affinity(&headers, &ask)).await? {
+    match answer(
+        &state,
+        &sel,
+        &ask,
+        use_case,
+        &cid,
+        Some(crate::routing::affinity::gitlab_file(
+            &headers,
+            ask.project.as_deref(),
+            &ask.file_name,
+        )),
+    )
+    .await?
+    {
         Answer::Stream(s) => Ok(raw_text(s)),
         Answer::Whole { text, usage } => {
             if verbose {
@@ -616,7 +612,20 @@ async fn v3_or_v4(
     };
     let model = model_json(&engine, &sel.name, &ask.language);
     let metadata = json!({"model": model, "timestamp": now_secs(), "enabled_feature_flags": feature_flags(&headers), "region": null});
-    match answer(&state, &sel, &ask, use_case, &cid, affinity(&headers, &ask)).await? {
+    match answer(
+        &state,
+        &sel,
+        &ask,
+        use_case,
+        &cid,
+        Some(crate::routing::affinity::gitlab_file(
+            &headers,
+            ask.project.as_deref(),
+            &ask.file_name,
+        )),
+    )
+    .await?
+    {
         Answer::Stream(streamed) if sse => {
             let start = Bytes::from(format!(
                 "event: stream_start\r\ndata: {}\r\n\r\n",

@@ -279,7 +279,10 @@ fn check_bedrock_messages(route: &Route, msgs: &mut [ChatMessage]) -> Result<(),
 
 async fn run(state: &AppState, cid: String, req: Request) -> Result<Response, OaiError> {
     let started = Instant::now();
-    let client = crate::openai::completions::client_identity(&req);
+    let client = Some(crate::routing::affinity::client(
+        req.headers(),
+        req.extensions().get(),
+    ));
     let body: ChatBody = read_json(req, state).await?;
     run_body(state, cid, body, started, client).await
 }
@@ -344,21 +347,8 @@ async fn run_body(
         user: body.user.clone(),
         extra,
     };
-    // A conversation keeps its replica while it grows: its opening messages name it.
-    let affinity = client.map(|c| {
-        let opening: Vec<&[u8]> = request
-            .messages
-            .iter()
-            .take(2)
-            .map(|m| m.content.as_bytes())
-            .collect();
-        let mut parts: Vec<&[u8]> = vec![&[]];
-        let client = c.to_le_bytes();
-        parts[0] = &client;
-        parts.push(body.user.as_deref().unwrap_or("").as_bytes());
-        parts.extend(opening);
-        crate::routing::stable_hash(&parts)
-    });
+    let affinity =
+        client.map(|c| crate::routing::affinity::chat(c, body.user.as_deref(), &request.messages));
     let ctx = CallContext {
         request_id: cid,
         affinity,

@@ -25,8 +25,8 @@ use crate::openai::{
     respond, served_by,
 };
 use crate::pump;
-use crate::routing::stable_hash;
 use crate::routing::supersede::{SUPERSEDED, keystroke, until_superseded};
+use crate::routing::{affinity, stable_hash};
 
 const FEATURE: Feature = Feature::CodeCompletions;
 
@@ -84,15 +84,9 @@ async fn run(
     shape: Shape,
 ) -> Result<Response, OaiError> {
     let started = Instant::now();
-    let client = client_identity(&req);
+    let client = affinity::client(req.headers(), req.extensions().get());
     let body: CompletionBody = read_json(req, state).await?;
-    let client = client.map(|c| {
-        stable_hash(&[
-            &c.to_le_bytes(),
-            body.user.as_deref().unwrap_or("").as_bytes(),
-        ])
-    });
-    run_body(state, cid, body, shape, started, client).await
+    run_body(state, cid, body, shape, started, Some(client)).await
 }
 
 /// A completion another front door (Ollama's, llama.cpp's) has already translated, answered in
@@ -100,27 +94,6 @@ async fn run(
 pub(crate) async fn answer(state: &AppState, cid: String, body: CompletionBody) -> Response {
     let result = run_body(state, cid, body, Shape::Text, Instant::now(), None).await;
     respond(state, FEATURE, result)
-}
-
-/// Who is asking, as far as the request tells: its peer address, the address a proxy says it
-/// forwards for, and its client key. Requests that share all three are one client's.
-pub(crate) fn client_identity(req: &Request) -> Option<u64> {
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default()
-    };
-    Some(stable_hash(&[
-        peer.as_bytes(),
-        header("x-forwarded-for"),
-        header(header::AUTHORIZATION.as_str()),
-    ]))
 }
 
 async fn run_body(
@@ -191,9 +164,7 @@ async fn run_body(
         body.max_tokens,
         client_stops,
     );
-    // The same client typing in the same file: its first lines name the file.
-    let affinity =
-        client.map(|c| stable_hash(&[&c.to_le_bytes(), first_lines(&prompt).as_bytes()]));
+    let affinity = client.map(|c| affinity::completion(c, body.user.as_deref(), &prompt));
     // What was asked, hashed only when a request may be cancelled or joined.
     let asked = || {
         stable_hash(&[
@@ -348,20 +319,6 @@ async fn run_body(
     let mut response = finish_whole(Json(body).into_response(), record, started);
     served_by(&mut response, &route);
     Ok(response)
-}
-
-/// The first lines of a prompt (up to 512 bytes): what stays the same while one file is
-/// edited, so it stands for the file.
-pub(crate) fn first_lines(prompt: &str) -> &str {
-    let mut end = prompt.len().min(512);
-    while !prompt.is_char_boundary(end) {
-        end -= 1;
-    }
-    let head = &prompt[..end];
-    match head.match_indices('\n').nth(2) {
-        Some((i, _)) => &head[..i],
-        None => head,
-    }
 }
 
 /// The answer to a completion a newer one from the same client and file replaced.
