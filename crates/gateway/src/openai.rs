@@ -210,21 +210,31 @@ pub(crate) fn check_passthrough(
     Ok(())
 }
 
-/// The route for a request to `feature` (see `routing::resolve`), with a fallback counted
-/// and logged.
-pub(crate) fn route(
+/// The route for a request to `feature` (see `routing::resolve`), once the deployments in
+/// `tried` failed it (none, at first); a fallback is counted and logged.
+pub(crate) fn route_after(
     state: &AppState,
     snap: &hearth_registry::Snapshot,
     feature: hearth_catalog::Feature,
     model: Option<&str>,
+    tried: &[i64],
 ) -> Result<Route, OaiError> {
-    let route = crate::routing::resolve(snap, feature, model, &state.cloud, &state.pools, state)?;
+    let route = crate::routing::resolve(
+        snap,
+        feature,
+        model,
+        &state.cloud,
+        &state.pools,
+        state,
+        tried,
+    )?;
     if let Some(from) = &route.fallback_from {
         state
             .metrics
             .fallback(feature, from, &route.deployment.name);
         tracing::warn!(feature = %feature, from = %from, to = %route.deployment.name,
-            "fallback: the feature's deployment has no healthy replica or no room");
+            after_failure = !tried.is_empty(),
+            "fallback: the feature's deployment failed, or has no healthy replica or no room");
     }
     Ok(route)
 }

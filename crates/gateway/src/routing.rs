@@ -64,6 +64,29 @@ fn default_timeouts(capability: Capability) -> Timeouts {
     }
 }
 
+/// Whether a request that failed on deployment `failed` with `e` before anything reached its
+/// client goes on to the feature's next fallback: the error must say the request was not acted
+/// on, and an untried fallback must exist. Records `failed` as tried.
+pub(crate) fn fall_back(
+    snap: &Snapshot,
+    feature: Feature,
+    failed: i64,
+    e: &hearth_providers::ProviderError,
+    tried: &mut Vec<i64>,
+) -> bool {
+    let setting = snap.feature(feature);
+    let in_chain =
+        setting.binding.deployment_id() == Some(failed) || setting.fallbacks.contains(&failed);
+    if !in_chain || !hearth_providers::retryable(e) {
+        return false;
+    }
+    tried.push(failed);
+    setting
+        .fallbacks
+        .iter()
+        .any(|id| !tried.contains(id) && snap.deployment(*id).is_some())
+}
+
 /// Where the deployment stands for a new request: whether a replica can take it and its
 /// in-flight cap has room.
 pub(crate) trait Capacity {
@@ -77,6 +100,7 @@ pub(crate) fn resolve(
     cloud: &CloudDefaults,
     pools: &Pools,
     capacity: &dyn Capacity,
+    tried: &[i64],
 ) -> Result<Route, OaiError> {
     let setting = snap.feature(feature);
     let bound = match setting.binding {
@@ -149,15 +173,21 @@ pub(crate) fn resolve(
         }
     };
     let mut fallback_from = None;
+    let failed_here = tried.contains(&deployment.id);
     let deployment = if deployment.id == bound
         && !setting.fallbacks.is_empty()
-        && !capacity.has_room(&deployment)
+        && (failed_here || !capacity.has_room(&deployment))
     {
-        let next = setting
-            .fallbacks
-            .iter()
-            .filter_map(|id| snap.deployment(*id))
-            .find(|d| capacity.has_room(d));
+        let untried = || {
+            setting
+                .fallbacks
+                .iter()
+                .filter(|id| !tried.contains(id))
+                .filter_map(|id| snap.deployment(*id))
+        };
+        let next = untried()
+            .find(|d| capacity.has_room(d))
+            .or_else(|| untried().next().filter(|_| failed_here));
         match next {
             Some(d) => {
                 fallback_from = Some(deployment.name.clone());

@@ -20,7 +20,7 @@ use crate::admission::Permit;
 use crate::correlation::CorrelationId;
 use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
-use crate::gitlab::model::{ModelFields, Selected, UseCase, language, select};
+use crate::gitlab::model::{ModelFields, Selected, UseCase, language, select_after};
 use crate::gitlab::{admit, authorize, feature_flags};
 use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
@@ -279,6 +279,53 @@ fn log_output(sel: &Selected, text: &str, usage: Option<Usage>) {
     );
 }
 
+/// Why an answer failed: refused before any call, or the model server's error (kept so the
+/// caller can decide to try the feature's fallback) with its GitLab form.
+enum Failed {
+    Refused(GitlabError),
+    Upstream(ProviderError, GitlabError),
+}
+
+impl From<GitlabError> for Failed {
+    fn from(e: GitlabError) -> Failed {
+        Failed::Refused(e)
+    }
+}
+
+/// Selects the deployment and answers. A failure before anything reached GitLab goes on to
+/// the feature's next fallback (see `routing::fall_back`), with the prompt built for it.
+async fn select_and_answer(
+    state: &AppState,
+    ask: &Ask,
+    (feature, use_case): (Feature, UseCase),
+    cid: &str,
+    headers: &HeaderMap,
+    verbose: bool,
+) -> Result<(Selected, Answer), GitlabError> {
+    let affinity = Some(crate::routing::affinity::gitlab_file(
+        headers,
+        ask.project.as_deref(),
+        &ask.file_name,
+    ));
+    let mut tried = Vec::new();
+    loop {
+        let sel = select_after(state, &ask.model, feature, use_case, &tried)?;
+        if verbose {
+            log_input(&sel, ask);
+        }
+        match answer(state, &sel, ask, use_case, cid, affinity).await {
+            Ok(a) => return Ok((sel, a)),
+            Err(Failed::Upstream(e, mapped)) => {
+                let snap = state.registry.snapshot();
+                if !crate::routing::fall_back(&snap, feature, sel.deployment.id, &e, &mut tried) {
+                    return Err(mapped);
+                }
+            }
+            Err(Failed::Refused(e)) => return Err(e),
+        }
+    }
+}
+
 async fn answer(
     state: &AppState,
     sel: &Selected,
@@ -286,14 +333,17 @@ async fn answer(
     use_case: UseCase,
     cid: &str,
     affinity: Option<u64>,
-) -> Result<Answer, GitlabError> {
+) -> Result<Answer, Failed> {
     let ctx = CallContext {
         request_id: cid.to_string(),
         affinity,
     };
     let model = sel.deployment.upstream_model().to_string();
     let family = sel.deployment.prompt_family();
-    let fail = |e: ProviderError| upstream_error(&sel.deployment.name, &e);
+    let fail = |e: ProviderError| {
+        let mapped = upstream_error(&sel.deployment.name, &e);
+        Failed::Upstream(e, mapped)
+    };
     let permit = admit(state, &sel.deployment.name).await?;
     let deadline = Instant::now() + sel.endpoint.timeouts.total;
     let streamed = |upstream, scanner| {
@@ -511,25 +561,10 @@ async fn v2(
     };
     authorize(&state, &headers, Some(scope)).await?;
     let ask = v2_ask(&body, use_case)?;
-    let sel = select(&state, &ask.model, feature, use_case)?;
     let verbose = verbose(&state, &headers);
-    if verbose {
-        log_input(&sel, &ask);
-    }
-    match answer(
-        &state,
-        &sel,
-        &ask,
-        use_case,
-        &cid,
-        Some(crate::routing::affinity::gitlab_file(
-            &headers,
-            ask.project.as_deref(),
-            &ask.file_name,
-        )),
-    )
-    .await?
-    {
+    let (sel, answer) =
+        select_and_answer(&state, &ask, (feature, use_case), &cid, &headers, verbose).await?;
+    match answer {
         Answer::Stream(s) => Ok(raw_text(s)),
         Answer::Whole { text, usage } => {
             if verbose {
@@ -597,11 +632,9 @@ async fn v3_or_v4(
     if sse {
         ask.stream = true;
     }
-    let sel = select(&state, &ask.model, feature, use_case)?;
     let verbose = verbose(&state, &headers);
-    if verbose {
-        log_input(&sel, &ask);
-    }
+    let (sel, answer) =
+        select_and_answer(&state, &ask, (feature, use_case), &cid, &headers, verbose).await?;
     let engine = if use_case == UseCase::Generation {
         "agent".to_string()
     } else {
@@ -612,20 +645,7 @@ async fn v3_or_v4(
     };
     let model = model_json(&engine, &sel.name, &ask.language);
     let metadata = json!({"model": model, "timestamp": now_secs(), "enabled_feature_flags": feature_flags(&headers), "region": null});
-    match answer(
-        &state,
-        &sel,
-        &ask,
-        use_case,
-        &cid,
-        Some(crate::routing::affinity::gitlab_file(
-            &headers,
-            ask.project.as_deref(),
-            &ask.file_name,
-        )),
-    )
-    .await?
-    {
+    match answer {
         Answer::Stream(streamed) if sse => {
             let start = Bytes::from(format!(
                 "event: stream_start\r\ndata: {}\r\n\r\n",

@@ -111,10 +111,22 @@ pub(crate) fn select(
     feature: Feature,
     use_case: UseCase,
 ) -> Result<Selected, GitlabError> {
+    select_after(state, fields, feature, use_case, &[])
+}
+
+/// As [`select`], after the deployments in `tried` failed this request.
+pub(crate) fn select_after(
+    state: &AppState,
+    fields: &ModelFields,
+    feature: Feature,
+    use_case: UseCase,
+    tried: &[i64],
+) -> Result<Selected, GitlabError> {
     let capability = feature.capability();
     if fields.is_empty() {
         let snap = state.registry.snapshot();
-        let route = crate::openai::route(state, &snap, feature, None).map_err(from_oai)?;
+        let route =
+            crate::openai::route_after(state, &snap, feature, None, tried).map_err(from_oai)?;
         let name = route.deployment.family.as_str().to_string();
         return Ok(Selected {
             deployment: route.deployment,

@@ -21,7 +21,7 @@ use crate::openai::{
     admit, check_passthrough, check_platform, check_sampling, exchange, now_secs, overhead_header,
     respond,
 };
-use crate::routing::Route;
+use crate::routing::{Route, fall_back};
 
 const FEATURE: Feature = Feature::DuoChat;
 
@@ -311,86 +311,103 @@ async fn run_body(
     )?;
     let extra = body.passthrough();
     check_passthrough(&extra)?;
-    let mut msgs = messages(&mut body)?;
+    let msgs = messages(&mut body)?;
     let snap = state.registry.snapshot();
-    let route = crate::openai::route(state, &snap, FEATURE, body.model.as_deref())?;
-    if matches!(route.endpoint.flavor, Flavor::Bedrock(_)) {
-        let mut others = extra.clone();
-        for f in BEDROCK_TOOL_FIELDS {
-            others.remove(f);
+    // Deployments this request already failed on before any byte reached the client; the
+    // feature's next fallback gets it. A platform's checks may adjust the messages, so each
+    // attempt starts from the client's (kept only when there is a fallback to try).
+    let mut tried: Vec<i64> = Vec::new();
+    let spare = (!snap.feature(FEATURE).fallbacks.is_empty()).then(|| msgs.clone());
+    let mut first = Some(msgs);
+    let (route, mut record, name, id, reply) = loop {
+        let mut msgs = first.take().or_else(|| spare.clone()).unwrap_or_default();
+        let route =
+            crate::openai::route_after(state, &snap, FEATURE, body.model.as_deref(), &tried)?;
+        if matches!(route.endpoint.flavor, Flavor::Bedrock(_)) {
+            let mut others = extra.clone();
+            for f in BEDROCK_TOOL_FIELDS {
+                others.remove(f);
+            }
+            check_platform(&route, &others)?;
+            check_bedrock_tools(&route, &extra, &msgs)?;
+            check_bedrock_messages(&route, &mut msgs)?;
+        } else {
+            check_platform(&route, &extra)?;
         }
-        check_platform(&route, &others)?;
-        check_bedrock_tools(&route, &extra, &msgs)?;
-        check_bedrock_messages(&route, &mut msgs)?;
-    } else {
-        check_platform(&route, &extra)?;
-    }
-    let verbose = snap.settings().verbose_ai_logs;
-    let logged = if verbose {
-        msgs.iter()
-            .map(|m| format!("{}: {}", m.role, m.content))
-            .collect::<Vec<_>>()
-            .join("\n")
-    } else {
-        String::new()
-    };
-    let permit = admit(state, &route.deployment.name).await?;
-    let mut record = exchange(state, &route, FEATURE, &cid, verbose, logged, started);
-    let name = route.deployment.name.clone();
-    let request = ChatRequest {
-        model: route.deployment.upstream_model().to_string(),
-        messages: msgs,
-        max_tokens,
-        temperature: body.temperature,
-        top_p: body.top_p,
-        stop: stops,
-        user: body.user.clone(),
-        extra,
-    };
-    let affinity =
-        client.map(|c| crate::routing::affinity::chat(c, body.user.as_deref(), &request.messages));
-    let ctx = CallContext {
-        request_id: cid,
-        affinity,
-    };
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let upstream_started = Instant::now();
+        let verbose = snap.settings().verbose_ai_logs;
+        let logged = if verbose {
+            msgs.iter()
+                .map(|m| format!("{}: {}", m.role, m.content))
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            String::new()
+        };
+        let permit = admit(state, &route.deployment.name).await?;
+        let mut record = exchange(state, &route, FEATURE, &cid, verbose, logged, started);
+        let name = route.deployment.name.clone();
+        let request = ChatRequest {
+            model: route.deployment.upstream_model().to_string(),
+            messages: msgs,
+            max_tokens,
+            temperature: body.temperature,
+            top_p: body.top_p,
+            stop: stops.clone(),
+            user: body.user.clone(),
+            extra: extra.clone(),
+        };
+        let affinity = client
+            .map(|c| crate::routing::affinity::chat(c, body.user.as_deref(), &request.messages));
+        let ctx = CallContext {
+            request_id: cid.clone(),
+            affinity,
+        };
+        let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+        let upstream_started = Instant::now();
 
-    if body.stream.unwrap_or(false) {
-        let include_usage = body
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
-        let upstream = state
-            .provider
-            .chat_stream(&route.endpoint, &request, include_usage, &ctx)
-            .await;
+        if body.stream.unwrap_or(false) {
+            let include_usage = body
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false);
+            let upstream = state
+                .provider
+                .chat_stream(&route.endpoint, &request, include_usage, &ctx)
+                .await;
+            record.upstream_time = upstream_started.elapsed();
+            record.overhead = started.elapsed().saturating_sub(record.upstream_time);
+            let upstream = match upstream {
+                Ok(u) => u,
+                Err(e) if fall_back(&snap, FEATURE, route.deployment.id, &e, &mut tried) => {
+                    drop(failed(record, &name, &e));
+                    continue;
+                }
+                Err(e) => return Ok(failed(record, &name, &e)),
+            };
+            let overhead = record.overhead;
+            let framing = Framing {
+                shape: Shape::Chat,
+                id,
+                model: name,
+                include_usage,
+            };
+            let relay = Relay::new(upstream, None, framing, record);
+            let deadline = upstream_started + route.endpoint.timeouts.total;
+            let mut response = sse_response(relay, overhead, deadline, permit);
+            crate::openai::served_by(&mut response, &route);
+            return Ok(response);
+        }
+
+        let reply = state.provider.chat(&route.endpoint, &request, &ctx).await;
         record.upstream_time = upstream_started.elapsed();
-        record.overhead = started.elapsed().saturating_sub(record.upstream_time);
-        let upstream = match upstream {
-            Ok(u) => u,
+        match reply {
+            Ok(r) => break (route, record, name, id, r),
+            Err(e) if fall_back(&snap, FEATURE, route.deployment.id, &e, &mut tried) => {
+                drop(failed(record, &name, &e));
+            }
             Err(e) => return Ok(failed(record, &name, &e)),
-        };
-        let overhead = record.overhead;
-        let framing = Framing {
-            shape: Shape::Chat,
-            id,
-            model: name,
-            include_usage,
-        };
-        let relay = Relay::new(upstream, None, framing, record);
-        let deadline = upstream_started + route.endpoint.timeouts.total;
-        let mut response = sse_response(relay, overhead, deadline, permit);
-        crate::openai::served_by(&mut response, &route);
-        return Ok(response);
-    }
-
-    let reply = state.provider.chat(&route.endpoint, &request, &ctx).await;
-    record.upstream_time = upstream_started.elapsed();
-    let reply = match reply {
-        Ok(r) => r,
-        Err(e) => return Ok(failed(record, &name, &e)),
+        }
     };
     record.record_text(&reply.text);
     record.usage = reply.usage;

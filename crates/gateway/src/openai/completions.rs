@@ -26,7 +26,7 @@ use crate::openai::{
 };
 use crate::pump;
 use crate::routing::supersede::{SUPERSEDED, keystroke, until_superseded};
-use crate::routing::{affinity, stable_hash};
+use crate::routing::{affinity, fall_back, stable_hash};
 
 const FEATURE: Feature = Feature::CodeCompletions;
 
@@ -149,133 +149,146 @@ async fn run_body(
     check_passthrough(&extra)?;
     let suffix = body.suffix.unwrap_or_default();
     let snap = state.registry.snapshot();
-    let route = crate::openai::route(state, &snap, FEATURE, body.model.as_deref())?;
-    check_platform(&route, &extra)?;
     let stream = body.stream.unwrap_or(false);
-    let plan = CompletionPlan::new(
-        route.deployment.prompt_family(),
-        &route.endpoint,
-        Cursor {
-            prefix: &prompt,
-            suffix: &suffix,
-            language: None,
-            file: None,
-        },
-        body.max_tokens,
-        client_stops,
-    );
-    let affinity = client.map(|c| affinity::completion(c, body.user.as_deref(), &prompt));
-    // What was asked, hashed only when a request may be cancelled or joined.
-    let asked = || {
-        stable_hash(&[
-            route.deployment.name.as_bytes(),
-            prompt.as_bytes(),
-            suffix.as_bytes(),
-            format!(
-                "{:?}{:?}{:?}{:?}{stream}",
-                body.max_tokens, body.temperature, body.top_p, plan.stops
-            )
-            .as_bytes(),
-            serde_json::to_string(&extra).unwrap_or_default().as_bytes(),
-        ])
-    };
-    // Cancelling and joining need to know the requests are one person's keystrokes: only
-    // a client that names its user gets them (a batch job or evaluation harness sharing a key
-    // and a preamble must not have its requests cancelled), and only answers that are the
-    // same every time (temperature 0) are shared.
-    let (ticket, joined) = keystroke(
-        state,
-        FEATURE,
-        affinity.filter(|_| body.user.is_some()),
-        asked,
-        !stream && body.temperature == Some(0.0),
-    )
-    .await;
-    let verbose = snap.settings().verbose_ai_logs;
-    let permit = admit(state, &route.deployment.name).await?;
-    let mut record = exchange(
-        state,
-        &route,
-        FEATURE,
-        &cid,
-        verbose,
-        plan.logged_prompt(),
-        started,
-    );
-    let ctx = CallContext {
-        request_id: cid,
-        affinity,
-    };
-    let model = route.deployment.upstream_model().to_string();
     let include_usage = body
         .stream_options
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let name = route.deployment.name.clone();
-    let sampling = Sampling {
-        temperature: body.temperature,
-        top_p: body.top_p,
-        user: body.user.as_deref(),
-        extra,
-    };
-    let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
-    let upstream_started = Instant::now();
-    let cancel = ticket.token();
+    // Deployments this request already failed on before any byte reached the client; the
+    // feature's next fallback gets it, with the prompt built for its family.
+    let mut tried: Vec<i64> = Vec::new();
+    let (route, mut record, id, name, (text, finish, usage)) = loop {
+        let route =
+            crate::openai::route_after(state, &snap, FEATURE, body.model.as_deref(), &tried)?;
+        check_platform(&route, &extra)?;
+        let plan = CompletionPlan::new(
+            route.deployment.prompt_family(),
+            &route.endpoint,
+            Cursor {
+                prefix: &prompt,
+                suffix: &suffix,
+                language: None,
+                file: None,
+            },
+            body.max_tokens,
+            client_stops.clone(),
+        );
+        let affinity = client.map(|c| affinity::completion(c, body.user.as_deref(), &prompt));
+        // What was asked, hashed only when a request may be cancelled or joined.
+        let asked = || {
+            stable_hash(&[
+                route.deployment.name.as_bytes(),
+                prompt.as_bytes(),
+                suffix.as_bytes(),
+                format!(
+                    "{:?}{:?}{:?}{:?}{stream}",
+                    body.max_tokens, body.temperature, body.top_p, plan.stops
+                )
+                .as_bytes(),
+                serde_json::to_string(&extra).unwrap_or_default().as_bytes(),
+            ])
+        };
+        // Cancelling and joining need to know the requests are one person's keystrokes: only
+        // a client that names its user gets them (a batch job or evaluation harness sharing a key
+        // and a preamble must not have its requests cancelled), and only answers that are the
+        // same every time (temperature 0) are shared.
+        let (ticket, joined) = keystroke(
+            state,
+            FEATURE,
+            affinity.filter(|_| body.user.is_some()),
+            asked,
+            !stream && body.temperature == Some(0.0),
+        )
+        .await;
+        let verbose = snap.settings().verbose_ai_logs;
+        let permit = admit(state, &route.deployment.name).await?;
+        let mut record = exchange(
+            state,
+            &route,
+            FEATURE,
+            &cid,
+            verbose,
+            plan.logged_prompt(),
+            started,
+        );
+        let ctx = CallContext {
+            request_id: cid.clone(),
+            affinity,
+        };
+        let model = route.deployment.upstream_model().to_string();
+        let name = route.deployment.name.clone();
+        let sampling = Sampling {
+            temperature: body.temperature,
+            top_p: body.top_p,
+            user: body.user.as_deref(),
+            extra: extra.clone(),
+        };
+        let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
+        let upstream_started = Instant::now();
+        let cancel = ticket.token();
 
-    if stream {
-        let upstream = tokio::select! {
-            u = plan.stream(
-                &state.provider,
-                &route.endpoint,
-                &model,
-                &sampling,
-                include_usage,
-                &ctx,
-            ) => u,
-            () = cancel.cancelled() => return Ok(superseded(record)),
-        };
-        record.upstream_time = upstream_started.elapsed();
-        record.overhead = started.elapsed().saturating_sub(record.upstream_time);
-        let upstream = match upstream {
-            Ok(u) => until_superseded(u, ticket),
-            Err(e) => return Ok(failed(record, &name, &e)),
-        };
-        let overhead = record.overhead;
-        let framing = Framing {
-            shape,
-            id,
-            model: name,
-            include_usage,
-        };
-        let relay = Relay::new(upstream, Some(plan.scanner()), framing, record);
-        let deadline = upstream_started + route.endpoint.timeouts.total;
-        let mut response = sse_response(relay, overhead, deadline, permit);
-        served_by(&mut response, &route);
-        return Ok(response);
-    }
-
-    let answer = match joined {
-        Some(shared) => (*shared).clone(),
-        None => {
-            let answer = tokio::select! {
-                a = plan.complete(
+        if stream {
+            let upstream = tokio::select! {
+                u = plan.stream(
                     &state.provider,
                     &route.endpoint,
                     &model,
-                    &prompt,
                     &sampling,
+                    include_usage,
                     &ctx,
-                ) => a,
+                ) => u,
                 () = cancel.cancelled() => return Ok(superseded(record)),
             };
-            ticket.share(std::sync::Arc::new(answer.clone()));
-            answer
+            record.upstream_time = upstream_started.elapsed();
+            record.overhead = started.elapsed().saturating_sub(record.upstream_time);
+            let upstream = match upstream {
+                Ok(u) => until_superseded(u, ticket),
+                Err(e) if fall_back(&snap, FEATURE, route.deployment.id, &e, &mut tried) => {
+                    drop(failed(record, &name, &e));
+                    continue;
+                }
+                Err(e) => return Ok(failed(record, &name, &e)),
+            };
+            let overhead = record.overhead;
+            let framing = Framing {
+                shape,
+                id,
+                model: name,
+                include_usage,
+            };
+            let relay = Relay::new(upstream, Some(plan.scanner()), framing, record);
+            let deadline = upstream_started + route.endpoint.timeouts.total;
+            let mut response = sse_response(relay, overhead, deadline, permit);
+            served_by(&mut response, &route);
+            return Ok(response);
         }
-    };
-    record.upstream_time = upstream_started.elapsed();
-    let (text, finish, usage) = match answer {
-        Ok(a) => a,
-        Err(e) => return Ok(failed(record, &name, &e)),
+
+        let answer = match joined {
+            Some(shared) => (*shared).clone(),
+            None => {
+                let answer = tokio::select! {
+                    a = plan.complete(
+                        &state.provider,
+                        &route.endpoint,
+                        &model,
+                        &prompt,
+                        &sampling,
+                        &ctx,
+                    ) => a,
+                    () = cancel.cancelled() => return Ok(superseded(record)),
+                };
+                ticket.share(std::sync::Arc::new(answer.clone()));
+                answer
+            }
+        };
+        record.upstream_time = upstream_started.elapsed();
+        match answer {
+            Ok(a) => break (route, record, id, name, a),
+            Err(e) if fall_back(&snap, FEATURE, route.deployment.id, &e, &mut tried) => {
+                drop(failed(record, &name, &e));
+            }
+            Err(e) => return Ok(failed(record, &name, &e)),
+        }
     };
     let finish_reason = finish.unwrap_or_else(|| "stop".into());
     record.record_text(&text);

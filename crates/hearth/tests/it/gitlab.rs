@@ -1246,3 +1246,39 @@ async fn a_newer_keystroke_in_the_same_file_cancels_the_suggestion_in_flight() {
     let v: Value = first.json().await.unwrap();
     assert_eq!(v["choices"], json!([]), "no suggestion: {v}");
 }
+
+/// A request whose deployment fails before answering goes on to the feature's fallback at
+/// once — no health check has to notice first — with the prompt built for the fallback.
+#[tokio::test]
+async fn a_failed_deployment_hands_the_request_to_the_features_fallback() {
+    let env = setup().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let primary = env.h.create(json!({"name": "on-prem", "family": "codestral", "endpoint": dead_url, "identifier": "custom_openai/cs"})).await;
+    let backup = env.h.create(json!({"name": "backup", "family": "mistral", "endpoint": env.up.endpoint(), "identifier": "custom_openai/mistral-7b"})).await;
+    let (s, v) = env
+        .h
+        .put(
+            "/api/v1/feature_settings/code_completions",
+            json!({"provider": "self_hosted", "self_hosted_model_id": primary, "fallbacks": [backup]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.up.script(Reply::Text {
+        chunks: vec!["a + b".into()],
+        finish: "stop",
+    });
+    let body = json!({"current_file": {"file_name": "calc.py", "content_above_cursor": "def add(a, b):\n    return ", "content_below_cursor": "\n"}});
+    let resp = env.post("/v2/code/completions", body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["text"], "a + b", "{v}");
+    let sent = env.up.last();
+    assert_eq!(sent.body["model"], "mistral-7b");
+    assert!(
+        !sent.body.to_string().contains("[SUFFIX]"),
+        "Codestral's FIM prompt is not sent to Mistral: {}",
+        sent.body
+    );
+}

@@ -612,3 +612,67 @@ async fn an_exact_repeat_within_the_cache_time_gets_the_same_answer() {
     );
     assert_eq!(up.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn a_request_that_fails_on_its_deployment_is_served_by_the_fallback_at_once() {
+    let up = FakeUpstream::start().await;
+    // No health checks: the first request itself finds the primary down.
+    let h = hearth(&["--health-check-interval", "0s"]);
+    h.patch("/api/v1/settings", json!({"beta_models_enabled": true}))
+        .await;
+    let primary = codestral(&h, "on-prem", &[refused_endpoint()], "least_loaded").await;
+    let backup = h
+        .create(
+            json!({"name": "backup", "family": "codellama", "endpoint": up.endpoint(),
+            "identifier": "custom_openai/codellama-13b"}),
+        )
+        .await;
+    let (s, b) = h
+        .put(
+            "/api/v1/feature_settings/code_completions",
+            json!({"provider": "self_hosted", "self_hosted_model_id": primary, "fallbacks": [backup]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let r = complete(&h, "def add(a, b):\n    ").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-hearth-deployment"], "backup");
+    assert!(
+        up.last().body["prompt"]
+            .as_str()
+            .unwrap()
+            .starts_with("<PRE> def add(a, b):")
+    );
+    let m = metrics(&h).await;
+    assert_eq!(
+        metric(
+            &m,
+            "hearth_fallbacks_total{feature=\"code_completions\",from=\"on-prem\",to=\"backup\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    // The failed attempt is counted against the deployment that failed.
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("hearth_errors_total{") && l.contains("deployment=\"on-prem\"")),
+        "{m}"
+    );
+    // Streamed too.
+    let r = post(
+        &h,
+        "/v1/completions",
+        json!({"prompt": "def sub(a, b):\n    ", "suffix": "\n", "stream": true}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-hearth-deployment"], "backup");
+    // Without a fallback the client gets the error.
+    h.put(
+        "/api/v1/feature_settings/code_completions",
+        json!({"provider": "self_hosted", "self_hosted_model_id": primary, "fallbacks": []}),
+    )
+    .await;
+    let r = complete(&h, "def mul(a, b):\n    ").await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+}
