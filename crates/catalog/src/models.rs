@@ -340,6 +340,11 @@ const fn gpt_oss(total: f32, active: f32, layers: u32) -> ModelShape {
     }
 }
 
+/// The five Llama rows came to GitLab Duo Self-Hosted together, as beta, in GitLab 17.10
+/// (release-post issue gitlab-org/gitlab 523917 and the 17.10 Root Cause Analysis beta it points
+/// to; docs/catalog.md gives the sources and what stayed unknown for the other rows).
+const LLAMA_INTRODUCED: Option<&str> = Some("17.10");
+
 /// Llama 3 (not 3.1) has no tool-calling format and an 8k window, which vLLM reads from the
 /// config: nothing to add.
 const LLAMA3_SERVE: ServeFlags = ServeFlags::NONE;
@@ -705,7 +710,7 @@ pub static MODELS: &[Model] = &[
         None,
         VLLM,
         [A, G, R, R],
-        None,
+        LLAMA_INTRODUCED,
         Some(llama(8.03, 32, 32, 8_192)),
         LLAMA3_SERVE
     ),
@@ -717,7 +722,7 @@ pub static MODELS: &[Model] = &[
         None,
         VLLM,
         [A, G, A, R],
-        None,
+        LLAMA_INTRODUCED,
         Some(llama(8.03, 32, 32, 131_072)),
         LLAMA31_SERVE
     ),
@@ -729,7 +734,7 @@ pub static MODELS: &[Model] = &[
         None,
         VLLM,
         [A, G, R, R],
-        None,
+        LLAMA_INTRODUCED,
         Some(llama(70.6, 80, 64, 8_192)),
         LLAMA3_SERVE
     ),
@@ -741,7 +746,7 @@ pub static MODELS: &[Model] = &[
         None,
         VLLM,
         [G, G, G, R],
-        None,
+        LLAMA_INTRODUCED,
         Some(llama(70.6, 80, 64, 131_072)),
         LLAMA31_SERVE
     ),
@@ -753,7 +758,7 @@ pub static MODELS: &[Model] = &[
         None,
         VLLM,
         [G, G, G, R],
-        None,
+        LLAMA_INTRODUCED,
         Some(llama(70.6, 80, 64, 131_072)),
         LLAMA31_SERVE
     ),
@@ -1272,13 +1277,31 @@ mod tests {
         assert_eq!(8_192 / 64, shape_of("llama-3-70b-instruct").head_dim);
     }
 
-    /// No source read states the GitLab version that added any of the 18.x rows (the page
-    /// has no per-model history; docs/catalog.md lists what is known), so none is claimed.
+    /// The GitLab version that introduced a row is claimed only where a source gives it
+    /// (docs/catalog.md): the five Llama rows, beta in 17.10 (release-post issue 523917, whose
+    /// Root Cause Analysis feedback issue 523912 is the 17.10 beta). Every other row stays
+    /// empty: the seeds' rows predate the page's history, and for the other 18.x rows no
+    /// versioned copy of the page or release note naming a version was found.
     #[test]
-    fn no_introduced_version_is_claimed_without_a_source() {
-        for m in MODELS {
-            assert_eq!(m.introduced, None, "{}", m.id);
+    fn introduced_versions_are_claimed_only_with_a_source() {
+        let expect = [
+            ("llama-3-8b-instruct", "17.10"),
+            ("llama-3.1-8b-instruct", "17.10"),
+            ("llama-3-70b-instruct", "17.10"),
+            ("llama-3.1-70b-instruct", "17.10"),
+            ("llama-3.3-70b-instruct", "17.10"),
+        ];
+        for (id, version) in expect {
+            assert_eq!(model_by_id(id).unwrap().introduced, Some(version), "{id}");
         }
+        for m in MODELS {
+            if !expect.iter().any(|(id, _)| *id == m.id) {
+                assert_eq!(m.introduced, None, "{}", m.id);
+            }
+        }
+        // Claude 3.7 Sonnet is not on the 17.9 copy of the page (Claude 3.5 Sonnet is followed
+        // by GPT-4 Turbo there) but its exact version was not found: it stays empty.
+        assert_eq!(model_by_id("claude-3.7-sonnet").unwrap().introduced, None);
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub(crate) struct Row {
     name: &'static str,
     id: &'static str,
     family: &'static str,
-    status: &'static str,
+    /// The release status, with the GitLab version that added the model where known.
+    status: String,
     /// (capability, rating class, rating words) per capability.
     ratings: Vec<(&'static str, &'static str)>,
     platforms: String,
@@ -82,7 +83,10 @@ fn page(state: &AppState, current: &Current, plan: PlanView) -> Page {
                 name: m.name,
                 id: m.id,
                 family: m.family.display_name(),
-                status: m.status.label(),
+                status: match m.introduced {
+                    Some(v) => format!("{} (added {v})", m.status.label()),
+                    None => m.status.label().to_string(),
+                },
                 ratings: Capability::ALL
                     .iter()
                     .map(|&c| {

@@ -60,7 +60,10 @@ pub(crate) fn run(args: CatalogArgs) -> anyhow::Result<()> {
                     ),
                     Tone::Warn,
                 ),
-                None => plain(m.status.label()),
+                None => plain(match m.introduced {
+                    Some(v) => format!("{} (added {v})", m.status.label()),
+                    None => m.status.label().to_string(),
+                }),
             },
             rating_cell(m.ratings.code_completion),
             rating_cell(m.ratings.code_generation),

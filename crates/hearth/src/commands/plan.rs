@@ -60,8 +60,12 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             )
         })
         .unwrap_or_default();
+    let introduced = m
+        .introduced
+        .map(|v| format!(", added by GitLab in {v}"))
+        .unwrap_or_default();
     outln!(
-        "Model:   {} ({}), family {}, {}{deprecated}",
+        "Model:   {} ({}), family {}, {}{introduced}{deprecated}",
         m.name,
         m.id,
         m.family,

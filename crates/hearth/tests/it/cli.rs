@@ -246,6 +246,28 @@ fn catalog_and_plan_work_offline() {
         "{text}"
     );
     assert!(text.contains("~49 GB (estimate)"), "{text}");
+    // The GitLab version that added a model, where a source gives it (docs/catalog.md).
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("llama-3.3-70b-instruct") && l.contains("GA (added 17.10)")),
+        "{text}"
+    );
+    let out = hearth(None, &["catalog", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let introduced = |id: &str| {
+        doc["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()["introduced"]
+            .clone()
+    };
+    assert_eq!(introduced("llama-3-8b-instruct"), "17.10");
+    assert_eq!(introduced("claude-4-sonnet"), Value::Null);
+    let out = hearth(None, &["plan", "llama-3.1-8b-instruct"]);
+    let text = stdout(&out);
+    assert!(text.contains("GA, added by GitLab in 17.10"), "{text}");
 
     let out = hearth(
         None,

@@ -426,6 +426,9 @@ async fn no_page_carries_an_api_key_or_the_admin_token() {
     }
     let list = &pages[1].1.body;
     assert!(list.contains("keyed") && list.contains(">set<"), "{list}");
+    // The catalog page shows the GitLab version that added a model, where it is known.
+    let catalog = &pages[6].1.body;
+    assert!(catalog.contains("GA (added 17.10)"), "{catalog}");
     assert!(!h.logs().contains(MARKER));
 }
 

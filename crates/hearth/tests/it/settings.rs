@@ -75,6 +75,14 @@ async fn catalog_is_served_and_filtered() {
         mixtral["deprecated"]["replacement"],
         "mistral-small-24b-instruct-2506"
     );
+    assert_eq!(mixtral["introduced"], serde_json::Value::Null);
+    let llama = all["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "llama-3.3-70b-instruct")
+        .unwrap();
+    assert_eq!(llama["introduced"], "17.10");
     assert_eq!(all["legend"].as_array().unwrap().len(), 5);
     let (_, chat) = h.get("/api/v1/catalog?feature=duo_chat&status=ga").await;
     let ids: Vec<&str> = chat["models"]
