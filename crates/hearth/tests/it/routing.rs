@@ -378,10 +378,11 @@ async fn nothing_is_retried_once_output_reached_the_client_or_the_server_answere
     assert_eq!(a.requests().len() + b.requests().len(), 2);
 }
 
-#[tokio::test]
-async fn a_feature_falls_back_to_another_family_with_its_own_prompt() {
+/// Code completion bound to a Codestral deployment nothing answers for, falling back to a Code
+/// Llama one on a scripted upstream: (upstream, Hearth, primary id, fallback id).
+async fn fallback_pair(health_interval: &str) -> (FakeUpstream, Hearth, i64, i64) {
     let up = FakeUpstream::start().await;
-    let h = hearth(&["--health-check-interval", "200ms"]);
+    let h = hearth(&["--health-check-interval", health_interval]);
     h.patch("/api/v1/settings", json!({"beta_models_enabled": true}))
         .await;
     let primary = codestral(&h, "on-prem", &[refused_endpoint()], "least_loaded").await;
@@ -398,6 +399,13 @@ async fn a_feature_falls_back_to_another_family_with_its_own_prompt() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{f}");
+    (up, h, primary, backup)
+}
+
+#[tokio::test]
+async fn a_feature_falls_back_to_another_family_with_its_own_prompt() {
+    let (up, h, primary, backup) = fallback_pair("200ms").await;
+    let (_, f) = h.get("/api/v1/feature_settings/code_completions").await;
     assert_eq!(f["fallbacks"][0]["self_hosted_model_name"], "backup");
     // A deployment that is a fallback cannot be deleted from under the feature.
     let got = h
@@ -615,25 +623,8 @@ async fn an_exact_repeat_within_the_cache_time_gets_the_same_answer() {
 
 #[tokio::test]
 async fn a_request_that_fails_on_its_deployment_is_served_by_the_fallback_at_once() {
-    let up = FakeUpstream::start().await;
     // No health checks: the first request itself finds the primary down.
-    let h = hearth(&["--health-check-interval", "0s"]);
-    h.patch("/api/v1/settings", json!({"beta_models_enabled": true}))
-        .await;
-    let primary = codestral(&h, "on-prem", &[refused_endpoint()], "least_loaded").await;
-    let backup = h
-        .create(
-            json!({"name": "backup", "family": "codellama", "endpoint": up.endpoint(),
-            "identifier": "custom_openai/codellama-13b"}),
-        )
-        .await;
-    let (s, b) = h
-        .put(
-            "/api/v1/feature_settings/code_completions",
-            json!({"provider": "self_hosted", "self_hosted_model_id": primary, "fallbacks": [backup]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    let (up, h, primary, _) = fallback_pair("0s").await;
     let r = complete(&h, "def add(a, b):\n    ").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-hearth-deployment"], "backup");
