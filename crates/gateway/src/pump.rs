@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use crate::admission::Permit;
 
 /// Frames waiting for the client: enough to absorb a burst, small enough that a stalled
-/// client holds little.
-const QUEUED_FRAMES: usize = 16;
+/// client holds little. (The OpenAI relay hands over what arrived together as one frame.)
+const QUEUED_FRAMES: usize = 8;
 /// What the relay may add once the deadline passed (its error event and end marker).
 const MAX_TAIL: usize = 64 * 1024;
 /// How long the relay may take to say so.

@@ -1,8 +1,8 @@
 //! Metrics (Prometheus text at `/metrics`) and the per-request record that feeds them and the
 //! opt-in verbose AI log.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use hearth_catalog::Feature;
@@ -103,7 +103,25 @@ pub(crate) struct Metrics {
     /// Per-minute request and error counts by feature, for the console's status strip:
     /// Prometheus counters only ever grow, and the console shows the last minutes.
     recent: Mutex<VecDeque<Minute>>,
+    /// Each feature and deployment's series, resolved once (see [`Series`]).
+    series: RwLock<HashMap<Feature, HashMap<String, Arc<Series>>>>,
     started: Instant,
+}
+
+/// The series one feature and deployment records into at the end of every request, each taken
+/// from its family the first time it is used and kept: recording a request then builds no
+/// label strings and searches no family. A series appears in `/metrics` only once used, as
+/// before.
+#[derive(Default)]
+struct Series {
+    /// `requests` with status 200; other statuses go through the family.
+    ok: OnceLock<Counter>,
+    upstream_latency: OnceLock<Histogram>,
+    time_to_first_token: OnceLock<Histogram>,
+    tokens_in: OnceLock<Counter>,
+    tokens_out: OnceLock<Counter>,
+    /// The feature's `gateway_overhead_seconds` (one series per feature).
+    overhead: OnceLock<Histogram>,
 }
 
 /// How many minutes of per-feature counts the status strip can show.
@@ -249,8 +267,31 @@ impl Metrics {
             overhead,
             shed,
             recent: Mutex::new(VecDeque::new()),
+            series: RwLock::default(),
             started: Instant::now(),
         }
+    }
+
+    /// The series of `feature` and `deployment`, created empty the first time.
+    fn series(&self, feature: Feature, deployment: &str) -> Arc<Series> {
+        // A poisoned lock only means a panic elsewhere mid-insert; the map is still usable.
+        if let Some(s) = self
+            .series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&feature)
+            .and_then(|m| m.get(deployment))
+        {
+            return s.clone();
+        }
+        self.series
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(feature)
+            .or_default()
+            .entry(deployment.to_string())
+            .or_default()
+            .clone()
     }
 
     /// How long this process has been serving.
@@ -483,46 +524,65 @@ impl Exchange {
     fn record(&mut self, status: u16, error: Option<&str>) {
         self.recorded = true;
         let metrics = &*self.metrics;
-        let feature = self.feature.as_str().to_string();
-        let labels = RequestLabels {
-            feature: feature.clone(),
-            deployment: self.deployment.clone(),
+        let series = metrics.series(self.feature, &self.deployment);
+        let feature = self.feature.as_str();
+        let deployment = self.deployment.as_str();
+        let labels = || RequestLabels {
+            feature: feature.into(),
+            deployment: deployment.into(),
             status: status.to_string(),
         };
-        metrics.requests.get_or_create(&labels).inc();
+        let dep = || DeploymentLabels {
+            feature: feature.into(),
+            deployment: deployment.into(),
+        };
+        let tokens = |direction: &str| TokenLabels {
+            feature: feature.into(),
+            deployment: deployment.into(),
+            direction: direction.into(),
+        };
+        if status == 200 {
+            series
+                .ok
+                .get_or_init(|| metrics.requests.get_or_create(&labels()).clone())
+                .inc();
+        } else {
+            metrics.requests.get_or_create(&labels()).inc();
+        }
         if error.is_some() {
-            metrics.errors.get_or_create(&labels).inc();
+            metrics.errors.get_or_create(&labels()).inc();
         }
         metrics.count_recent(self.feature, error.is_some());
-        let dep = DeploymentLabels {
-            feature: feature.clone(),
-            deployment: self.deployment.clone(),
-        };
-        metrics
+        series
             .upstream_latency
-            .get_or_create(&dep)
+            .get_or_init(|| metrics.upstream_latency.get_or_create(&dep()).clone())
             .observe(self.upstream_time.as_secs_f64());
         if let Some(t) = self.first_token {
-            metrics
+            series
                 .time_to_first_token
-                .get_or_create(&dep)
+                .get_or_init(|| metrics.time_to_first_token.get_or_create(&dep()).clone())
                 .observe(t.as_secs_f64());
         }
         if let Some(u) = self.usage {
-            for (direction, n) in [("in", u.prompt_tokens), ("out", u.completion_tokens)] {
-                metrics
-                    .tokens
-                    .get_or_create(&TokenLabels {
-                        feature: feature.clone(),
-                        deployment: self.deployment.clone(),
-                        direction: direction.into(),
-                    })
-                    .inc_by(n);
-            }
+            series
+                .tokens_in
+                .get_or_init(|| metrics.tokens.get_or_create(&tokens("in")).clone())
+                .inc_by(u.prompt_tokens);
+            series
+                .tokens_out
+                .get_or_init(|| metrics.tokens.get_or_create(&tokens("out")).clone())
+                .inc_by(u.completion_tokens);
         }
-        metrics
+        series
             .overhead
-            .get_or_create(&FeatureLabels { feature })
+            .get_or_init(|| {
+                metrics
+                    .overhead
+                    .get_or_create(&FeatureLabels {
+                        feature: feature.into(),
+                    })
+                    .clone()
+            })
             .observe(self.overhead.as_secs_f64());
         if let Some(e) = error {
             tracing::warn!(correlation_id = %self.correlation_id, feature = self.feature.as_str(),

@@ -33,8 +33,15 @@ where
 /// Keeps the background log writers running; dropping it flushes what is queued.
 pub(crate) struct LogGuard(#[allow(dead_code)] Vec<tracing_appender::non_blocking::WorkerGuard>);
 
+/// What the writer thread buffers before it writes, at most.
+const LOG_BUFFER: usize = 64 * 1024;
+/// How long the writer thread pauses after each write, so that the lines of busy moments
+/// gather in the queue and go out together.
+const LOG_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Lines are handed to a writer thread, so a request never waits on a write to stdout or the
 /// file; the queue is lossless (a full queue makes the logger wait rather than drop lines).
+/// The thread takes every line queued, writes them, then pauses (see [`Batched`]).
 fn background<W: std::io::Write + Send + 'static>(
     w: W,
 ) -> (
@@ -43,7 +50,32 @@ fn background<W: std::io::Write + Send + 'static>(
 ) {
     tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(w)
+        .finish(Batched(std::io::BufWriter::with_capacity(LOG_BUFFER, w)))
+}
+
+/// The writer thread's output. That thread writes each line it takes from the queue and flushes
+/// once the queue is empty; here the lines are buffered until that flush, so the ones taken
+/// together cost one write instead of one system call each (stdout alone writes at every
+/// newline), and after it the thread pauses for [`LOG_LINGER`]. During the pause the requests'
+/// lines queue without waking it (a wake-up per line costs more than formatting the line),
+/// and a line waits at most that long before it is written. When the queue is empty the
+/// thread sleeps as before, and the first line wakes it at once.
+struct Batched<W: std::io::Write>(std::io::BufWriter<W>);
+
+impl<W: std::io::Write> std::io::Write for Batched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        std::thread::sleep(LOG_LINGER);
+        Ok(())
+    }
 }
 
 /// Level names, any case: tracing's, plus the Python names GitLab's gateway takes

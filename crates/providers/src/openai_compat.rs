@@ -14,7 +14,7 @@ use crate::error::{
     ConnectCause, ProviderError, StreamClock, TimeoutPhase, upstream_code, upstream_message,
 };
 use crate::limits::{self, Deadline, UpstreamLimits};
-use crate::redact::Secrets;
+use crate::redact::{SecretSource, Secrets};
 use crate::replicas;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::types::{
@@ -386,12 +386,15 @@ fn scrub_stream(
     result: Result<ChunkStream, ProviderError>,
     ep: &Endpoint,
 ) -> Result<ChunkStream, ProviderError> {
-    let secrets = Secrets::of(ep);
     match result {
-        Ok(stream) => Ok(Box::pin(
-            stream.map(move |item| item.map_err(|e| e.scrubbed(&secrets))),
-        )),
-        Err(e) => Err(e.scrubbed(&secrets)),
+        Ok(stream) => {
+            // The secrets are listed only if an error comes: most streams never need them.
+            let source = SecretSource::of(ep);
+            Ok(Box::pin(stream.map(move |item| {
+                item.map_err(|e| e.scrubbed(&source.secrets()))
+            })))
+        }
+        Err(e) => Err(e.scrubbed(&Secrets::of(ep))),
     }
 }
 

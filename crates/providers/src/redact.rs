@@ -2,7 +2,7 @@
 //! the key it was given ("Incorrect API key provided: Bearer sk-…") must not hand it to
 //! every client and every log line.
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::bedrock::BedrockAuth;
 use crate::types::{Endpoint, Flavor};
@@ -19,8 +19,16 @@ pub(crate) struct Secrets(Vec<String>);
 
 impl Secrets {
     pub(crate) fn of(ep: &Endpoint) -> Secrets {
+        let bedrock = match &ep.flavor {
+            Flavor::Bedrock(target) => Some(&target.auth),
+            _ => None,
+        };
+        Secrets::from_parts(ep.api_key.as_ref(), bedrock)
+    }
+
+    fn from_parts(api_key: Option<&SecretString>, bedrock: Option<&BedrockAuth>) -> Secrets {
         let mut all: Vec<String> = Vec::new();
-        if let Some(key) = &ep.api_key {
+        if let Some(key) = api_key {
             let key = key.expose_secret();
             all.push(key.to_string());
             // An Entra token stored with its scheme is sent without it; a Bedrock key
@@ -30,8 +38,8 @@ impl Secrets {
             }
             all.extend(key.split(':').skip(1).map(str::to_string));
         }
-        if let Flavor::Bedrock(target) = &ep.flavor {
-            match &target.auth {
+        if let Some(auth) = bedrock {
+            match auth {
                 BedrockAuth::SigV4 {
                     secret_access_key,
                     session_token,
@@ -60,6 +68,30 @@ impl Secrets {
             }
         }
         scrub_patterns(&out)
+    }
+}
+
+/// An endpoint's credentials, kept by a stream in case one of its errors needs scrubbing:
+/// [`Secrets`] is built from them only then, not for every stream. For an endpoint without
+/// credentials it holds nothing.
+pub(crate) struct SecretSource {
+    api_key: Option<SecretString>,
+    bedrock: Option<BedrockAuth>,
+}
+
+impl SecretSource {
+    pub(crate) fn of(ep: &Endpoint) -> SecretSource {
+        SecretSource {
+            api_key: ep.api_key.clone(),
+            bedrock: match &ep.flavor {
+                Flavor::Bedrock(target) => Some(target.auth.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    pub(crate) fn secrets(&self) -> Secrets {
+        Secrets::from_parts(self.api_key.as_ref(), self.bedrock.as_ref())
     }
 }
 
@@ -196,6 +228,28 @@ mod tests {
             },
         ));
         assert_eq!(azure.redact("token entra-token-xyz"), "token [redacted]");
+    }
+
+    #[test]
+    fn a_stream_lists_the_same_secrets_when_it_needs_them() {
+        let plain = ep("sk-live-123456", Flavor::OpenAi);
+        let text = "key sk-live-123456 refused";
+        assert_eq!(
+            SecretSource::of(&plain).secrets().redact(text),
+            Secrets::of(&plain).redact(text)
+        );
+        let target = crate::bedrock::BedrockTarget {
+            region: "us-east-1".into(),
+            model_id: "m".into(),
+            auth: crate::bedrock_auth_from_key(&SecretString::from("AKIAEXAMPLE:secret/part+1")),
+        };
+        let bedrock = ep("AKIAEXAMPLE:secret/part+1", Flavor::Bedrock(target));
+        assert_eq!(
+            SecretSource::of(&bedrock)
+                .secrets()
+                .redact("bad secret/part+1"),
+            "bad [redacted]"
+        );
     }
 
     #[test]

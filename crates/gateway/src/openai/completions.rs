@@ -208,7 +208,11 @@ async fn run_body(
             FEATURE,
             &cid,
             verbose,
-            plan.logged_prompt(),
+            if verbose {
+                plan.logged_prompt()
+            } else {
+                String::new()
+            },
             started,
         );
         let ctx = CallContext {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use hearth_prompts::StopScanner;
 use hearth_providers::{ChunkStream, Usage};
 use serde::Serialize;
@@ -16,6 +16,9 @@ use crate::openai::wire::{
     ChatChunk, ChatChunkChoice, Delta, TextChoice, TextCompletion, UsageOut,
 };
 use crate::telemetry::Exchange;
+
+/// Frames gathered into one piece at most (a piece may pass it by its last frame).
+const GATHER_BYTES: usize = 8 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {
@@ -73,11 +76,34 @@ impl Relay {
         }
     }
 
+    /// The answer's frames. Each item is every frame ready at that moment (already queued, or
+    /// already read from the model server): events that arrived together are handed on, and
+    /// written to the client, once, instead of once each. Nothing waits to be gathered.
     pub(crate) fn into_frames(self) -> impl Stream<Item = Bytes> + Send {
-        futures_util::stream::unfold(
-            self,
-            |mut r| async move { r.next_bytes().await.map(|b| (b, r)) },
-        )
+        futures_util::stream::unfold(self, |mut r| async move {
+            let first = r.next_bytes().await?;
+            let gathered = r.gather(first);
+            Some((gathered, r))
+        })
+    }
+
+    /// `first`, followed by the frames that are ready without waiting, up to [`GATHER_BYTES`].
+    fn gather(&mut self, first: Bytes) -> Bytes {
+        let mut buf: Option<Vec<u8>> = None;
+        while buf.as_ref().map_or(first.len(), Vec::len) < GATHER_BYTES {
+            // Cancel-safe: `next_bytes` changes nothing before its only await, the upstream
+            // stream's next item, and a stream keeps its own state when that is dropped.
+            let Some(Some(more)) = self.next_bytes().now_or_never() else {
+                break;
+            };
+            buf.get_or_insert_with(|| {
+                let mut b = Vec::with_capacity(first.len() + more.len() + 256);
+                b.extend_from_slice(&first);
+                b
+            })
+            .extend_from_slice(&more);
+        }
+        buf.map_or(first, Bytes::from)
     }
 
     async fn next_bytes(&mut self) -> Option<Bytes> {
