@@ -53,8 +53,20 @@ use crate::error::ApiError;
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// What every handler shares. One `Arc`: axum clones the state for every request and layer,
+/// and one reference count is cheaper to move than one per field.
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub(crate) struct Shared {
     registry: Arc<Registry>,
     admin_token: Arc<SecretString>,
     provider: Arc<Providers>,
@@ -148,7 +160,7 @@ pub fn build(
     };
     let health_interval = options.routing.health_interval;
     let cache_ttl = options.routing.cache_ttl;
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         registry,
         admin_token: Arc::new(admin_token),
         provider: Arc::new(Providers::with_limits(options.upstream)),
@@ -167,7 +179,7 @@ pub fn build(
         metrics_token: options.metrics_token.map(Arc::new),
         checks: Arc::default(),
         console: Arc::new(console::Sessions::new(options.served_over_tls)),
-    };
+    }));
     if !health_interval.is_zero() {
         routing::health::spawn(
             Arc::downgrade(&state.pools),
