@@ -1,13 +1,14 @@
 //! Active health checks: every interval each replica of an OpenAI-compatible deployment is
 //! asked for its model list (cheap on vLLM and llama-server) and, for load-aware policies, its
-//! `/metrics` queue length. A refused connection ejects the replica at once; an answer brings an
-//! ejected one back.
+//! `/metrics` queue length. A connection that fails ejects the replica at once, a timeout or a
+//! 5xx counts as one failure; any answer (a 404 from a server without a model list included)
+//! brings an ejected one back.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use hearth_catalog::Capability;
-use hearth_providers::{ProviderError, Providers, Timeouts};
+use hearth_providers::{Outcome, ProviderError, Providers, Timeouts, outcome_of};
 use hearth_registry::{DeploymentPlatform, Registry, RoutingPolicy};
 
 use super::replicas::{Pool, Pools};
@@ -78,8 +79,16 @@ async fn check(
     match providers.list_models(&one).await {
         Ok(_) => pool.answered(index),
         Err(e) => {
-            let refused = matches!(e, ProviderError::Connect { .. });
-            pool.failed(index, Some(e.to_string()), refused);
+            match outcome_of(&e) {
+                // It answered: a server without a model list (404) or that wants another key
+                // (401) is up; requests will meet and report the same.
+                Outcome::Answered => pool.answered(index),
+                Outcome::Busy => {}
+                _ => {
+                    let cannot_connect = matches!(e, ProviderError::Connect { .. });
+                    pool.failed(index, Some(e.to_string()), cannot_connect);
+                }
+            }
             return;
         }
     }

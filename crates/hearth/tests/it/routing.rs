@@ -667,3 +667,21 @@ async fn a_request_that_fails_on_its_deployment_is_served_by_the_fallback_at_onc
     let r = complete(&h, "def mul(a, b):\n    ").await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
 }
+
+#[tokio::test]
+async fn a_server_without_a_model_list_is_not_ejected_by_health_checks() {
+    // Answers everything 404: up, but without `GET /models`.
+    let (no_list, _) = failing_upstream(404).await;
+    let (broken, _) = failing_upstream(500).await;
+    let h = hearth(&[
+        "--health-check-interval",
+        "100ms",
+        "--eject-after-failures",
+        "2",
+    ]);
+    let id = codestral(&h, "c", &[no_list, broken], "round_robin").await;
+    wait_for_states(&h, id, &["healthy", "ejected"], Duration::from_secs(3)).await;
+    // And it stays so over several more checks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(replica_states(&h, id).await[0], "healthy");
+}
