@@ -822,3 +822,89 @@ async fn editing_keeps_or_clears_the_key_amber_warns_and_the_status_strip_counts
     );
     assert!(page.contains("duo_chat 1 requests, 0 errors"), "{page}");
 }
+
+/// The model form adds and removes replicas and sets how requests are spread; a bad replica URL
+/// is shown at its field and nothing stored changes; the model table shows each replica.
+#[tokio::test]
+async fn the_model_form_manages_replicas_and_the_table_shows_them() {
+    let h = Hearth::start_with(crate::harness::Options {
+        args: vec!["--health-check-interval".into(), "0s".into()],
+        ..Default::default()
+    });
+    let id = h
+        .create(json!({"name": "cs", "family": "codestral",
+            "endpoint": "http://gpu-1.internal:8000/v1", "identifier": "custom_openai/codestral-22b"}))
+        .await;
+    let (c, _) = Console::sign_in(&h).await;
+    let edit = c.get(&format!("/admin/models/{id}/edit")).await.body;
+    assert!(
+        edit.contains("name=\"replicas\"") && edit.contains("name=\"routing\""),
+        "{edit}"
+    );
+    let form = |replicas: &'static str, routing: &'static str| {
+        vec![
+            ("name", "cs"),
+            ("family", "codestral"),
+            ("model", ""),
+            ("endpoint", "http://gpu-1.internal:8000/v1"),
+            ("replicas", replicas),
+            ("routing", routing),
+            ("identifier", "custom_openai/codestral-22b"),
+            ("api_key", ""),
+        ]
+    };
+    let a = c
+        .post(
+            &format!("/admin/models/{id}"),
+            &form(
+                "http://gpu-2.internal:8000/v1\n\nhttp://gpu-3.internal:8000/v1\n",
+                "least_loaded",
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let (_, d) = h.get(&format!("/api/v1/self_hosted_models/{id}")).await;
+    let urls: Vec<&str> = d["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "http://gpu-1.internal:8000/v1",
+            "http://gpu-2.internal:8000/v1",
+            "http://gpu-3.internal:8000/v1"
+        ]
+    );
+    assert_eq!(d["routing"], "least_loaded");
+    let table = c.get("/admin/models").await.body;
+    assert!(
+        table.contains("http://gpu-3.internal:8000/v1") && table.contains("unchecked"),
+        "{table}"
+    );
+    // A replica without /v1 is refused at the replicas box; the stored list stays.
+    let a = c
+        .post(
+            &format!("/admin/models/{id}"),
+            &form("http://gpu-2.internal:8000", "least_loaded"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(
+        a.body.contains("id=\"endpoints-error\"") && a.body.contains("must end in /v1"),
+        "{}",
+        a.body
+    );
+    let (_, d) = h.get(&format!("/api/v1/self_hosted_models/{id}")).await;
+    assert_eq!(d["endpoints"].as_array().unwrap().len(), 3);
+    // An empty box removes them all but the first.
+    let a = c
+        .post(&format!("/admin/models/{id}"), &form("", "round_robin"))
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let (_, d) = h.get(&format!("/api/v1/self_hosted_models/{id}")).await;
+    assert_eq!(d["endpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(d["routing"], "round_robin");
+}
