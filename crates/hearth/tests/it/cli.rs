@@ -680,3 +680,124 @@ fn plan_sizes_other_precisions_and_refuses_what_the_checkpoint_cannot_give() {
         stderr(&out)
     );
 }
+
+/// Replicas and fallbacks from the command line, as an operator types them.
+#[tokio::test]
+async fn replicas_and_fallbacks_from_the_command_line() {
+    let h = Hearth::start_with(crate::harness::Options {
+        args: vec!["--health-check-interval".into(), "0s".into()],
+        ..Default::default()
+    });
+    let out = hearth(
+        Some(&h),
+        &[
+            "models",
+            "add",
+            "--name",
+            "cs",
+            "--family",
+            "codestral",
+            "--endpoint",
+            "http://gpu-1:8000/v1",
+            "--endpoint",
+            "http://gpu-2:8000/v1",
+            "--routing",
+            "least_loaded",
+            "--identifier",
+            "custom_openai/codestral-22b",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(
+        Some(&h),
+        &[
+            "models",
+            "update",
+            "cs",
+            "--add-endpoint",
+            "http://gpu-3:8000/v1",
+            "--remove-endpoint",
+            "http://gpu-1:8000/v1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(Some(&h), &["models", "show", "cs"]);
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("http://gpu-2:8000/v1 (unchecked)")
+            && shown.contains("http://gpu-3:8000/v1 (unchecked)")
+            && !shown.contains("gpu-1")
+            && shown.contains("least_loaded"),
+        "{shown}"
+    );
+    let out = hearth(
+        Some(&h),
+        &[
+            "models",
+            "update",
+            "cs",
+            "--remove-endpoint",
+            "http://gpu-9:8000/v1",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no endpoint http://gpu-9:8000/v1"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = hearth(
+        Some(&h),
+        &[
+            "models",
+            "add",
+            "--name",
+            "backup",
+            "--family",
+            "codestral",
+            "--endpoint",
+            "http://spare:8000/v1",
+            "--identifier",
+            "custom_openai/codestral-22b",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hearth(
+        Some(&h),
+        &[
+            "features",
+            "set",
+            "code_completions",
+            "cs",
+            "--fallback",
+            "backup",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("falls back to: backup"),
+        "{}",
+        stdout(&out)
+    );
+    let out = hearth(Some(&h), &["features", "list"]);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("code_completions") && l.contains("cs (id 1), then backup")),
+        "{}",
+        stdout(&out)
+    );
+    let out = hearth(
+        Some(&h),
+        &[
+            "features",
+            "set",
+            "code_completions",
+            "cs",
+            "--no-fallbacks",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("falls back"), "{}", stdout(&out));
+}
