@@ -39,6 +39,9 @@ pub use settings::{Settings, SettingsPatch};
 pub use snapshot::Snapshot;
 pub use store::{ClientKeyRow, DeploymentRow, FeatureRow, SettingRow, Tables};
 
+/// Fallback deployments per feature.
+pub const MAX_FALLBACKS: usize = 8;
+
 use crate::crypto::{SecretBox, write_private_file};
 use crate::deployment::{API_KEY_MAX, validate};
 use crate::error::Result;
@@ -513,7 +516,7 @@ impl Registry {
         Ok(())
     }
 
-    /// Binds `feature`. `fallbacks` (deployment ids, in order) replaces the chain when given
+    /// Binds `feature`. `fallbacks` (deployment ids, in order, at most [`MAX_FALLBACKS`]) replaces the chain when given
     /// and is kept otherwise; a disabled feature has none.
     pub async fn set_feature(
         &self,
@@ -534,6 +537,12 @@ impl Registry {
                     (_, Some(f)) => f,
                     (_, None) => snap.feature(feature).fallbacks,
                 };
+                if fallbacks.len() > MAX_FALLBACKS {
+                    return Err(RegistryError::invalid(
+                        "fallbacks",
+                        format!("at most {MAX_FALLBACKS} fallbacks: each one a failing request tries adds to its wait"),
+                    ));
+                }
                 let mut fallback_warnings = Vec::new();
                 for (i, id) in fallbacks.iter().enumerate() {
                     let d = snap.deployment(*id).ok_or_else(|| {
@@ -559,12 +568,6 @@ impl Registry {
                         other => other,
                     })?;
                     fallback_warnings.extend(w);
-                }
-                if fallbacks.len() > 8 {
-                    return Err(RegistryError::invalid(
-                        "fallbacks",
-                        "at most 8 fallbacks: each one a request tries adds to its wait",
-                    ));
                 }
                 let warnings = match binding {
                     Binding::Disabled => Vec::new(),

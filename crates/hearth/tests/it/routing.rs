@@ -420,6 +420,16 @@ async fn a_feature_falls_back_to_another_family_with_its_own_prompt() {
         )
         .await;
     expect_error(&got, StatusCode::UNPROCESSABLE_ENTITY, Some("fallbacks"));
+    // The length is checked before anything else, so a huge list costs nothing.
+    let many: Vec<i64> = (1..=100_000).collect();
+    let got = h
+        .put(
+            "/api/v1/feature_settings/code_completions",
+            json!({"provider": "self_hosted", "self_hosted_model_id": primary, "fallbacks": many}),
+        )
+        .await;
+    let message = expect_error(&got, StatusCode::UNPROCESSABLE_ENTITY, Some("fallbacks"));
+    assert!(message.contains("at most 8"), "{message}");
 
     wait_for_states(&h, primary, &["ejected"], Duration::from_secs(3)).await;
     let r = complete(&h, "def add(a, b):\n    ").await;
