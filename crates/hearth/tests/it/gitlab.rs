@@ -1216,7 +1216,14 @@ async fn a_newer_keystroke_in_the_same_file_cancels_the_suggestion_in_flight() {
     });
     let mut first_body = env.completion("codestral");
     first_body["model_endpoint"] = json!(silent_url);
-    let first = env.post("/v2/code/completions", first_body.clone());
+    // GitLab names the user in a header on code suggestion requests; the same user's requests
+    // are one client's whatever token each carries.
+    let as_user = |body: &Value| {
+        env.request("/v2/code/completions", Some(&env.token()))
+            .header("x-gitlab-global-user-id", "gid://gitlab/User/1")
+            .json(body)
+    };
+    let first = async { as_user(&first_body).send().await.unwrap() };
     let second = async {
         // Once the first is at the model server.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -1230,9 +1237,7 @@ async fn a_newer_keystroke_in_the_same_file_cancels_the_suggestion_in_flight() {
         let mut next = first_body.clone();
         next["current_file"]["content_above_cursor"] = json!("def add(a, b):\n    r");
         // It hangs at the silent model server in its turn; it only has to arrive.
-        let request = env
-            .request("/v2/code/completions", Some(&env.token()))
-            .json(&next);
+        let request = as_user(&next);
         let handle = tokio::spawn(async move { request.send().await });
         handle.abort_handle()
     };
