@@ -77,27 +77,60 @@ pub(crate) async fn run_check(state: &AppState, d: &Deployment) -> CheckOutcome 
         affinity: None,
     };
     let started = Instant::now();
-    let (request, result) = one_token(state, d, Capability::CodeCompletion, &endpoint, &ctx).await;
+    // Every replica is asked (at once); the check passes only if all answer.
+    let replicas: Vec<Option<&str>> = match d.endpoints.as_slice() {
+        [_, _, ..] => d.endpoints.iter().map(|u| Some(u.as_str())).collect(),
+        _ => vec![None],
+    };
+    let runs = replicas.iter().map(|url| {
+        let mut endpoint = endpoint.clone();
+        if let Some(url) = url {
+            endpoint.base_url = (*url).to_string();
+        }
+        let ctx = &ctx;
+        async move { one_token(state, d, Capability::CodeCompletion, &endpoint, ctx).await }
+    });
+    let answers = futures_util::future::join_all(runs).await;
     let latency_ms = started.elapsed().as_millis() as u64;
+    let request = answers.first().map_or("completion", |(r, _)| *r);
+    let failures: Vec<(Option<&str>, &hearth_providers::ProviderError)> = replicas
+        .iter()
+        .zip(&answers)
+        .filter_map(|(url, (_, r))| r.as_ref().err().map(|e| (*url, e)))
+        .collect();
     // The failure's cause and fix belong in the log too: it is where an operator looks
     // when the check was run from GitLab's UI.
-    let error = result.as_ref().err().map(ToString::to_string);
+    let error = failures.first().map(|(_, e)| e.to_string());
     tracing::info!(
         self_hosted_model_id = d.id,
-        ok = result.is_ok(),
+        ok = failures.is_empty(),
         latency_ms,
         error,
         "connection check"
     );
-    let result = match result {
-        Ok(_) => Ok(format!(
+    let result = match failures.first() {
+        None if replicas.len() > 1 => Ok(format!(
+            "all {} replicas of {} answered a 1-token {request} request as {model:?}",
+            replicas.len(),
+            d.platform.as_str(),
+            model = d.upstream_model()
+        )),
+        None => Ok(format!(
             "{} answered a 1-token {request} request as {model:?}",
             d.platform.as_str(),
             model = d.upstream_model()
         )),
-        Err(e) => {
-            let e = OaiError::upstream(&d.name, &e);
-            Err((e.code, e.message))
+        Some((url, e)) => {
+            let e = OaiError::upstream(&d.name, e);
+            let which = match url {
+                Some(url) => format!(
+                    "{} of {} replicas failed; {url}: ",
+                    failures.len(),
+                    replicas.len()
+                ),
+                None => String::new(),
+            };
+            Err((e.code, format!("{which}{}", e.message)))
         }
     };
     remember(state, d.id, result, latency_ms)

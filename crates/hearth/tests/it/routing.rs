@@ -695,3 +695,37 @@ async fn a_server_without_a_model_list_is_not_ejected_by_health_checks() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(replica_states(&h, id).await[0], "healthy");
 }
+
+#[tokio::test]
+async fn the_connection_check_asks_every_replica() {
+    let a = FakeUpstream::start().await;
+    let b = FakeUpstream::start().await;
+    let h = hearth(&["--health-check-interval", "0s"]);
+    let id = codestral(&h, "c", &[a.endpoint(), b.endpoint()], "round_robin").await;
+    let (s, v) = h
+        .post(&format!("/api/v1/self_hosted_models/{id}/check"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("all 2 replicas"),
+        "{v}"
+    );
+    assert_eq!((a.requests().len(), b.requests().len()), (1, 1));
+
+    let dead = refused_endpoint();
+    h.patch(
+        &format!("/api/v1/self_hosted_models/{id}"),
+        json!({"endpoints": [a.endpoint(), dead]}),
+    )
+    .await;
+    let (_, v) = h
+        .post(&format!("/api/v1/self_hosted_models/{id}/check"), json!({}))
+        .await;
+    assert_eq!(v["ok"], false, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("1 of 2 replicas failed; {dead}")) && error.contains("refused"),
+        "{v}"
+    );
+}
