@@ -11,10 +11,14 @@ use super::stable_hash;
 /// Who is asking, as far as the request tells: its peer address, the address a proxy says it
 /// forwards for, and its credentials. Requests that share all three are one client's.
 pub(crate) fn client(headers: &HeaderMap, peer: Option<&ConnectInfo<std::net::SocketAddr>>) -> u64 {
-    let peer = peer.map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let peer = match peer.map(|c| c.0.ip()) {
+        Some(std::net::IpAddr::V4(a)) => a.to_ipv6_mapped().octets(),
+        Some(std::net::IpAddr::V6(a)) => a.octets(),
+        None => [0; 16],
+    };
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes()).unwrap_or_default();
     stable_hash(&[
-        peer.as_bytes(),
+        &peer,
         header("x-forwarded-for"),
         header(header::AUTHORIZATION.as_str()),
     ])
