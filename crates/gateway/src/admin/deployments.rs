@@ -68,13 +68,7 @@ pub(crate) struct EndpointView {
 }
 
 pub(crate) fn endpoint_views(state: &AppState, d: &Deployment) -> Vec<EndpointView> {
-    let pool = state.pools.get(d.id).filter(|p| {
-        p.replicas.len() == d.endpoints.len()
-            && p.replicas
-                .iter()
-                .zip(&d.endpoints)
-                .all(|(r, u)| &*r.url == u)
-    });
+    let pool = state.pools.get(d.id).filter(|p| p.has_replicas_of(d));
     let now = std::time::Instant::now();
     d.endpoints
         .iter()

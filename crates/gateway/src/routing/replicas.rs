@@ -263,6 +263,16 @@ impl Pool {
         }
     }
 
+    /// Whether this pool's replicas are `d`'s endpoints, in order.
+    pub(crate) fn has_replicas_of(&self, d: &Deployment) -> bool {
+        self.replicas.len() == d.endpoints.len()
+            && self
+                .replicas
+                .iter()
+                .zip(&d.endpoints)
+                .all(|(r, u)| &*r.url == u)
+    }
+
     /// Whether some replica can take a request now.
     pub(crate) fn any_available(&self) -> bool {
         let now = Instant::now();
@@ -442,11 +452,7 @@ impl Pools {
             && let Some(p) = map.get(&d.id)
             && p.policy == d.routing
             && p.deployment == d.name
-            && p.replicas.len() == d.endpoints.len()
-            && p.replicas
-                .iter()
-                .zip(&d.endpoints)
-                .all(|(r, u)| &*r.url == u)
+            && p.has_replicas_of(d)
         {
             return Some(p.clone());
         }
