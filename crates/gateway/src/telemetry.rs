@@ -417,7 +417,6 @@ impl Metrics {
         self.replica_healthy.clear();
         self.replica_in_flight.clear();
         self.replica_queued.clear();
-        let now = std::time::Instant::now();
         for pool in pools {
             for r in &pool.replicas {
                 let labels = ReplicaLabels {
@@ -426,7 +425,7 @@ impl Metrics {
                 };
                 self.replica_healthy
                     .get_or_create(&labels)
-                    .set(i64::from(!r.is_ejected(now)));
+                    .set(i64::from(!r.is_ejected()));
                 self.replica_in_flight
                     .get_or_create(&labels)
                     .set(i64::from(r.in_flight()));

@@ -54,7 +54,8 @@ pub(crate) struct DeploymentView {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct EndpointView {
     pub(crate) url: String,
-    /// `healthy`, `ejected` (no traffic until `ejected_for_ms` runs out, then one probe) or
+    /// `healthy`, `ejected` (no traffic until `ejected_for_ms` runs out, then one probe; it
+    /// stays `ejected` until an answer re-admits it) or
     /// `unchecked` (no request or health check has reached it yet).
     pub(crate) state: &'static str,
     in_flight: u32,
@@ -76,9 +77,11 @@ pub(crate) fn endpoint_views(state: &AppState, d: &Deployment) -> Vec<EndpointVi
         .map(|(i, url)| {
             let replica = pool.as_ref().and_then(|p| p.replicas.get(i));
             let health = replica.map(|r| r.health()).unwrap_or_default();
+            // Until an answer re-admits it, an ejected replica stays ejected: past its
+            // ejection time (0 ms left) it only takes one probe request.
             let ejected_for = health
                 .ejected_until
-                .and_then(|u| u.checked_duration_since(now));
+                .map(|u| u.saturating_duration_since(now));
             EndpointView {
                 url: url.clone(),
                 state: match (replica, ejected_for) {

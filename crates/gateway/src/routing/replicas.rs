@@ -138,10 +138,10 @@ impl Replica {
         })
     }
 
-    pub(crate) fn is_ejected(&self, now: Instant) -> bool {
-        self.health
-            .lock()
-            .is_ok_and(|h| h.ejected_until.is_some_and(|until| now < until))
+    /// Out of rotation: ejected and not yet back (once the ejection runs out it takes only a
+    /// probe until an answer re-admits it).
+    pub(crate) fn is_ejected(&self) -> bool {
+        self.health.lock().is_ok_and(|h| h.ejected_until.is_some())
     }
 }
 
@@ -519,17 +519,20 @@ mod tests {
         for _ in 0..3 {
             p.report(0, Outcome::Failed, Duration::ZERO);
         }
-        assert!(p.replicas[0].is_ejected(Instant::now()));
+        assert!(p.replicas[0].is_ejected());
         for _ in 0..4 {
             let pick = p.pick(None, &[]).map(|p| p.index);
             assert_eq!(pick, Some(1), "an ejected replica takes no traffic");
         }
         std::thread::sleep(Duration::from_millis(40));
-        // The ejection ran out: one probe goes to it, and no second request while it runs.
+        // The ejection ran out, but it is not back until an answer says so.
+        assert!(p.replicas[0].is_ejected());
+        // One probe goes to it, and no second request while it runs.
         let probes: Vec<_> = (0..4).filter_map(|_| p.pick(None, &[])).collect();
         assert_eq!(probes.iter().filter(|p| p.index == 0).count(), 1);
         p.report(0, Outcome::Answered, Duration::from_millis(5));
         assert!(p.replicas[0].available(Instant::now()));
+        assert!(!p.replicas[0].is_ejected());
     }
 
     #[test]
