@@ -8,6 +8,11 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
+# make: jemalloc, Hearth's allocator, is compiled from source during the build.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # .git is not in the build context (.dockerignore), so `hearth --version` takes its revision
 # from this argument; without it the image says "unknown".

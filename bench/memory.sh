@@ -32,7 +32,8 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((2 * N + 500)) ]; t
     echo "the open-file limit ($(ulimit -n)) is too low for N=$N streams" >&2
     exit 1
 fi
-cargo build --release --locked -q -p hearth -p hearth-testkit --bin hearth --bin fake-upstream
+cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
+    --bin hearth --bin fake-upstream --bin bare-proxy
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
 
 work="$(mktemp -d)"
@@ -123,3 +124,25 @@ done
 echo
 echo "KB per open stream by round: ${per_stream[*]}"
 echo "Hearth's peak RSS: $(mb "$(awk '/^VmHWM/ {print $2}' "/proc/$hearth_pid/status")") MB"
+
+# The same N streams through bench/bare-proxy (the same HTTP stack doing none of Hearth's
+# work): what the two connections and their buffers cost on their own.
+kill "$hearth_pid" 2>/dev/null
+wait "$hearth_pid" 2>/dev/null || true
+hearth_pid=
+target/release/bare-proxy "127.0.0.1:$HEARTH_PORT" "http://127.0.0.1:$UP_PORT" >/dev/null 2>&1 &
+bare_pid=$!
+trap 'cleanup; kill $bare_pid 2>/dev/null' EXIT
+sleep 1
+bare_rss() { awk '/^VmRSS/ {print $2}' "/proc/$bare_pid/status"; }
+bare_idle="$(bare_rss)"
+coproc CLIENT { exec python3 bench/streams.py "$HEARTH_PORT" "$N" 2>&1; }
+if ! read -r -t 180 line <&"${CLIENT[0]}" || [ "$line" != "open $N" ]; then
+    echo "bare proxy: the stream client did not open $N streams: ${line:-timeout}" >&2
+    exit 1
+fi
+sleep 2
+bare_open="$(bare_rss)"
+echo close >&"${CLIENT[1]}"
+read -r -t 60 line <&"${CLIENT[0]}" || true
+echo "bare proxy: RSS $(mb "$bare_idle") MB idle, $(mb "$bare_open") MB with $N streams open: $(awk -v a="$bare_open" -v b="$bare_idle" -v n="$N" 'BEGIN {printf "%.1f", (a - b) / n}') KB per stream"

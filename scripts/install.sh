@@ -51,6 +51,8 @@ if [ -n "$binary" ]; then
     run install -D -m 0755 "$binary" "$bin_dir/hearth"
 else
     command -v cargo >/dev/null || { echo "install.sh: cargo not found; install Rust (rustup) or pass --binary" >&2; exit 1; }
+    # jemalloc, Hearth's allocator, is compiled from C sources with make during the build.
+    command -v make >/dev/null || { echo "install.sh: make not found (it builds jemalloc); install it (apt-get install make) or pass --binary" >&2; exit 1; }
     run cargo install --path crates/hearth --locked --root "$root$prefix" --force
 fi
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -38,35 +38,31 @@ fn sane(value: &HeaderValue) -> Option<&str> {
     .then_some(s)
 }
 
-/// GitLab's context headers, logged as `gitlab_*` as its own gateway does.
-const GITLAB_HEADERS: [(&str, &str); 9] = [
-    ("x-gitlab-instance-id", "gitlab_instance_id"),
-    ("x-gitlab-global-user-id", "gitlab_global_user_id"),
-    ("x-gitlab-host-name", "gitlab_host_name"),
-    ("x-gitlab-version", "gitlab_version"),
-    ("x-gitlab-realm", "gitlab_realm"),
-    (
+/// GitLab's context headers, logged as `gitlab_*` as its own gateway does. As `HeaderName`s
+/// made once: looking a header up by `&str` parses and lower-cases the name on every call.
+static GITLAB_HEADERS: std::sync::LazyLock<[HeaderName; 9]> = std::sync::LazyLock::new(|| {
+    [
+        "x-gitlab-instance-id",
+        "x-gitlab-global-user-id",
+        "x-gitlab-host-name",
+        "x-gitlab-version",
+        "x-gitlab-realm",
         "x-gitlab-language-server-version",
-        "gitlab_language_server_version",
-    ),
-    (
         "x-gitlab-feature-enabled-by-namespace-ids",
-        "gitlab_feature_enabled_by_namespace_ids",
-    ),
-    (
         "x-gitlab-feature-enablement-type",
-        "gitlab_feature_enablement_type",
-    ),
-    ("x-gitlab-root-namespace-id", "gitlab_root_namespace_id"),
-];
+        "x-gitlab-root-namespace-id",
+    ]
+    .map(HeaderName::from_static)
+});
 
 fn gitlab_context(headers: &HeaderMap) -> Option<[String; 9]> {
-    if !GITLAB_HEADERS.iter().any(|(h, _)| headers.contains_key(*h)) {
+    let names = &*GITLAB_HEADERS;
+    if !names.iter().any(|h| headers.contains_key(h)) {
         return None;
     }
-    Some(GITLAB_HEADERS.map(|(h, _)| {
+    Some(std::array::from_fn(|i| {
         headers
-            .get(h)
+            .get(&names[i])
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect())
             .unwrap_or_default()
@@ -90,28 +86,31 @@ impl AccessLog {
         let _entered = self.span.enter();
         let duration_s = self.started.elapsed().as_secs_f64();
         let first_chunk_duration_s = self.first_chunk.unwrap_or(duration_s);
+        // As &str, not `%value`: a str field is written as it is, a Display one formatted first.
         let (id, method, path, status, ip) = (
-            &self.id,
-            &self.method,
-            &self.path,
+            self.id.as_str(),
+            self.method.as_str(),
+            self.path.as_str(),
             self.status,
-            &self.client_ip,
+            self.client_ip.as_str(),
         );
         match &self.gitlab {
             None => tracing::info!(
                 target: "hearth::access",
-                correlation_id = %id, method = %method, path = %path, status_code = status,
-                duration_s, first_chunk_duration_s, client_ip = %ip, completed,
+                correlation_id = id, method, path, status_code = status,
+                duration_s, first_chunk_duration_s, client_ip = ip, completed,
                 "{method} {path} {status}"
             ),
             Some(g) => tracing::info!(
                 target: "hearth::access",
-                correlation_id = %id, method = %method, path = %path, status_code = status,
-                duration_s, first_chunk_duration_s, client_ip = %ip, completed,
-                gitlab_instance_id = %g[0], gitlab_global_user_id = %g[1], gitlab_host_name = %g[2],
-                gitlab_version = %g[3], gitlab_realm = %g[4], gitlab_language_server_version = %g[5],
-                gitlab_feature_enabled_by_namespace_ids = %g[6], gitlab_feature_enablement_type = %g[7],
-                gitlab_root_namespace_id = %g[8],
+                correlation_id = id, method, path, status_code = status,
+                duration_s, first_chunk_duration_s, client_ip = ip, completed,
+                gitlab_instance_id = g[0].as_str(), gitlab_global_user_id = g[1].as_str(),
+                gitlab_host_name = g[2].as_str(), gitlab_version = g[3].as_str(),
+                gitlab_realm = g[4].as_str(), gitlab_language_server_version = g[5].as_str(),
+                gitlab_feature_enabled_by_namespace_ids = g[6].as_str(),
+                gitlab_feature_enablement_type = g[7].as_str(),
+                gitlab_root_namespace_id = g[8].as_str(),
                 "{method} {path} {status}"
             ),
         }

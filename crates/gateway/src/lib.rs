@@ -38,6 +38,7 @@ use hearth_registry::Registry;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_layer::Layer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -203,20 +204,24 @@ pub fn build(
             String::from("{}")
         }
     };
-    let router = Router::new()
+    let routes = Router::new()
         .route("/metrics", get(metrics))
         .merge(documented)
         .merge(gitlab::routes())
         .merge(console::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyTimeoutLayer::new(
-            options.body_timeout.unwrap_or(BODY_TIMEOUT),
-        ))
-        .layer(from_fn(correlation::middleware))
-        .layer(Extension(openapi::Document(Arc::new(document))))
         .with_state(state.clone());
+    // Wrapped around the router once, outermost first, rather than with Router::layer: that
+    // wraps every route on its own, and axum boxes and clones each route's service at every
+    // layer for every request.
+    let layered = Extension(openapi::Document(Arc::new(document))).layer(
+        from_fn(correlation::middleware).layer(
+            RequestBodyTimeoutLayer::new(options.body_timeout.unwrap_or(BODY_TIMEOUT))
+                .layer(DefaultBodyLimit::max(BODY_LIMIT).layer(routes)),
+        ),
+    );
+    let router = Router::new().fallback_service(layered);
     let overflow = Router::new()
         .route("/monitoring/healthz", get(monitoring::healthz))
         .route("/monitoring/ready", get(monitoring::ready))

@@ -12,6 +12,8 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, fmt};
 
 use crate::cli::LogFormat;
 
+mod json;
+
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 fn layer<W>(format: LogFormat, writer: W, ansi: bool) -> BoxedLayer
@@ -20,10 +22,8 @@ where
 {
     match format {
         LogFormat::Json => fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(fmt::format::JsonFields::new())
+            .event_format(json::JsonLines)
             .with_writer(writer)
             .boxed(),
         LogFormat::Text => fmt::layer().with_ansi(ansi).with_writer(writer).boxed(),

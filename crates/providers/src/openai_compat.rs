@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
@@ -32,12 +33,18 @@ enum Kind {
 const POOL_IDLE_PER_HOST: usize = 32;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Every platform behind one entry point, with one pooled client per (endpoint origin,
-/// connect timeout): keep-alive connections are reused across requests, and one slow
-/// endpoint's settings never apply to another.
+/// Parsed upstream URLs kept at most; past it the cache starts again (a registry with more
+/// distinct endpoint × path pairs than this only pays the parse again).
+const MAX_CACHED_URLS: usize = 4096;
+
+/// Every platform behind one entry point, with one pooled client per (connect timeout,
+/// endpoint origin): keep-alive connections are reused across requests, and one slow
+/// endpoint's settings never apply to another. Upstream URLs are parsed once: parsing one
+/// costs more than the rest of building the request.
 #[derive(Default)]
 pub struct Providers {
-    clients: RwLock<HashMap<(String, Duration), reqwest::Client>>,
+    clients: RwLock<HashMap<Duration, HashMap<String, reqwest::Client>>>,
+    urls: RwLock<HashMap<String, reqwest::Url>>,
     limits: UpstreamLimits,
 }
 
@@ -49,15 +56,15 @@ impl Providers {
 
     pub fn with_limits(limits: UpstreamLimits) -> Providers {
         Providers {
-            clients: RwLock::default(),
             limits,
+            ..Providers::default()
         }
     }
 
     fn client(&self, ep: &Endpoint) -> Result<reqwest::Client, ProviderError> {
-        let key = (origin(&ep.base_url), ep.timeouts.connect);
+        let origin = origin(&ep.base_url);
         if let Ok(map) = self.clients.read()
-            && let Some(c) = map.get(&key)
+            && let Some(c) = map.get(&ep.timeouts.connect).and_then(|m| m.get(origin))
         {
             return Ok(c.clone());
         }
@@ -74,9 +81,32 @@ impl Providers {
                 message: e.to_string(),
             })?;
         if let Ok(mut map) = self.clients.write() {
-            map.insert(key, client.clone());
+            map.entry(ep.timeouts.connect)
+                .or_default()
+                .insert(origin.to_owned(), client.clone());
         }
         Ok(client)
+    }
+
+    /// `url` parsed, from the cache when it was seen before.
+    fn url(&self, url: &str) -> Result<reqwest::Url, ProviderError> {
+        if let Ok(map) = self.urls.read()
+            && let Some(u) = map.get(url)
+        {
+            return Ok(u.clone());
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|e| ProviderError::Connect {
+            endpoint: url.to_owned(),
+            cause: ConnectCause::Other,
+            message: format!("{url} is not a URL: {e}"),
+        })?;
+        if let Ok(mut map) = self.urls.write() {
+            if map.len() >= MAX_CACHED_URLS {
+                map.clear();
+            }
+            map.insert(url.to_owned(), parsed.clone());
+        }
+        Ok(parsed)
     }
 
     pub async fn complete(
@@ -276,7 +306,7 @@ impl Providers {
                 (format!("{base}/openai/v1{path}"), body)
             }
         };
-        let mut request = self.client(ep)?.post(&url).json(&body);
+        let mut request = self.client(ep)?.post(self.url(&url)?).json(&body);
         if let Some(key) = &ep.api_key {
             let key = key.expose_secret();
             request = match (&ep.flavor, key.strip_prefix("Bearer ")) {
@@ -326,27 +356,7 @@ impl Providers {
         let deadline = Deadline::from(Instant::now(), ep.timeouts.total, TimeoutPhase::Total);
         let response = self.send(ep, path, body, ctx, deadline).await?;
         let bytes = limits::read_answer(response, &self.limits, &deadline).await?;
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ProviderError::Protocol(format!("answer is not JSON: {e}")))?;
-        let choice = &v["choices"][0];
-        let text = match kind {
-            Kind::Text => choice["text"].as_str(),
-            Kind::Chat => choice["message"]["content"].as_str(),
-        };
-        if choice.is_null() {
-            return Err(ProviderError::Protocol("answer has no choices".into()));
-        }
-        let message = match kind {
-            Kind::Text => serde_json::Map::new(),
-            Kind::Chat => beyond_text(&choice["message"]),
-        };
-        Ok(Reply {
-            text: text.unwrap_or_default().to_string(),
-            finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
-            usage: usage(&v["usage"]),
-            message,
-            logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
-        })
+        answer(&bytes, kind)
     }
 
     async fn streamed(
@@ -537,6 +547,88 @@ pub(crate) fn broken_stream(e: &reqwest::Error) -> ProviderError {
 /// A message's or delta's fields other than `role` and `content` that carry something:
 /// `tool_calls`, `function_call`, `refusal`. Nulls are dropped (vLLM sends `"tool_calls": []`
 /// and `"refusal": null` on every answer).
+/// The parts of a whole answer Hearth reads, typed so the rest is skipped without being built.
+#[derive(Deserialize)]
+struct WholeAnswer {
+    choices: Vec<WholeChoice>,
+    #[serde(default)]
+    usage: Option<WholeUsage>,
+}
+
+#[derive(Deserialize)]
+struct WholeChoice {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct WholeUsage {
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+/// A whole answer's reply. A well-formed answer is read in one typed pass; anything unusual
+/// (a field of another type, a repeated key, no choices) is read again as a JSON value, which
+/// tolerates it or names the problem exactly as before.
+fn answer(bytes: &[u8], kind: Kind) -> Result<Reply, ProviderError> {
+    if let Ok(whole) = serde_json::from_slice::<WholeAnswer>(bytes)
+        && let Some(choice) = whole.choices.into_iter().next()
+    {
+        let (text, message) = match kind {
+            Kind::Text => (choice.text, serde_json::Map::new()),
+            Kind::Chat => {
+                let message = choice.message.unwrap_or_default();
+                let text = message["content"].as_str().map(str::to_owned);
+                (text, beyond_text(&message))
+            }
+        };
+        return Ok(Reply {
+            text: text.unwrap_or_default(),
+            finish_reason: choice.finish_reason,
+            usage: whole.usage.and_then(|u| {
+                Some(Usage {
+                    prompt_tokens: u.prompt_tokens?,
+                    completion_tokens: u.completion_tokens.unwrap_or(0),
+                })
+            }),
+            message,
+            logprobs: choice.logprobs.filter(|l| !l.is_null()),
+        });
+    }
+    answer_value(bytes, kind)
+}
+
+fn answer_value(bytes: &[u8], kind: Kind) -> Result<Reply, ProviderError> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ProviderError::Protocol(format!("answer is not JSON: {e}")))?;
+    let choice = &v["choices"][0];
+    let text = match kind {
+        Kind::Text => choice["text"].as_str(),
+        Kind::Chat => choice["message"]["content"].as_str(),
+    };
+    if choice.is_null() {
+        return Err(ProviderError::Protocol("answer has no choices".into()));
+    }
+    let message = match kind {
+        Kind::Text => serde_json::Map::new(),
+        Kind::Chat => beyond_text(&choice["message"]),
+    };
+    Ok(Reply {
+        text: text.unwrap_or_default().to_string(),
+        finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
+        usage: usage(&v["usage"]),
+        message,
+        logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
+    })
+}
+
 fn beyond_text(message: &Value) -> serde_json::Map<String, Value> {
     message
         .as_object()
@@ -648,17 +740,54 @@ fn common(
 }
 
 /// `scheme://host:port` of a URL, the unit connections are pooled by.
-fn origin(url: &str) -> String {
+fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let end = url[after_scheme..]
         .find('/')
         .map_or(url.len(), |i| after_scheme + i);
-    url[..end].to_string()
+    &url[..end]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The typed reading gives what the JSON-value reading gives, for usual and odd answers.
+    #[test]
+    fn typed_answers_read_as_the_value_reading_does() {
+        let answers = [
+            r#"{"id":"x","object":"text_completion","choices":[{"index":0,"text":"return a + b","logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":4,"total_tokens":11}}"#,
+            r#"{"choices":[{"message":{"role":"assistant","content":"hi","tool_calls":[{"id":"t"}],"refusal":null}}],"usage":{"prompt_tokens":3}}"#,
+            r#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[]}}]}"#,
+            r#"{"choices":[{"text":"a","logprobs":{"tokens":["a"]}}],"usage":{"completion_tokens":1}}"#,
+            r#"{"choices":[{"text":5,"finish_reason":7}],"usage":{"prompt_tokens":-1}}"#,
+            r#"{"choices":[{"text":"a"}],"usage":{"prompt_tokens":2.5}}"#,
+            r#"{"choices":[{"text":"first","text":"second"}]}"#,
+            r#"{"choices":[{"text":"a"},{"text":"b"}],"usage":null}"#,
+            r#"{"choices":[null]}"#,
+            r#"{"choices":[]}"#,
+            r#"{"choices":{}}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#"not json"#,
+        ];
+        for body in answers {
+            for kind in [Kind::Text, Kind::Chat] {
+                let typed = answer(body.as_bytes(), kind).map_err(|e| e.to_string());
+                let value = answer_value(body.as_bytes(), kind).map_err(|e| e.to_string());
+                assert_eq!(typed, value, "{body}");
+            }
+        }
+        let reply = answer(answers[0].as_bytes(), Kind::Text).unwrap();
+        assert_eq!(reply.text, "return a + b");
+        assert_eq!(
+            reply.usage,
+            Some(Usage {
+                prompt_tokens: 7,
+                completion_tokens: 4
+            })
+        );
+    }
 
     #[test]
     fn origins_pool_per_host() {

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Instructions per request (issue 15), counted by valgrind's callgrind: deterministic, so a
+# change of a few percent shows even on a busy machine where CPU time per request drifts by
+# ±20 %. For (b) the bare proxy and (c) Hearth, each case (completion and chat, streamed or
+# not) is sent N times on one keep-alive connection after a warm-up; the counters are zeroed
+# before and read after, so start-up is not counted. User-space instructions only (the
+# kernel's share is the same kind of work for both), plus the allocations per request.
+#
+#   bench/instructions.sh                    # N=2000 per case, about 5 minutes
+#   HEARTH_BIN=/tmp/hearth-before bench/instructions.sh
+#   KEEP=/tmp/cg bench/instructions.sh       # keep the callgrind files for callgrind_annotate
+#
+# Needs valgrind (apt-get install valgrind) and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
+N="${N:-2000}"
+UP=19500; PORT=19501; TOKEN=bench-admin-token-0123456789
+cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
+    --bin hearth --bin fake-upstream --bin bare-proxy
+HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
+work="$(mktemp -d)"
+keep="${KEEP:-$work}"
+mkdir -p "$keep"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+target/release/fake-upstream "127.0.0.1:$UP" >/dev/null &
+pids+=($!)
+
+# Sends N requests on one connection and fails on anything but 200.
+cat >"$work/client.py" <<'PY'
+import http.client, sys
+port, n, path, body = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4].encode()
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for _ in range(n):
+    c.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    if r.status != 200:
+        sys.exit(f"{path}: {r.status} {data[:300]!r}")
+PY
+
+# Total instructions, and calls to the Rust allocator (whichever allocator is behind it).
+cat >"$work/count.py" <<'PY'
+import re, subprocess, sys
+out = subprocess.run(["callgrind_annotate", "--auto=no", sys.argv[1]],
+                     capture_output=True, text=True, check=True).stdout
+total = next(int(l.split()[0].replace(",", "")) for l in out.splitlines() if "PROGRAM TOTALS" in l)
+names, calls, target = {}, 0, None
+for line in open(sys.argv[1]):
+    m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line)
+    if m:
+        if m.group(2):
+            names[m.group(1)] = m.group(2).strip()
+        target = names.get(m.group(1))
+        continue
+    m = re.match(r"calls=(\d+)", line)
+    if m and target is not None and re.search(r"__rust_alloc(_zeroed)?$", target):
+        calls += int(m.group(1))
+print(total, calls)
+PY
+
+case_body() {  # $1: case → "path body"
+    local fim='"prompt":"def add(a, b):\n    ","suffix":"\n    return c\n","max_tokens":16'
+    local chat='"messages":[{"role":"user","content":"Write a Python function that adds two numbers."}],"max_tokens":16'
+    case $1 in
+        completion) echo "/v1/completions {$fim,\"stream\":false}" ;;
+        completion-streamed) echo "/v1/completions {$fim,\"stream\":true}" ;;
+        chat) echo "/v1/chat/completions {$chat,\"stream\":false}" ;;
+        chat-streamed) echo "/v1/chat/completions {$chat,\"stream\":true}" ;;
+    esac
+}
+
+declare -A IR MALLOC
+measure() {  # $1: bare|hearth, $2: case
+    local out="$keep/$1-$2.callgrind" pid path body
+    if [ "$1" = hearth ]; then
+        HEARTH_ADMIN_TOKEN=$TOKEN valgrind --tool=callgrind --callgrind-out-file="$out" \
+            "$HEARTH_BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data-$2" \
+            --log-level "${LOG_LEVEL:-info}" >"$work/hearth.log" 2>&1 &
+    else
+        valgrind --tool=callgrind --callgrind-out-file="$out" target/release/bare-proxy \
+            "127.0.0.1:$PORT" "http://127.0.0.1:$UP" >/dev/null 2>&1 &
+    fi
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 300); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/monitoring/healthz" || true)" != 000 ] && break
+        sleep 0.2
+    done
+    if [ "$1" = hearth ]; then
+        api() { curl -sS --fail-with-body -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@" >/dev/null; }
+        api -X POST "http://127.0.0.1:$PORT/api/v1/self_hosted_models" \
+            -d "{\"name\":\"bench\",\"family\":\"codestral\",\"endpoint\":\"http://127.0.0.1:$UP/v1\",\"identifier\":\"custom_openai/codestral\"}"
+        api -X POST "http://127.0.0.1:$PORT/api/v1/self_hosted_models" \
+            -d "{\"name\":\"bench-chat\",\"family\":\"mistral\",\"endpoint\":\"http://127.0.0.1:$UP/v1\",\"identifier\":\"custom_openai/mistral\"}"
+        api -X PUT "http://127.0.0.1:$PORT/api/v1/feature_settings/code_completions" \
+            -d '{"provider":"self_hosted","self_hosted_model_id":1}'
+        api -X PUT "http://127.0.0.1:$PORT/api/v1/feature_settings/duo_chat" \
+            -d '{"provider":"self_hosted","self_hosted_model_id":2}'
+    fi
+    read -r path body <<<"$(case_body "$2")"
+    python3 "$work/client.py" "$PORT" 200 "$path" "$body"
+    callgrind_control -z "$pid" >/dev/null
+    python3 "$work/client.py" "$PORT" "$N" "$path" "$body"
+    callgrind_control -d "$pid" >/dev/null
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    # The dump asked for above is the newest file; the one written at exit is not wanted.
+    local dump
+    dump="$(ls -t "$out"* | grep -v "^$out\$" | head -1)"
+    read -r total calls <<<"$(python3 "$work/count.py" "$dump")"
+    IR[$1-$2]=$((total / N))
+    MALLOC[$1-$2]="$(awk -v c="$calls" -v n="$N" 'BEGIN {printf "%.0f", c / n}')"
+}
+
+echo "N=$N requests per case on one connection, callgrind; log level ${LOG_LEVEL:-info}"
+echo
+echo "| case | (b) bare instructions/req | (c) Hearth instructions/req | Hearth ÷ bare | allocations/req (b) / (c) |"
+echo "|---|---|---|---|---|"
+for c in completion completion-streamed chat chat-streamed; do
+    measure bare "$c"
+    measure hearth "$c"
+    printf '| %s | %s | %s | %s | %s / %s |\n' "$c" "${IR[bare-$c]}" "${IR[hearth-$c]}" \
+        "$(awk -v a="${IR[bare-$c]}" -v b="${IR[hearth-$c]}" 'BEGIN {printf "%.2f", b / a}')" \
+        "${MALLOC[bare-$c]}" "${MALLOC[hearth-$c]}"
+done
