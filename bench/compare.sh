@@ -8,6 +8,7 @@
 #   bench/compare.sh                       # 5 s per run, 32 connections: about 70 s in all
 #   DURATION=10s CONN=64 bench/compare.sh
 #   HEARTH_BIN=/tmp/hearth-other bench/compare.sh
+#   RATE=5000 DURATION=10s CONN=50 bench/compare.sh   # open loop at 5k req/s (hey): added latency
 #
 # Needs wrk (apt-get install wrk). Loopback only; wrk, the upstream and both proxies share the
 # machine's cores, so figures are comparative: read the ratios, not the absolute numbers.
@@ -23,6 +24,7 @@ BARE_PORT="${BARE_PORT:-19102}"
 TOKEN=bench-admin-token-0123456789
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+[ -z "${RATE:-}" ] || command -v hey >/dev/null || { echo "hey is missing: apt-get install hey" >&2; exit 1; }
 cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
     --bin hearth --bin fake-upstream --bin bare-proxy
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
@@ -77,17 +79,33 @@ run() {  # $1: key, $2: pid or "", $3: url, $4: body
     lua "$4"
     local before=0 after=0 out reqs
     [ -n "$2" ] && before="$(cpu_ticks "$2")"
-    out="$(wrk -t"$THREADS" -c"$CONN" -d"$DURATION" --latency -s "$work/post.lua" "$3")"
-    [ -n "$2" ] && after="$(cpu_ticks "$2")"
-    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
-        echo "errors during $1:" >&2
-        echo "$out" >&2
-        exit 1
+    if [ -n "${RATE:-}" ]; then
+        # Open loop at a fixed rate: CONN workers of RATE/CONN requests a second each.
+        out="$(hey -z "$DURATION" -c "$CONN" -q $((RATE / CONN)) -m POST -T application/json \
+            -d "$4" "$3")"
+        [ -n "$2" ] && after="$(cpu_ticks "$2")"
+        if ! grep -q '^  \[200\]' <<<"$out" || grep -q '^  \[[^2]' <<<"$out" || grep -q '^Error distribution' <<<"$out"; then
+            echo "errors during $1:" >&2
+            echo "$out" >&2
+            exit 1
+        fi
+        reqs="$(awk '$1 == "[200]" {print $2}' <<<"$out")"
+        RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+        P50[$1]="$(awk '$1 == "50%" {printf "%.2f", $3 * 1000}' <<<"$out")"
+        P99[$1]="$(awk '$1 == "99%" {printf "%.2f", $3 * 1000}' <<<"$out")"
+    else
+        out="$(wrk -t"$THREADS" -c"$CONN" -d"$DURATION" --latency -s "$work/post.lua" "$3")"
+        [ -n "$2" ] && after="$(cpu_ticks "$2")"
+        if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+            echo "errors during $1:" >&2
+            echo "$out" >&2
+            exit 1
+        fi
+        reqs="$(awk '/requests in/ {print $1}' <<<"$out")"
+        RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+        P50[$1]="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
+        P99[$1]="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
     fi
-    reqs="$(awk '/requests in/ {print $1}' <<<"$out")"
-    RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
-    P50[$1]="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
-    P99[$1]="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
     if [ -n "$2" ]; then
         CPU[$1]="$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.0f", t / hz / n * 1e6}')"
     else
@@ -123,7 +141,11 @@ done
 
 rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
 
-echo "wrk -t$THREADS -c$CONN -d$DURATION, $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
+if [ -n "${RATE:-}" ]; then
+    echo "hey -z $DURATION -c $CONN -q $((RATE / CONN)) (open loop, $RATE req/s asked), $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
+else
+    echo "wrk -t$THREADS -c$CONN -d$DURATION, $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
+fi
 echo
 echo "| case | target | req/s | p50 ms | p99 ms | CPU µs/req |"
 echo "|---|---|---|---|---|---|"

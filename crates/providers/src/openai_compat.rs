@@ -493,45 +493,107 @@ impl StreamState {
             }
             SseEvent::Data { data, .. } => data,
         };
-        let v: Value = match serde_json::from_str(&data) {
-            Ok(v) => v,
+        let chunk = match event_chunk(&data, self.kind) {
+            Ok(chunk) => chunk,
             Err(e) => {
-                self.pending.push_back(Err(ProviderError::Protocol(format!(
-                    "stream event is not JSON: {e}"
-                ))));
+                self.pending.push_back(Err(e));
                 return;
             }
-        };
-        if !v["error"].is_null() {
-            self.pending
-                .push_back(Err(ProviderError::Stream(upstream_message(
-                    data.as_bytes(),
-                ))));
-            return;
-        }
-        let choice = &v["choices"][0];
-        let text = match self.kind {
-            Kind::Text => choice["text"].as_str(),
-            Kind::Chat => choice["delta"]["content"].as_str(),
-        }
-        .unwrap_or_default()
-        .to_string();
-        let delta = match self.kind {
-            Kind::Text => serde_json::Map::new(),
-            Kind::Chat => beyond_text(&choice["delta"]),
-        };
-        let chunk = Chunk {
-            finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
-            usage: usage(&v["usage"]),
-            text,
-            delta,
-            logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
         };
         if !chunk.text.is_empty() || !chunk.delta.is_empty() || chunk.finish_reason.is_some() {
             self.clock.seen_token = true;
         }
         self.pending.push_back(Ok(chunk));
     }
+}
+
+/// The parts of a stream event Hearth reads (see [`WholeAnswer`]).
+#[derive(Deserialize)]
+struct StreamEvent {
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    #[serde(default)]
+    usage: Option<WholeUsage>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    delta: Option<Value>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<Value>,
+}
+
+/// One stream event's chunk: typed in one pass when the event is well-formed, else read as a
+/// JSON value, which tolerates odd fields or names the problem as before.
+fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
+    let Ok(event) = serde_json::from_str::<StreamEvent>(data) else {
+        return event_chunk_value(data, kind);
+    };
+    if event.error.is_some() {
+        return Err(ProviderError::Stream(upstream_message(data.as_bytes())));
+    }
+    let usage = event.usage.and_then(|u| {
+        Some(Usage {
+            prompt_tokens: u.prompt_tokens?,
+            completion_tokens: u.completion_tokens.unwrap_or(0),
+        })
+    });
+    let Some(choice) = event.choices.into_iter().next() else {
+        return Ok(Chunk {
+            usage,
+            ..Chunk::default()
+        });
+    };
+    let (text, delta) = match kind {
+        Kind::Text => (choice.text, serde_json::Map::new()),
+        Kind::Chat => {
+            let delta = choice.delta.unwrap_or_default();
+            (
+                delta["content"].as_str().map(str::to_owned),
+                beyond_text(&delta),
+            )
+        }
+    };
+    Ok(Chunk {
+        finish_reason: choice.finish_reason,
+        usage,
+        text: text.unwrap_or_default(),
+        delta,
+        logprobs: choice.logprobs.filter(|l| !l.is_null()),
+    })
+}
+
+fn event_chunk_value(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
+    let v: Value = serde_json::from_str(data)
+        .map_err(|e| ProviderError::Protocol(format!("stream event is not JSON: {e}")))?;
+    if !v["error"].is_null() {
+        return Err(ProviderError::Stream(upstream_message(data.as_bytes())));
+    }
+    let choice = &v["choices"][0];
+    let text = match kind {
+        Kind::Text => choice["text"].as_str(),
+        Kind::Chat => choice["delta"]["content"].as_str(),
+    }
+    .unwrap_or_default()
+    .to_string();
+    let delta = match kind {
+        Kind::Text => serde_json::Map::new(),
+        Kind::Chat => beyond_text(&choice["delta"]),
+    };
+    Ok(Chunk {
+        finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
+        usage: usage(&v["usage"]),
+        text,
+        delta,
+        logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
+    })
 }
 
 /// A stream whose connection failed after it began, with the cause when one is known.
@@ -775,6 +837,29 @@ mod tests {
             for kind in [Kind::Text, Kind::Chat] {
                 let typed = answer(body.as_bytes(), kind).map_err(|e| e.to_string());
                 let value = answer_value(body.as_bytes(), kind).map_err(|e| e.to_string());
+                assert_eq!(typed, value, "{body}");
+            }
+        }
+        for body in answers {
+            for kind in [Kind::Text, Kind::Chat] {
+                let typed = event_chunk(body, kind).map_err(|e| e.to_string());
+                let value = event_chunk_value(body, kind).map_err(|e| e.to_string());
+                assert_eq!(typed, value, "{body}");
+            }
+        }
+        let events = [
+            r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}"#,
+            r#"{"choices":[{"text":"x","finish_reason":"length"}],"usage":null}"#,
+            r#"{"error":{"message":"overloaded"}}"#,
+            r#"{"error":null,"choices":[{"text":"y"}]}"#,
+            r#"{"choices":[{"delta":{"content":5}}]}"#,
+        ];
+        for body in events {
+            for kind in [Kind::Text, Kind::Chat] {
+                let typed = event_chunk(body, kind).map_err(|e| e.to_string());
+                let value = event_chunk_value(body, kind).map_err(|e| e.to_string());
                 assert_eq!(typed, value, "{body}");
             }
         }

@@ -1,9 +1,9 @@
 //! `POST /v1/chat/completions`: chat, through the server's own chat template (vLLM, llama.cpp
 //! and Ollama apply the served checkpoint's template, which is exact for that model).
 
+use axum::Extension;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::response::Response;
 use hearth_catalog::Feature;
 use hearth_providers::{CallContext, ChatMessage, ChatRequest, Flavor};
 use tokio::time::Instant;
@@ -14,6 +14,7 @@ use crate::extract::read_json;
 use crate::openai::completions::{failed, sse_response};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
+use crate::openai::wire;
 use crate::openai::wire::{
     ChatBody, ChatChoice, ChatCompletion, ChatMessageOut, MessageContent, UsageOut,
 };
@@ -430,7 +431,7 @@ async fn run_body(
         }],
         usage: reply.usage.map(UsageOut::from),
     };
-    let mut response = Json(out).into_response();
+    let mut response = wire::json_answer(&out);
     record.overhead = started.elapsed().saturating_sub(record.upstream_time);
     response
         .headers_mut()

@@ -1,10 +1,10 @@
 //! `POST /v1/completions`: code completion. `prompt` (+ `suffix`) become the deployment's
 //! family prompt — FIM where the family has it — and the answer is cut where it should end.
 
+use axum::Extension;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use hearth_catalog::Feature;
 use hearth_providers::CallContext;
 use tokio::time::Instant;
@@ -16,6 +16,7 @@ use crate::extract::read_json;
 use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
+use crate::openai::wire;
 use crate::openai::wire::{
     ChatChoice, ChatCompletion, ChatMessageOut, CompletionBody, OneOrMany, TextChoice,
     TextCompletion, UsageOut,
@@ -316,7 +317,7 @@ async fn run_body(
             }],
             usage: usage.map(UsageOut::from),
         };
-        let mut response = finish_whole(Json(body).into_response(), record, started);
+        let mut response = finish_whole(wire::json_answer(&body), record, started);
         served_by(&mut response, &route);
         return Ok(response);
     }
@@ -333,7 +334,7 @@ async fn run_body(
         }],
         usage: usage.map(|u| Some(UsageOut::from(u))),
     };
-    let mut response = finish_whole(Json(body).into_response(), record, started);
+    let mut response = finish_whole(wire::json_answer(&body), record, started);
     served_by(&mut response, &route);
     Ok(response)
 }
