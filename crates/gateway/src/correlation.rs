@@ -187,7 +187,7 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
         .unwrap_or_default();
     let gitlab = gitlab_context(req.headers());
 
-    let span = tracing::info_span!("request", correlation_id = %id);
+    let span = tracing::info_span!("request", correlation_id = id.as_str());
     // With the access log off, the request and its body need no watching.
     let logging = tracing::enabled!(target: "hearth::access", tracing::Level::INFO);
     let header_value = HeaderValue::from_str(&id).ok();
