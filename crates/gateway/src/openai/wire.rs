@@ -360,6 +360,30 @@ pub(crate) struct ChatChunk<'a> {
     pub usage: Option<Option<UsageOut>>,
 }
 
+/// A 200 answer with `body` as JSON. Serialized straight into a buffer sized for a usual
+/// answer; axum's `Json` starts at 128 bytes and goes through an `io::Write` adapter, which
+/// cost about twice as many instructions for these small bodies.
+pub(crate) fn json_answer<T: Serialize>(body: &T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut buf = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut buf, body) {
+        Ok(()) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            buf,
+        )
+            .into_response(),
+        // Hearth's answer types always serialize; kept an answer rather than a panic.
+        Err(e) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot serialize the answer: {e}"),
+        )
+            .into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,29 +476,5 @@ mod tests {
         fn edited_chat_bodies_are_refused_or_parsed(body in edited(chat_body(), NAMES)) {
             check(body.to_string().as_bytes())?;
         }
-    }
-}
-
-/// A 200 answer with `body` as JSON. Serialized straight into a buffer sized for a usual
-/// answer; axum's `Json` starts at 128 bytes and goes through an `io::Write` adapter, which
-/// cost about twice as many instructions for these small bodies.
-pub(crate) fn json_answer<T: Serialize>(body: &T) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut buf = Vec::with_capacity(512);
-    match serde_json::to_writer(&mut buf, body) {
-        Ok(()) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("application/json"),
-            )],
-            buf,
-        )
-            .into_response(),
-        // Hearth's answer types always serialize; kept an answer rather than a panic.
-        Err(e) => (
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot serialize the answer: {e}"),
-        )
-            .into_response(),
     }
 }
