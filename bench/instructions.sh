@@ -50,11 +50,13 @@ out = subprocess.run(["callgrind_annotate", "--auto=no", sys.argv[1]],
 total = next(int(l.split()[0].replace(",", "")) for l in out.splitlines() if "PROGRAM TOTALS" in l)
 names, calls, target = {}, 0, None
 for line in open(sys.argv[1]):
-    m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line)
+    # A function's name is given once, at its first fn= or cfn= line; later ones use the id.
+    m = re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line)
     if m:
-        if m.group(2):
-            names[m.group(1)] = m.group(2).strip()
-        target = names.get(m.group(1))
+        if m.group(3):
+            names[m.group(2)] = m.group(3).strip()
+        if m.group(1):
+            target = names.get(m.group(2))
         continue
     m = re.match(r"calls=(\d+)", line)
     if m and target is not None and re.search(r"__rust_alloc(_zeroed)?$", target):
