@@ -9,6 +9,7 @@
 #   DURATION=10s CONN=64 bench/compare.sh
 #   HEARTH_BIN=/tmp/hearth-other bench/compare.sh
 #   RATE=5000 DURATION=10s CONN=50 bench/compare.sh   # open loop at 5k req/s (hey): added latency
+#   CHUNKS=2,100 CONN=64 DURATION=10s bench/compare.sh # streams of 100 chunks 2 ms apart: CPU per chunk
 #
 # Needs wrk (apt-get install wrk). Loopback only; wrk, the upstream and both proxies share the
 # machine's cores, so figures are comparative: read the ratios, not the absolute numbers.
@@ -30,7 +31,13 @@ cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
 
 work="$(mktemp -d)"
-target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
+# CHUNKS=EVERY_MS,COUNT: streamed answers come as COUNT chunks EVERY_MS apart, each its own
+# read and write, so the streamed rows measure the relay per chunk.
+if [ -n "${CHUNKS:-}" ]; then
+    FAKE_UPSTREAM_SLOW="$CHUNKS" target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
+else
+    target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
+fi
 up_pid=$!
 target/release/bare-proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" >/dev/null &
 bare_pid=$!
@@ -121,6 +128,7 @@ prompt='def add(a, b):\\n    '
 chat_msgs='"messages":[{"role":"user","content":"Write a Python function that adds two numbers."}]'
 
 cases=("completion non-streamed" "completion streamed" "chat non-streamed" "chat streamed")
+[ -n "${CHUNKS:-}" ] && cases=("completion streamed" "chat streamed")
 for case in "${cases[@]}"; do
     kind="${case%% *}"
     stream=false
@@ -173,3 +181,17 @@ echo "| process | RSS now | peak RSS |"
 echo "|---|---|---|"
 echo "| (b) bare proxy | $(rss "$bare_pid" VmRSS) | $(rss "$bare_pid" VmHWM) |"
 echo "| (c) Hearth | $(rss "$hearth_pid" VmRSS) | $(rss "$hearth_pid" VmHWM) |"
+if [ -n "${CHUNKS:-}" ]; then
+    n="${CHUNKS#*,}"
+    echo
+    echo "Per chunk ($n chunks a stream, ${CHUNKS%,*} ms apart):"
+    echo
+    echo "| case | (b) bare CPU µs/chunk | (c) Hearth CPU µs/chunk | Hearth ÷ bare |"
+    echo "|---|---|---|---|"
+    for case in "${cases[@]}"; do
+        b="${CPU[$case|bare]}"
+        h="${CPU[$case|hearth]}"
+        printf '| %s | %s | %s | %s |\n' "$case" "$(awk -v c="$b" -v n="$n" 'BEGIN {printf "%.2f", c / n}')" \
+            "$(awk -v c="$h" -v n="$n" 'BEGIN {printf "%.2f", c / n}')" "$(ratio "$h" "$b")"
+    done
+fi

@@ -86,31 +86,28 @@ impl AccessLog {
         let _entered = self.span.enter();
         let duration_s = self.started.elapsed().as_secs_f64();
         let first_chunk_duration_s = self.first_chunk.unwrap_or(duration_s);
-        // As &str, not `%value`: a str field is written as it is, a Display one formatted first.
         let (id, method, path, status, ip) = (
-            self.id.as_str(),
-            self.method.as_str(),
-            self.path.as_str(),
+            &self.id,
+            &self.method,
+            &self.path,
             self.status,
-            self.client_ip.as_str(),
+            &self.client_ip,
         );
         match &self.gitlab {
             None => tracing::info!(
                 target: "hearth::access",
-                correlation_id = id, method, path, status_code = status,
-                duration_s, first_chunk_duration_s, client_ip = ip, completed,
+                correlation_id = %id, method = %method, path = %path, status_code = status,
+                duration_s, first_chunk_duration_s, client_ip = %ip, completed,
                 "{method} {path} {status}"
             ),
             Some(g) => tracing::info!(
                 target: "hearth::access",
-                correlation_id = id, method, path, status_code = status,
-                duration_s, first_chunk_duration_s, client_ip = ip, completed,
-                gitlab_instance_id = g[0].as_str(), gitlab_global_user_id = g[1].as_str(),
-                gitlab_host_name = g[2].as_str(), gitlab_version = g[3].as_str(),
-                gitlab_realm = g[4].as_str(), gitlab_language_server_version = g[5].as_str(),
-                gitlab_feature_enabled_by_namespace_ids = g[6].as_str(),
-                gitlab_feature_enablement_type = g[7].as_str(),
-                gitlab_root_namespace_id = g[8].as_str(),
+                correlation_id = %id, method = %method, path = %path, status_code = status,
+                duration_s, first_chunk_duration_s, client_ip = %ip, completed,
+                gitlab_instance_id = %g[0], gitlab_global_user_id = %g[1], gitlab_host_name = %g[2],
+                gitlab_version = %g[3], gitlab_realm = %g[4], gitlab_language_server_version = %g[5],
+                gitlab_feature_enabled_by_namespace_ids = %g[6], gitlab_feature_enablement_type = %g[7],
+                gitlab_root_namespace_id = %g[8],
                 "{method} {path} {status}"
             ),
         }
@@ -187,7 +184,8 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
         .unwrap_or_default();
     let gitlab = gitlab_context(req.headers());
 
-    let span = tracing::info_span!("request", correlation_id = id.as_str());
+    // `%` (Display), not a str: the text log format quotes str values.
+    let span = tracing::info_span!("request", correlation_id = %id);
     // With the access log off, the request and its body need no watching.
     let logging = tracing::enabled!(target: "hearth::access", tracing::Level::INFO);
     let header_value = HeaderValue::from_str(&id).ok();

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
@@ -17,14 +16,17 @@ use crate::error::{
 use crate::limits::{self, Deadline, UpstreamLimits};
 use crate::redact::{SecretSource, Secrets};
 use crate::replicas;
+
+mod read;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::types::{
-    CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest, Usage,
+    CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest,
 };
+use read::{answer, event_chunk};
 
 /// What kind of answer to read: `choices[].text` or `choices[].message|delta.content`.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Text,
     Chat,
 }
@@ -507,95 +509,6 @@ impl StreamState {
     }
 }
 
-/// The parts of a stream event Hearth reads (see [`WholeAnswer`]).
-#[derive(Deserialize)]
-struct StreamEvent {
-    #[serde(default)]
-    error: Option<Value>,
-    #[serde(default)]
-    choices: Vec<StreamChoice>,
-    #[serde(default)]
-    usage: Option<WholeUsage>,
-}
-
-#[derive(Deserialize)]
-struct StreamChoice {
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    delta: Option<Value>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-    #[serde(default)]
-    logprobs: Option<Value>,
-}
-
-/// One stream event's chunk: typed in one pass when the event is well-formed, else read as a
-/// JSON value, which tolerates odd fields or names the problem as before.
-fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
-    let Ok(event) = serde_json::from_str::<StreamEvent>(data) else {
-        return event_chunk_value(data, kind);
-    };
-    if event.error.is_some() {
-        return Err(ProviderError::Stream(upstream_message(data.as_bytes())));
-    }
-    let usage = event.usage.and_then(|u| {
-        Some(Usage {
-            prompt_tokens: u.prompt_tokens?,
-            completion_tokens: u.completion_tokens.unwrap_or(0),
-        })
-    });
-    let Some(choice) = event.choices.into_iter().next() else {
-        return Ok(Chunk {
-            usage,
-            ..Chunk::default()
-        });
-    };
-    let (text, delta) = match kind {
-        Kind::Text => (choice.text, serde_json::Map::new()),
-        Kind::Chat => {
-            let delta = choice.delta.unwrap_or_default();
-            (
-                delta["content"].as_str().map(str::to_owned),
-                beyond_text(&delta),
-            )
-        }
-    };
-    Ok(Chunk {
-        finish_reason: choice.finish_reason,
-        usage,
-        text: text.unwrap_or_default(),
-        delta,
-        logprobs: choice.logprobs.filter(|l| !l.is_null()),
-    })
-}
-
-fn event_chunk_value(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
-    let v: Value = serde_json::from_str(data)
-        .map_err(|e| ProviderError::Protocol(format!("stream event is not JSON: {e}")))?;
-    if !v["error"].is_null() {
-        return Err(ProviderError::Stream(upstream_message(data.as_bytes())));
-    }
-    let choice = &v["choices"][0];
-    let text = match kind {
-        Kind::Text => choice["text"].as_str(),
-        Kind::Chat => choice["delta"]["content"].as_str(),
-    }
-    .unwrap_or_default()
-    .to_string();
-    let delta = match kind {
-        Kind::Text => serde_json::Map::new(),
-        Kind::Chat => beyond_text(&choice["delta"]),
-    };
-    Ok(Chunk {
-        finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
-        usage: usage(&v["usage"]),
-        text,
-        delta,
-        logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
-    })
-}
-
 /// A stream whose connection failed after it began, with the cause when one is known.
 pub(crate) fn broken_stream(e: &reqwest::Error) -> ProviderError {
     let (cause, detail) = limits::connect_cause(e);
@@ -609,109 +522,6 @@ pub(crate) fn broken_stream(e: &reqwest::Error) -> ProviderError {
 /// A message's or delta's fields other than `role` and `content` that carry something:
 /// `tool_calls`, `function_call`, `refusal`. Nulls are dropped (vLLM sends `"tool_calls": []`
 /// and `"refusal": null` on every answer).
-/// The parts of a whole answer Hearth reads, typed so the rest is skipped without being built.
-#[derive(Deserialize)]
-struct WholeAnswer {
-    choices: Vec<WholeChoice>,
-    #[serde(default)]
-    usage: Option<WholeUsage>,
-}
-
-#[derive(Deserialize)]
-struct WholeChoice {
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    message: Option<Value>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-    #[serde(default)]
-    logprobs: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct WholeUsage {
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-}
-
-/// A whole answer's reply. A well-formed answer is read in one typed pass; anything unusual
-/// (a field of another type, a repeated key, no choices) is read again as a JSON value, which
-/// tolerates it or names the problem exactly as before.
-fn answer(bytes: &[u8], kind: Kind) -> Result<Reply, ProviderError> {
-    if let Ok(whole) = serde_json::from_slice::<WholeAnswer>(bytes)
-        && let Some(choice) = whole.choices.into_iter().next()
-    {
-        let (text, message) = match kind {
-            Kind::Text => (choice.text, serde_json::Map::new()),
-            Kind::Chat => {
-                let message = choice.message.unwrap_or_default();
-                let text = message["content"].as_str().map(str::to_owned);
-                (text, beyond_text(&message))
-            }
-        };
-        return Ok(Reply {
-            text: text.unwrap_or_default(),
-            finish_reason: choice.finish_reason,
-            usage: whole.usage.and_then(|u| {
-                Some(Usage {
-                    prompt_tokens: u.prompt_tokens?,
-                    completion_tokens: u.completion_tokens.unwrap_or(0),
-                })
-            }),
-            message,
-            logprobs: choice.logprobs.filter(|l| !l.is_null()),
-        });
-    }
-    answer_value(bytes, kind)
-}
-
-fn answer_value(bytes: &[u8], kind: Kind) -> Result<Reply, ProviderError> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ProviderError::Protocol(format!("answer is not JSON: {e}")))?;
-    let choice = &v["choices"][0];
-    let text = match kind {
-        Kind::Text => choice["text"].as_str(),
-        Kind::Chat => choice["message"]["content"].as_str(),
-    };
-    if choice.is_null() {
-        return Err(ProviderError::Protocol("answer has no choices".into()));
-    }
-    let message = match kind {
-        Kind::Text => serde_json::Map::new(),
-        Kind::Chat => beyond_text(&choice["message"]),
-    };
-    Ok(Reply {
-        text: text.unwrap_or_default().to_string(),
-        finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
-        usage: usage(&v["usage"]),
-        message,
-        logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
-    })
-}
-
-fn beyond_text(message: &Value) -> serde_json::Map<String, Value> {
-    message
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, v)| {
-            !matches!(k.as_str(), "role" | "content" | "reasoning_content")
-                && !v.is_null()
-                && v.as_array().is_none_or(|a| !a.is_empty())
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-fn usage(v: &Value) -> Option<Usage> {
-    Some(Usage {
-        prompt_tokens: v["prompt_tokens"].as_u64()?,
-        completion_tokens: v["completion_tokens"].as_u64().unwrap_or(0),
-    })
-}
-
 fn text_body(req: &TextRequest, stream: bool, include_usage: bool) -> Value {
     let mut body = json!({
         "model": req.model,
@@ -813,66 +623,6 @@ fn origin(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The typed reading gives what the JSON-value reading gives, for usual and odd answers.
-    #[test]
-    fn typed_answers_read_as_the_value_reading_does() {
-        let answers = [
-            r#"{"id":"x","object":"text_completion","choices":[{"index":0,"text":"return a + b","logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":4,"total_tokens":11}}"#,
-            r#"{"choices":[{"message":{"role":"assistant","content":"hi","tool_calls":[{"id":"t"}],"refusal":null}}],"usage":{"prompt_tokens":3}}"#,
-            r#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[]}}]}"#,
-            r#"{"choices":[{"text":"a","logprobs":{"tokens":["a"]}}],"usage":{"completion_tokens":1}}"#,
-            r#"{"choices":[{"text":5,"finish_reason":7}],"usage":{"prompt_tokens":-1}}"#,
-            r#"{"choices":[{"text":"a"}],"usage":{"prompt_tokens":2.5}}"#,
-            r#"{"choices":[{"text":"first","text":"second"}]}"#,
-            r#"{"choices":[{"text":"a"},{"text":"b"}],"usage":null}"#,
-            r#"{"choices":[null]}"#,
-            r#"{"choices":[]}"#,
-            r#"{"choices":{}}"#,
-            r#"{}"#,
-            r#"[]"#,
-            r#"not json"#,
-        ];
-        for body in answers {
-            for kind in [Kind::Text, Kind::Chat] {
-                let typed = answer(body.as_bytes(), kind).map_err(|e| e.to_string());
-                let value = answer_value(body.as_bytes(), kind).map_err(|e| e.to_string());
-                assert_eq!(typed, value, "{body}");
-            }
-        }
-        for body in answers {
-            for kind in [Kind::Text, Kind::Chat] {
-                let typed = event_chunk(body, kind).map_err(|e| e.to_string());
-                let value = event_chunk_value(body, kind).map_err(|e| e.to_string());
-                assert_eq!(typed, value, "{body}");
-            }
-        }
-        let events = [
-            r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"logprobs":null,"finish_reason":null}]}"#,
-            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}]}"#,
-            r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}"#,
-            r#"{"choices":[{"text":"x","finish_reason":"length"}],"usage":null}"#,
-            r#"{"error":{"message":"overloaded"}}"#,
-            r#"{"error":null,"choices":[{"text":"y"}]}"#,
-            r#"{"choices":[{"delta":{"content":5}}]}"#,
-        ];
-        for body in events {
-            for kind in [Kind::Text, Kind::Chat] {
-                let typed = event_chunk(body, kind).map_err(|e| e.to_string());
-                let value = event_chunk_value(body, kind).map_err(|e| e.to_string());
-                assert_eq!(typed, value, "{body}");
-            }
-        }
-        let reply = answer(answers[0].as_bytes(), Kind::Text).unwrap();
-        assert_eq!(reply.text, "return a + b");
-        assert_eq!(
-            reply.usage,
-            Some(Usage {
-                prompt_tokens: 7,
-                completion_tokens: 4
-            })
-        );
-    }
 
     #[test]
     fn origins_pool_per_host() {
