@@ -1,83 +1,175 @@
 //! Streamed response bodies that keep the deployment's deadline whatever the client does.
 //!
-//! hyper polls a response body only when the client has room for more, so a client that reads
-//! slowly (or not at all) would otherwise keep the relay — and the model server behind it —
-//! alive past the total timeout. Here the relay runs in its own task and hands frames over a
-//! short channel: it keeps reading the model server at the model's pace, and at the deadline
-//! it stops, lets the relay end the stream its own way (the provider stream reports the total
-//! timeout), and queues those last frames behind the ones the client has not read yet.
+//! The relay (the model server's stream, re-framed) is polled inline when hyper asks the body
+//! for more, so each chunk goes from the model server's connection to the client's through one
+//! task hand-over, as in a plain proxy. hyper polls a body only when the client has room for
+//! more, though, so a client that reads slowly (or not at all) would keep the relay — and the
+//! model server behind it — alive past the total timeout. A watchdog task sleeps until the
+//! deadline: if the relay is still running then, it takes the relay out of the body, lets it
+//! end the stream its own way (the provider stream reports the total timeout), drops it
+//! (closing the model server's connection) and leaves that ending for the client to read.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use http_body::Frame;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::admission::Permit;
 
-/// Frames waiting for the client: enough to absorb a burst, small enough that a stalled
-/// client holds little. (The OpenAI relay hands over what arrived together as one frame.)
-const QUEUED_FRAMES: usize = 8;
 /// What the relay may add once the deadline passed (its error event and end marker).
 const MAX_TAIL: usize = 64 * 1024;
 /// How long the relay may take to say so.
 const TAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A body fed by `relay` from its own task until the relay ends, the client leaves, or
-/// `deadline` passes. `permit` (the call's admission place) is held until then.
+type Relay = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+
+/// What the body and its watchdog share.
+struct Shared {
+    /// The running relay; taken out by the watchdog at the deadline, or dropped at its end.
+    relay: Option<Relay>,
+    /// The call's admission place, held while the relay runs.
+    permit: Option<Permit>,
+    /// The relay's ending, written by the watchdog after the deadline.
+    tail: Option<Bytes>,
+    /// Nothing more will come.
+    done: bool,
+    /// The body waiting for the tail.
+    waker: Option<Waker>,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // Nothing here can be left half-updated by a panic; keep serving the stream.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A body fed by `relay` until the relay ends, the client leaves, or `deadline` passes.
+/// `permit` (the call's admission place) is held until then.
 pub(crate) fn body<S>(relay: S, deadline: Instant, permit: Option<Permit>) -> Body
 where
     S: Stream<Item = Bytes> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<Bytes>(QUEUED_FRAMES);
-    let (tail_tx, tail_rx) = oneshot::channel::<Bytes>();
-    tokio::spawn(async move {
-        let _permit = permit;
-        let mut relay = std::pin::pin!(relay);
-        let expired = tokio::time::sleep_until(deadline);
-        tokio::pin!(expired);
-        loop {
-            let frame = tokio::select! {
-                biased;
-                () = tx.closed() => return, // the client left: dropping the relay ends the call
-                frame = relay.next() => frame,
-                () = &mut expired => break,
-            };
-            let Some(frame) = frame else { return };
-            tokio::select! {
-                biased;
-                place = tx.reserve() => match place {
-                    Ok(place) => place.send(frame),
-                    Err(_) => return,
-                },
-                () = &mut expired => break,
+    let shared = Arc::new(Mutex::new(Shared {
+        relay: Some(Box::pin(relay)),
+        permit,
+        tail: None,
+        done: false,
+        waker: None,
+    }));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(watchdog(Arc::clone(&shared), deadline, stopped));
+    Body::new(Relayed {
+        shared,
+        _stop: stop,
+    })
+}
+
+/// Sleeps until the deadline; ends the relay then if it still runs. Returns early when the
+/// body ends or is dropped (its `stop` sender goes).
+async fn watchdog(shared: Arc<Mutex<Shared>>, deadline: Instant, stopped: oneshot::Receiver<()>) {
+    tokio::select! {
+        biased;
+        _ = stopped => return,
+        () = tokio::time::sleep_until(deadline) => {}
+    }
+    let Some(mut relay) = lock(&shared).relay.take() else {
+        return;
+    };
+    // Past the deadline: what the relay says now is its ending (the provider stream answers
+    // every read after the deadline with the timeout). Only the last frames are kept if it
+    // says more than fits: the ending matters.
+    let mut tail: VecDeque<Bytes> = VecDeque::new();
+    let mut size = 0;
+    let ending = async {
+        while let Some(frame) = relay.next().await {
+            size += frame.len();
+            tail.push_back(frame);
+            while size > MAX_TAIL && tail.len() > 1 {
+                size -= tail.pop_front().map_or(0, |f| f.len());
             }
         }
-        // Past the deadline: what the relay says now is its ending (the provider stream
-        // answers every read after the deadline with the timeout), sent after the queue.
-        // Only the last frames are kept if it says more than fits: the ending matters.
-        let mut tail: VecDeque<Bytes> = VecDeque::new();
-        let mut size = 0;
-        let ending = async {
-            while let Some(frame) = relay.next().await {
-                size += frame.len();
-                tail.push_back(frame);
-                while size > MAX_TAIL && tail.len() > 1 {
-                    size -= tail.pop_front().map_or(0, |f| f.len());
+    };
+    let _ = tokio::time::timeout(TAIL_TIMEOUT, ending).await;
+    drop(relay);
+    let tail: BytesMut = tail.into_iter().flatten().collect();
+    let mut s = lock(&shared);
+    s.permit = None;
+    s.tail = Some(tail.freeze());
+    if let Some(waker) = s.waker.take() {
+        waker.wake();
+    }
+}
+
+/// The response body: the relay's frames as hyper asks for them, then the watchdog's ending
+/// if the deadline cut the relay.
+struct Relayed {
+    shared: Arc<Mutex<Shared>>,
+    /// Dropped with the body, which lets the watchdog go.
+    _stop: oneshot::Sender<()>,
+}
+
+impl http_body::Body for Relayed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let mut s = lock(&self.shared);
+        if let Some(relay) = s.relay.as_mut() {
+            return match relay.as_mut().poll_next(cx) {
+                Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(Frame::data(frame)))),
+                Poll::Ready(None) => {
+                    let ended = (s.relay.take(), s.permit.take());
+                    s.done = true;
+                    drop(s);
+                    drop(ended);
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        if s.done {
+            return Poll::Ready(None);
+        }
+        match s.tail.take() {
+            Some(tail) => {
+                s.done = true;
+                if tail.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::data(tail))))
                 }
             }
+            None => {
+                // The watchdog is writing the ending.
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        lock(&self.shared).done
+    }
+}
+
+impl Drop for Relayed {
+    fn drop(&mut self) {
+        // The client left (or the stream ended): the relay goes now, closing the model
+        // server's connection, rather than when the watchdog would have woken.
+        let ended = {
+            let mut s = lock(&self.shared);
+            (s.relay.take(), s.permit.take())
         };
-        let _ = tokio::time::timeout(TAIL_TIMEOUT, ending).await;
-        let tail: BytesMut = tail.into_iter().flatten().collect();
-        let _ = tail_tx.send(tail.freeze());
-    });
-    let queued = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|frame| (frame, rx))
-    });
-    let tail = futures_util::stream::once(tail_rx)
-        .filter_map(|t| std::future::ready(t.ok().filter(|t| !t.is_empty())));
-    Body::from_stream(queued.chain(tail).map(Ok::<_, Infallible>))
+        drop(ended);
+    }
 }
