@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
+use crate::buffered::{Events, Queued};
 use crate::error::{ProviderError, StreamClock, TimeoutPhase};
 use crate::limits::{self, Deadline, UpstreamLimits};
 use crate::types::{
@@ -590,7 +591,7 @@ async fn streamed(
         ended: false,
         tool_blocks: Vec::new(),
     };
-    Ok(Box::pin(futures_util::stream::unfold(state, next_event)))
+    Ok(Box::pin(Events::new(state, next_event)))
 }
 
 type ByteStream =
@@ -609,6 +610,12 @@ struct EventStream {
     /// The `contentBlockIndex` of each `toolUse` block started so far, in order: a call's
     /// position here is its OpenAI `tool_calls` index (text blocks take none).
     tool_blocks: Vec<u64>,
+}
+
+impl Queued for EventStream {
+    fn queued(&self) -> usize {
+        self.pending.len()
+    }
 }
 
 /// Cuts event-stream frames out of the bytes as they arrive, holding at most one frame of

@@ -5,6 +5,7 @@
 //! every failure as one [`ProviderError`].
 
 mod bedrock;
+mod buffered;
 mod error;
 mod limits;
 mod openai_compat;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
 use crate::bedrock;
+use crate::buffered::{Events, Queued};
 use crate::error::{
     ConnectCause, ProviderError, StreamClock, TimeoutPhase, upstream_code, upstream_message,
 };
@@ -389,7 +390,7 @@ impl Providers {
             finished: false,
             kind,
         };
-        Ok(Box::pin(futures_util::stream::unfold(state, next_chunk)))
+        Ok(Box::pin(Events::new(state, next_chunk)))
     }
 }
 
@@ -472,6 +473,12 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>,
                 s.finished = true;
             }
         }
+    }
+}
+
+impl Queued for StreamState {
+    fn queued(&self) -> usize {
+        self.pending.len()
     }
 }
 

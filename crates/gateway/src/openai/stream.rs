@@ -88,9 +88,14 @@ impl Relay {
     }
 
     /// `first`, followed by the frames that are ready without waiting, up to [`GATHER_BYTES`].
+    /// Only frames already made or events already decoded (the platform streams count them in
+    /// `size_hint`) are taken: polling the upstream for more would, on a slow stream, arm a
+    /// timer and read a socket with nothing in it, once per chunk.
     fn gather(&mut self, first: Bytes) -> Bytes {
         let mut buf: Option<Vec<u8>> = None;
-        while buf.as_ref().map_or(first.len(), Vec::len) < GATHER_BYTES {
+        while buf.as_ref().map_or(first.len(), Vec::len) < GATHER_BYTES
+            && (!self.out.is_empty() || self.upstream.size_hint().0 > 0)
+        {
             // Cancel-safe: `next_bytes` changes nothing before its only await, the upstream
             // stream's next item, and a stream keeps its own state when that is dropped.
             let Some(Some(more)) = self.next_bytes().now_or_never() else {
