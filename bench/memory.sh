@@ -99,14 +99,20 @@ sleep 1
 before="$(rss_kb)"
 row "after $reqs requests" "$before"
 
-per_stream=()
-for round in $(seq "$ROUNDS"); do
+# Opens N streams on HEARTH_PORT (bench/streams.py as the coprocess CLIENT) and waits until
+# each has delivered its first event. $1 names the phase in an error.
+open_streams() {
     coproc CLIENT { exec python3 bench/streams.py "$HEARTH_PORT" "$N" 2>&1; }
     if ! read -r -t 180 line <&"${CLIENT[0]}" || [ "$line" != "open $N" ]; then
-        echo "round $round: the stream client did not open $N streams: ${line:-timeout}" >&2
+        echo "$1: the stream client did not open $N streams: ${line:-timeout}" >&2
         exit 1
     fi
     sleep 2
+}
+
+per_stream=()
+for round in $(seq "$ROUNDS"); do
+    open_streams "round $round"
     open_kb="$(rss_kb)"
     kb="$(awk -v a="$open_kb" -v b="$before" -v n="$N" 'BEGIN {printf "%.1f", (a - b) / n}')"
     per_stream+=("$kb")
@@ -136,12 +142,7 @@ trap 'cleanup; kill $bare_pid 2>/dev/null' EXIT
 sleep 1
 bare_rss() { awk '/^VmRSS/ {print $2}' "/proc/$bare_pid/status"; }
 bare_idle="$(bare_rss)"
-coproc CLIENT { exec python3 bench/streams.py "$HEARTH_PORT" "$N" 2>&1; }
-if ! read -r -t 180 line <&"${CLIENT[0]}" || [ "$line" != "open $N" ]; then
-    echo "bare proxy: the stream client did not open $N streams: ${line:-timeout}" >&2
-    exit 1
-fi
-sleep 2
+open_streams "bare proxy"
 bare_open="$(bare_rss)"
 echo close >&"${CLIENT[1]}"
 read -r -t 60 line <&"${CLIENT[0]}" || true
