@@ -134,7 +134,14 @@ impl http_body::Body for Relayed {
                     drop(ended);
                     Poll::Ready(None)
                 }
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => {
+                    // The relay woke this body through its own wakers; if the watchdog takes
+                    // it now, only this one is left to say the ending is ready.
+                    if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        s.waker = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
             };
         }
         if s.done {
@@ -151,7 +158,9 @@ impl http_body::Body for Relayed {
             }
             None => {
                 // The watchdog is writing the ending.
-                s.waker = Some(cx.waker().clone());
+                if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    s.waker = Some(cx.waker().clone());
+                }
                 Poll::Pending
             }
         }
@@ -171,5 +180,47 @@ impl Drop for Relayed {
             (s.relay.take(), s.permit.take())
         };
         drop(ended);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A relay that never yields (a model server gone quiet) while the client waits on it: at
+    /// the deadline the watchdog takes it, gives up on its ending after `TAIL_TIMEOUT`, and the
+    /// waiting body must be woken to end, not left pending forever.
+    #[tokio::test]
+    async fn a_body_waiting_on_a_silent_relay_ends_after_the_deadline() {
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let body = body(futures_util::stream::pending::<Bytes>(), deadline, None);
+        // Read in a task of its own: a timeout around the read itself would poll the body when
+        // it fires and so hide a body nobody wakes.
+        let read = tokio::spawn(axum::body::to_bytes(body, usize::MAX));
+        let bytes = tokio::time::timeout(TAIL_TIMEOUT + Duration::from_secs(2), read)
+            .await
+            .expect("the body was never woken after the deadline");
+        assert!(bytes.unwrap().unwrap().is_empty());
+    }
+
+    /// What the relay says after the deadline reaches the client after what it said before.
+    #[tokio::test]
+    async fn the_ending_follows_what_came_before() {
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let relay = futures_util::stream::once(async { Bytes::from_static(b"early;") }).chain(
+            futures_util::stream::once(async move {
+                tokio::time::sleep_until(deadline + Duration::from_millis(20)).await;
+                Bytes::from_static(b"ending")
+            }),
+        );
+        let body = body(relay, deadline, None);
+        let bytes =
+            tokio::time::timeout(Duration::from_secs(3), axum::body::to_bytes(body, 1 << 20))
+                .await
+                .expect("the body ended")
+                .unwrap();
+        assert_eq!(&bytes[..], b"early;ending");
     }
 }
