@@ -79,7 +79,12 @@ async fn watchdog(shared: Arc<Mutex<Shared>>, deadline: Instant, stopped: onesho
         _ = stopped => return,
         () = tokio::time::sleep_until(deadline) => {}
     }
-    let Some(mut relay) = lock(&shared).relay.take() else {
+    // The admission place goes with the relay: it is held until the relay is dropped.
+    let (relay, permit) = {
+        let mut s = lock(&shared);
+        (s.relay.take(), s.permit.take())
+    };
+    let Some(mut relay) = relay else {
         return;
     };
     // Past the deadline: what the relay says now is its ending (the provider stream answers
@@ -98,9 +103,9 @@ async fn watchdog(shared: Arc<Mutex<Shared>>, deadline: Instant, stopped: onesho
     };
     let _ = tokio::time::timeout(TAIL_TIMEOUT, ending).await;
     drop(relay);
+    drop(permit);
     let tail: BytesMut = tail.into_iter().flatten().collect();
     let mut s = lock(&shared);
-    s.permit = None;
     s.tail = Some(tail.freeze());
     if let Some(waker) = s.waker.take() {
         waker.wake();
