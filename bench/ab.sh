@@ -9,6 +9,7 @@
 # Needs wrk and the release fake-upstream (bench/compare.sh builds it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 A="$1"; B="$2"; R="${3:-5}"; D="${D:-2s}"
 UP=19300; PA=19301; PB=19302; TOKEN=bench-admin-token-0123456789
@@ -20,13 +21,9 @@ pa=$!
 HEARTH_ADMIN_TOKEN=$TOKEN "$B" serve --listen "127.0.0.1:$PB" --data-dir "$work/b" --log-level info >"$work/b.log" 2>&1 &
 pb=$!
 trap 'kill $up $pa $pb 2>/dev/null; rm -rf "$work"' EXIT
-api() { curl -sS --fail-with-body -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
 for P in $PA $PB; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P/monitoring/healthz" >/dev/null && break; sleep 0.1; done
-  api -X POST "http://127.0.0.1:$P/api/v1/self_hosted_models" -d "{\"name\":\"bench\",\"family\":\"codestral\",\"endpoint\":\"http://127.0.0.1:$UP/v1\",\"identifier\":\"custom_openai/codestral\"}" >/dev/null
-  api -X POST "http://127.0.0.1:$P/api/v1/self_hosted_models" -d "{\"name\":\"bench-chat\",\"family\":\"mistral\",\"endpoint\":\"http://127.0.0.1:$UP/v1\",\"identifier\":\"custom_openai/mistral\"}" >/dev/null
-  api -X PUT "http://127.0.0.1:$P/api/v1/feature_settings/code_completions" -d '{"provider":"self_hosted","self_hosted_model_id":1}' >/dev/null
-  api -X PUT "http://127.0.0.1:$P/api/v1/feature_settings/duo_chat" -d '{"provider":"self_hosted","self_hosted_model_id":2}' >/dev/null
+  bench_deployments "$P" "$UP"
 done
 prompt='def add(a, b):\\n    '
 chat='"messages":[{"role":"user","content":"Write a Python function that adds two numbers."}]'

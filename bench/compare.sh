@@ -15,6 +15,7 @@
 # machine's cores, so figures are comparative: read the ratios, not the absolute numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 DURATION="${DURATION:-5s}"
 CONN="${CONN:-32}"
@@ -51,17 +52,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 kill -0 "$bare_pid" || { echo "the bare proxy did not start" >&2; exit 1; }
-api() { curl -sS --fail-with-body -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
-api -X POST "http://127.0.0.1:$HEARTH_PORT/api/v1/self_hosted_models" \
-    -d "{\"name\":\"bench\",\"family\":\"codestral\",\"endpoint\":\"http://127.0.0.1:$UP_PORT/v1\",\"identifier\":\"custom_openai/codestral\"}" >/dev/null
-# Chat goes to a second deployment of the same upstream: the catalog does not rate Codestral
-# for chat.
-api -X POST "http://127.0.0.1:$HEARTH_PORT/api/v1/self_hosted_models" \
-    -d "{\"name\":\"bench-chat\",\"family\":\"mistral\",\"endpoint\":\"http://127.0.0.1:$UP_PORT/v1\",\"identifier\":\"custom_openai/mistral\"}" >/dev/null
-api -X PUT "http://127.0.0.1:$HEARTH_PORT/api/v1/feature_settings/code_completions" \
-    -d '{"provider":"self_hosted","self_hosted_model_id":1}' >/dev/null
-api -X PUT "http://127.0.0.1:$HEARTH_PORT/api/v1/feature_settings/duo_chat" \
-    -d '{"provider":"self_hosted","self_hosted_model_id":2}' >/dev/null
+bench_deployments "$HEARTH_PORT" "$UP_PORT"
 
 lua() {  # $1: body
     cat >"$work/post.lua" <<LUA

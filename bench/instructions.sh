@@ -13,6 +13,7 @@
 # Needs valgrind (apt-get install valgrind) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 N="${N:-2000}"
 UP=19500; PORT=19501; TOKEN=bench-admin-token-0123456789
@@ -93,15 +94,7 @@ measure() {  # $1: bare|hearth, $2: case
         sleep 0.2
     done
     if [ "$1" = hearth ]; then
-        api() { curl -sS --fail-with-body -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@" >/dev/null; }
-        api -X POST "http://127.0.0.1:$PORT/api/v1/self_hosted_models" \
-            -d "{\"name\":\"bench\",\"family\":\"codestral\",\"endpoint\":\"http://127.0.0.1:$UP/v1\",\"identifier\":\"custom_openai/codestral\"}"
-        api -X POST "http://127.0.0.1:$PORT/api/v1/self_hosted_models" \
-            -d "{\"name\":\"bench-chat\",\"family\":\"mistral\",\"endpoint\":\"http://127.0.0.1:$UP/v1\",\"identifier\":\"custom_openai/mistral\"}"
-        api -X PUT "http://127.0.0.1:$PORT/api/v1/feature_settings/code_completions" \
-            -d '{"provider":"self_hosted","self_hosted_model_id":1}'
-        api -X PUT "http://127.0.0.1:$PORT/api/v1/feature_settings/duo_chat" \
-            -d '{"provider":"self_hosted","self_hosted_model_id":2}'
+        bench_deployments "$PORT" "$UP"
     fi
     if [ "$1" = hearth ]; then
         # Past the first active health check, which builds its client (certificate store and

@@ -45,6 +45,15 @@ struct Shared {
     waker: Option<Waker>,
 }
 
+impl Shared {
+    /// Keeps the body's waker (once per task) for the watchdog to wake.
+    fn wait(&mut self, cx: &Context<'_>) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+    }
+}
+
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     // Nothing here can be left half-updated by a panic; keep serving the stream.
     shared.lock().unwrap_or_else(PoisonError::into_inner)
@@ -142,9 +151,7 @@ impl http_body::Body for Relayed {
                 Poll::Pending => {
                     // The relay woke this body through its own wakers; if the watchdog takes
                     // it now, only this one is left to say the ending is ready.
-                    if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        s.waker = Some(cx.waker().clone());
-                    }
+                    s.wait(cx);
                     Poll::Pending
                 }
             };
@@ -163,9 +170,7 @@ impl http_body::Body for Relayed {
             }
             None => {
                 // The watchdog is writing the ending.
-                if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    s.waker = Some(cx.waker().clone());
-                }
+                s.wait(cx);
                 Poll::Pending
             }
         }

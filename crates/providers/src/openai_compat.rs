@@ -27,7 +27,7 @@ use read::{answer, event_chunk};
 
 /// What kind of answer to read: `choices[].text` or `choices[].message|delta.content`.
 #[derive(Clone, Copy)]
-pub(crate) enum Kind {
+enum Kind {
     Text,
     Chat,
 }

@@ -42,12 +42,7 @@ pub(super) fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError
     if event.error.is_some() {
         return Err(ProviderError::Stream(upstream_message(data.as_bytes())));
     }
-    let usage = event.usage.and_then(|u| {
-        Some(Usage {
-            prompt_tokens: u.prompt_tokens?,
-            completion_tokens: u.completion_tokens.unwrap_or(0),
-        })
-    });
+    let usage = event.usage.and_then(WholeUsage::usage);
     let Some(choice) = event.choices.into_iter().next() else {
         return Ok(Chunk {
             usage,
@@ -126,6 +121,16 @@ struct WholeUsage {
     completion_tokens: Option<u64>,
 }
 
+impl WholeUsage {
+    /// As [`usage`] reads it from a JSON value: no prompt count, no usage.
+    fn usage(self) -> Option<Usage> {
+        Some(Usage {
+            prompt_tokens: self.prompt_tokens?,
+            completion_tokens: self.completion_tokens.unwrap_or(0),
+        })
+    }
+}
+
 /// A whole answer's reply. A well-formed answer is read in one typed pass; anything unusual
 /// (a field of another type, a repeated key, no choices) is read again as a JSON value, which
 /// tolerates it or names the problem exactly as before.
@@ -144,12 +149,7 @@ pub(super) fn answer(bytes: &[u8], kind: Kind) -> Result<Reply, ProviderError> {
         return Ok(Reply {
             text: text.unwrap_or_default(),
             finish_reason: choice.finish_reason,
-            usage: whole.usage.and_then(|u| {
-                Some(Usage {
-                    prompt_tokens: u.prompt_tokens?,
-                    completion_tokens: u.completion_tokens.unwrap_or(0),
-                })
-            }),
+            usage: whole.usage.and_then(WholeUsage::usage),
             message,
             logprobs: choice.logprobs.filter(|l| !l.is_null()),
         });
