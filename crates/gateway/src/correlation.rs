@@ -56,6 +56,11 @@ static GITLAB_HEADERS: std::sync::LazyLock<[HeaderName; 9]> = std::sync::LazyLoc
 });
 
 fn gitlab_context(headers: &HeaderMap) -> Option<[String; 9]> {
+    // Most requests (IDE plugins, SDKs) carry none: one pass over their few headers is
+    // cheaper than nine hashed lookups.
+    if !headers.keys().any(|k| k.as_str().starts_with("x-gitlab-")) {
+        return None;
+    }
     let names = &*GITLAB_HEADERS;
     if !names.iter().any(|h| headers.contains_key(h)) {
         return None;

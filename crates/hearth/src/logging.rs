@@ -22,7 +22,7 @@ where
 {
     match format {
         LogFormat::Json => fmt::layer()
-            .fmt_fields(fmt::format::JsonFields::new())
+            .fmt_fields(json::SpanFields)
             .event_format(json::JsonLines)
             .with_writer(writer)
             .boxed(),

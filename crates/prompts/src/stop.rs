@@ -87,22 +87,26 @@ impl StopScanner {
         out
     }
 
+    /// Where the first stop (or the echo line) begins in `held`; a stop wins a tie with the
+    /// echo. One pass over the text checking every stop at each byte: the stops are a few
+    /// bytes and the text a chunk or one reply, where setting up a substring search per stop
+    /// (as `str::find` does) costs more than the search.
     fn earliest_stop(&self) -> Option<(usize, bool)> {
-        let exact = self
-            .stops
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min()
-            .map(|i| (i, false));
-        let echo = self
-            .echo
-            .as_deref()
-            .and_then(|e| self.held.find(e))
-            .map(|i| (i, true));
-        match (exact, echo) {
-            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-            (a, b) => a.or(b),
-        }
+        let held = self.held.as_bytes();
+        let echo = self.echo.as_deref().map(str::as_bytes);
+        // Stops and echo are never empty (see `new`); the first byte is compared before the
+        // rest, as most positions fail there.
+        let starts = |rest: &[u8], s: &[u8]| rest[0] == s[0] && rest.starts_with(s);
+        (0..held.len()).find_map(|at| {
+            let rest = &held[at..];
+            if self.stops.iter().any(|s| starts(rest, s.as_bytes())) {
+                Some((at, false))
+            } else if echo.is_some_and(|e| starts(rest, e)) {
+                Some((at, true))
+            } else {
+                None
+            }
+        })
     }
 
     /// How much of `held` cannot be the start of a stop sequence (nor, when an echo line is
@@ -114,7 +118,10 @@ impl StopScanner {
             let longest = stop.len().saturating_sub(1).min(held.len());
             for k in (1..=longest).rev() {
                 let start = held.len() - k;
-                if held.is_char_boundary(start) && stop.starts_with(&held[start..]) {
+                if held.as_bytes()[start] == stop.as_bytes()[0]
+                    && held.is_char_boundary(start)
+                    && stop.starts_with(&held[start..])
+                {
                     keep = keep.max(k);
                     break;
                 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
 use crate::bedrock;
@@ -18,11 +18,13 @@ use crate::limits::{self, Deadline, UpstreamLimits};
 use crate::redact::{SecretSource, Secrets};
 use crate::replicas;
 
+mod body;
 mod read;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::types::{
     CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest,
 };
+use body::Outgoing;
 use read::{answer, event_chunk};
 
 /// What kind of answer to read: `choices[].text` or `choices[].message|delta.content`.
@@ -124,7 +126,7 @@ impl Providers {
                     bedrock::complete(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
                 }
                 _ => {
-                    let body = text_body(req, false, false);
+                    let body = Outgoing::text(req, false, false);
                     self.whole(&one, "/completions", body, Kind::Text, ctx)
                         .await
                 }
@@ -149,7 +151,7 @@ impl Providers {
                         .await
                 }
                 _ => {
-                    let body = text_body(req, true, include_usage);
+                    let body = Outgoing::text(req, true, include_usage);
                     self.streamed(&one, "/completions", body, Kind::Text, ctx)
                         .await
                 }
@@ -172,7 +174,7 @@ impl Providers {
                     bedrock::chat(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
                 }
                 _ => {
-                    let body = chat_body(req, false, false);
+                    let body = Outgoing::chat(req, false, false);
                     self.whole(&one, "/chat/completions", body, Kind::Chat, ctx)
                         .await
                 }
@@ -196,7 +198,7 @@ impl Providers {
                     bedrock::chat_stream(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
                 }
                 _ => {
-                    let body = chat_body(req, true, include_usage);
+                    let body = Outgoing::chat(req, true, include_usage);
                     self.streamed(&one, "/chat/completions", body, Kind::Chat, ctx)
                         .await
                 }
@@ -278,7 +280,7 @@ impl Providers {
         &self,
         ep: &Endpoint,
         path: &str,
-        body: Value,
+        body: Outgoing<'_>,
         ctx: &CallContext,
         deadline: Deadline,
     ) -> Result<reqwest::Response, ProviderError> {
@@ -291,23 +293,18 @@ impl Providers {
                 api_version: Some(version),
             } => {
                 // The classic form names the deployment in the URL; `model` is not needed.
-                let mut body = body;
-                if let Some(obj) = body.as_object_mut() {
-                    obj.remove("model");
-                }
                 (
                     format!("{base}/openai/deployments/{deployment}{path}?api-version={version}"),
-                    body,
+                    body.with_model(None),
                 )
             }
             Flavor::Azure {
                 deployment,
                 api_version: None,
-            } => {
-                let mut body = body;
-                body["model"] = json!(deployment);
-                (format!("{base}/openai/v1{path}"), body)
-            }
+            } => (
+                format!("{base}/openai/v1{path}"),
+                body.with_model(Some(deployment)),
+            ),
         };
         let mut request = self.client(ep)?.post(self.url(&url)?).json(&body);
         if let Some(key) = &ep.api_key {
@@ -352,7 +349,7 @@ impl Providers {
         &self,
         ep: &Endpoint,
         path: &str,
-        body: Value,
+        body: Outgoing<'_>,
         kind: Kind,
         ctx: &CallContext,
     ) -> Result<Reply, ProviderError> {
@@ -366,7 +363,7 @@ impl Providers {
         &self,
         ep: &Endpoint,
         path: &str,
-        body: Value,
+        body: Outgoing<'_>,
         kind: Kind,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
@@ -526,98 +523,6 @@ pub(crate) fn broken_stream(e: &reqwest::Error) -> ProviderError {
     })
 }
 
-/// A message's or delta's fields other than `role` and `content` that carry something:
-/// `tool_calls`, `function_call`, `refusal`. Nulls are dropped (vLLM sends `"tool_calls": []`
-/// and `"refusal": null` on every answer).
-fn text_body(req: &TextRequest, stream: bool, include_usage: bool) -> Value {
-    let mut body = json!({
-        "model": req.model,
-        "prompt": req.prompt,
-        "max_tokens": req.max_tokens,
-        "stream": stream,
-    });
-    common(
-        &mut body,
-        req.temperature,
-        req.top_p,
-        &req.stop,
-        req.user.as_deref(),
-        stream,
-        include_usage,
-    );
-    pass_through(&mut body, &req.extra);
-    body
-}
-
-/// The client's own fields, as it sent them. Hearth's fields win a clash: they were derived
-/// from the client's and checked.
-fn pass_through(body: &mut Value, extra: &serde_json::Map<String, Value>) {
-    if let Some(obj) = body.as_object_mut() {
-        for (k, v) in extra {
-            obj.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-}
-
-fn chat_body(req: &ChatRequest, stream: bool, include_usage: bool) -> Value {
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let mut out = json!({"role": m.role, "content": m.content});
-            // An assistant turn that only called tools has no text; OpenAI's form is null.
-            if m.content.is_empty()
-                && (m.extra.contains_key("tool_calls") || m.extra.contains_key("function_call"))
-            {
-                out["content"] = Value::Null;
-            }
-            pass_through(&mut out, &m.extra);
-            out
-        })
-        .collect();
-    let mut body = json!({"model": req.model, "messages": messages, "stream": stream});
-    if let Some(n) = req.max_tokens {
-        body["max_tokens"] = json!(n);
-    }
-    common(
-        &mut body,
-        req.temperature,
-        req.top_p,
-        &req.stop,
-        req.user.as_deref(),
-        stream,
-        include_usage,
-    );
-    pass_through(&mut body, &req.extra);
-    body
-}
-
-fn common(
-    body: &mut Value,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    stop: &[String],
-    user: Option<&str>,
-    stream: bool,
-    include_usage: bool,
-) {
-    if let Some(t) = temperature {
-        body["temperature"] = json!(t);
-    }
-    if let Some(p) = top_p {
-        body["top_p"] = json!(p);
-    }
-    if !stop.is_empty() {
-        body["stop"] = json!(stop);
-    }
-    if let Some(u) = user {
-        body["user"] = json!(u);
-    }
-    if stream && include_usage {
-        body["stream_options"] = json!({"include_usage": true});
-    }
-}
-
 /// `scheme://host:port` of a URL, the unit connections are pooled by.
 fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
@@ -636,30 +541,5 @@ mod tests {
         assert_eq!(origin("http://gpu-1:8000/v1"), "http://gpu-1:8000");
         assert_eq!(origin("https://h/v1/"), "https://h");
         assert_eq!(origin("http://h"), "http://h");
-    }
-
-    #[test]
-    fn bodies_carry_only_what_was_set() {
-        let req = TextRequest {
-            model: "m".into(),
-            prompt: "p".into(),
-            max_tokens: 8,
-            stop: vec!["\n\n".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            text_body(&req, true, true),
-            json!({"model": "m", "prompt": "p", "max_tokens": 8, "stream": true,
-                   "stop": ["\n\n"], "stream_options": {"include_usage": true}})
-        );
-        let chat = ChatRequest {
-            model: "m".into(),
-            temperature: Some(0.5),
-            ..Default::default()
-        };
-        assert_eq!(
-            chat_body(&chat, false, true),
-            json!({"model": "m", "messages": [], "stream": false, "temperature": 0.5})
-        );
     }
 }
