@@ -8,6 +8,7 @@ mod chat;
 mod completions;
 mod doors;
 pub(crate) mod error;
+mod frames;
 mod models;
 mod reframe;
 mod stream;

@@ -12,14 +12,13 @@ use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_eventstream::smithy::parse_response_headers;
 use base64::Engine;
 use bytes::BytesMut;
-use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
 use crate::buffered::{Events, Queued};
 use crate::error::{ProviderError, StreamClock, TimeoutPhase};
-use crate::limits::{self, Deadline, UpstreamLimits};
+use crate::limits::{self, Deadline, ReadTimer, UpstreamLimits};
 use crate::types::{
     CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
 };
@@ -581,11 +580,13 @@ async fn streamed(
             crate::error::upstream_message(&body)
         )));
     }
+    let clock = StreamClock::start(started, first, ep.timeouts.total);
     let state = EventStream {
         body: Box::pin(response.bytes_stream()),
         frames: FrameReader::new(limits.max_event_bytes),
         pending: VecDeque::new(),
-        clock: StreamClock::start(started, first, ep.timeouts.total),
+        timer: ReadTimer::new(clock.next_deadline().0),
+        clock,
         finished: false,
         invoke: op == Op::InvokeStream,
         ended: false,
@@ -601,6 +602,7 @@ struct EventStream {
     body: ByteStream,
     frames: FrameReader,
     pending: VecDeque<Result<Chunk, ProviderError>>,
+    timer: ReadTimer,
     clock: StreamClock,
     finished: bool,
     /// InvokeModelWithResponseStream (`chunk` events) rather than ConverseStream.
@@ -722,7 +724,7 @@ impl FrameReader {
 async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>, EventStream)> {
     loop {
         // Checked before anything is handed on: a reader that polls only now and then (a
-        // slow client) must still meet the deadline, and `timeout_at` below would let a
+        // slow client) must still meet the deadline, and the read timer below would let a
         // server that always has bytes ready run past it.
         if !s.finished
             && let Some(expired) = s.clock.expired()
@@ -742,23 +744,23 @@ async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>,
             return None;
         }
         let (deadline, phase, after) = s.clock.next_deadline();
-        match timeout_at(deadline, s.body.next()).await {
-            Err(_) => {
+        match s.timer.next(&mut s.body, deadline).await {
+            None => {
                 s.finished = true;
                 return Some((Err(ProviderError::Timeout { phase, after }), s));
             }
-            Ok(Some(Err(e))) => {
+            Some(Some(Err(e))) => {
                 s.finished = true;
                 return Some((Err(crate::openai_compat::broken_stream(&e)), s));
             }
-            Ok(Some(Ok(bytes))) => {
+            Some(Some(Ok(bytes))) => {
                 let (messages, error) = s.frames.push(&bytes);
                 for m in &messages {
                     s.handle(m);
                 }
                 s.pending.extend(error.map(Err));
             }
-            Ok(None) => {
+            Some(None) => {
                 s.finished = true;
                 if s.frames.partial() {
                     return Some((

@@ -2,12 +2,47 @@
 //! every body read: under the call's deadline and under a size cap, so neither a stalled nor
 //! a flooding server can hold a request or the process's memory.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::time::{Instant, timeout_at};
+use futures_util::{Stream, StreamExt};
+use tokio::time::{Instant, Sleep, timeout_at};
 
 use crate::error::{ConnectCause, ProviderError, TimeoutPhase};
 use crate::types::Endpoint;
+
+/// The deadline of a stream's reads: one timer for the whole stream, moved to each read's
+/// deadline. A fresh `timeout_at` per read adds a timer to tokio's timer wheel and takes it
+/// out again, for every chunk; moving a timer later is one atomic update.
+pub(crate) struct ReadTimer(Pin<Box<Sleep>>);
+
+impl ReadTimer {
+    pub(crate) fn new(deadline: Instant) -> Self {
+        ReadTimer(Box::pin(tokio::time::sleep_until(deadline)))
+    }
+
+    /// `body`'s next item, or `None` when `deadline` passed first (as `timeout_at`, the body
+    /// is polled first).
+    pub(crate) async fn next<S: Stream + Unpin>(
+        &mut self,
+        body: &mut S,
+        deadline: Instant,
+    ) -> Option<Option<S::Item>> {
+        if self.0.deadline() != deadline {
+            self.0.as_mut().reset(deadline);
+        }
+        let sleep = &mut self.0;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(item) = body.poll_next_unpin(cx) {
+                return Poll::Ready(Some(item));
+            }
+            sleep.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    }
+}
 
 /// Caps on how much of an upstream answer is held in memory at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,14 +7,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
 use crate::bedrock;
 use crate::buffered::{Events, Queued};
 use crate::error::{
     ConnectCause, ProviderError, StreamClock, TimeoutPhase, upstream_code, upstream_message,
 };
-use crate::limits::{self, Deadline, UpstreamLimits};
+use crate::limits::{self, Deadline, ReadTimer, UpstreamLimits};
 use crate::redact::{SecretSource, Secrets};
 use crate::replicas;
 
@@ -379,11 +379,13 @@ impl Providers {
                 upstream_message(&body)
             )));
         }
+        let clock = StreamClock::start(started, first_token, ep.timeouts.total);
         let state = StreamState {
             body: Box::pin(response.bytes_stream()),
             decoder: SseDecoder::with_limit(self.limits.max_event_bytes),
             pending: std::collections::VecDeque::new(),
-            clock: StreamClock::start(started, first_token, ep.timeouts.total),
+            timer: ReadTimer::new(clock.next_deadline().0),
+            clock,
             finished: false,
             kind,
         };
@@ -415,6 +417,7 @@ struct StreamState {
     body: ByteStream,
     decoder: SseDecoder,
     pending: std::collections::VecDeque<Result<Chunk, ProviderError>>,
+    timer: ReadTimer,
     clock: StreamClock,
     finished: bool,
     kind: Kind,
@@ -423,7 +426,7 @@ struct StreamState {
 async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>, StreamState)> {
     loop {
         // Checked before anything is handed on: a reader that polls only now and then (a
-        // slow client) must still meet the deadline, and `timeout_at` below would let a
+        // slow client) must still meet the deadline, and the read timer below would let a
         // server that always has bytes ready run past it.
         if !s.finished
             && let Some(expired) = s.clock.expired()
@@ -443,21 +446,21 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>,
             return None;
         }
         let (deadline, phase, after) = s.clock.next_deadline();
-        match timeout_at(deadline, s.body.next()).await {
-            Err(_) => {
+        match s.timer.next(&mut s.body, deadline).await {
+            None => {
                 s.finished = true;
                 return Some((Err(ProviderError::Timeout { phase, after }), s));
             }
-            Ok(Some(Err(e))) => {
+            Some(Some(Err(e))) => {
                 s.finished = true;
                 return Some((Err(broken_stream(&e)), s));
             }
-            Ok(Some(Ok(bytes))) => {
+            Some(Some(Ok(bytes))) => {
                 for event in s.decoder.push(&bytes) {
                     s.handle(event);
                 }
             }
-            Ok(None) => {
+            Some(None) => {
                 if let Some(event) = s.decoder.finish() {
                     s.handle(event);
                 }

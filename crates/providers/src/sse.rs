@@ -74,12 +74,26 @@ impl SseDecoder {
                 events.push(SseEvent::TooLarge(self.max));
                 break;
             }
-            self.line.extend_from_slice(part);
-            let Some(i) = end else { break };
+            let Some(i) = end else {
+                self.line.extend_from_slice(part);
+                break;
+            };
             self.after_cr = bytes[i] == b'\r';
             bytes = &bytes[i + 1..];
-            let line = std::mem::take(&mut self.line);
-            if let Some(e) = self.line_done(&line) {
+            // A line that arrived whole is read where it lies; only a line split across
+            // reads is gathered in `line` first.
+            let event = if self.line.is_empty() {
+                self.line_done(part)
+            } else {
+                self.line.extend_from_slice(part);
+                let line = std::mem::take(&mut self.line);
+                let event = self.line_done(&line);
+                // Keeps the allocation for the next split line.
+                self.line = line;
+                self.line.clear();
+                event
+            };
+            if let Some(e) = event {
                 events.push(e);
             }
         }
@@ -142,7 +156,10 @@ impl SseDecoder {
             return None;
         }
         self.has_data = false;
-        let data = String::from_utf8_lossy(&std::mem::take(&mut self.data)).into_owned();
+        let data = match String::from_utf8(std::mem::take(&mut self.data)) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
         if data.trim() == "[DONE]" {
             return Some(SseEvent::Done);
         }

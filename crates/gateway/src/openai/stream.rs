@@ -12,9 +12,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::openai::error::OaiError;
-use crate::openai::wire::{
-    ChatChunk, ChatChunkChoice, Delta, TextChoice, TextCompletion, UsageOut,
-};
+use crate::openai::frames::Frames;
+use crate::openai::wire::{ChatChunk, ChatChunkChoice, Delta, TextCompletion, UsageOut};
 use crate::telemetry::Exchange;
 
 /// Frames gathered into one piece at most (a piece may pass it by its last frame).
@@ -45,6 +44,7 @@ pub(crate) struct Relay {
     pub include_usage: bool,
     /// Taken when recorded; dropped unrecorded (the client left), it records 499 itself.
     pub exchange: Option<Exchange>,
+    frames: Frames,
     sent_role: bool,
     usage: Option<Usage>,
     finish: Option<String>,
@@ -59,15 +59,24 @@ impl Relay {
         framing: Framing,
         exchange: Exchange,
     ) -> Relay {
+        let created = super::now_secs();
+        let frames = Frames::new(
+            framing.shape,
+            &framing.id,
+            created,
+            &framing.model,
+            framing.include_usage,
+        );
         Relay {
             upstream,
             scanner,
             shape: framing.shape,
             id: framing.id,
-            created: super::now_secs(),
+            created,
             model: framing.model,
             include_usage: framing.include_usage,
             exchange: Some(exchange),
+            frames,
             sent_role: false,
             usage: None,
             finish: None,
@@ -231,19 +240,7 @@ impl Relay {
     }
 
     fn text_chunk(&self, text: &str, finish: Option<&str>) -> Bytes {
-        sse(&TextCompletion {
-            id: &self.id,
-            object: "text_completion",
-            created: self.created,
-            model: &self.model,
-            choices: vec![TextChoice {
-                index: 0,
-                text,
-                logprobs: None,
-                finish_reason: finish,
-            }],
-            usage: self.usage_field(),
-        })
+        self.frames.text(text, finish)
     }
 
     fn chat_chunk(
@@ -252,9 +249,10 @@ impl Relay {
         content: Option<&str>,
         finish: Option<&str>,
     ) -> Bytes {
-        self.chat_chunk_with(role, content, finish, None, None)
+        self.frames.chat(role, content, finish)
     }
 
+    /// A chat chunk carrying tool-call pieces or logprobs, which the usual frames do not.
     fn chat_chunk_with(
         &self,
         role: Option<&'static str>,

@@ -4,6 +4,7 @@
 //! problem, so the typed pass changes no result, only the cost.
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::Kind;
@@ -26,11 +27,32 @@ struct StreamChoice {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
-    delta: Option<Value>,
+    delta: Option<PlainDelta>,
     #[serde(default)]
     finish_reason: Option<String>,
     #[serde(default)]
     logprobs: Option<Value>,
+}
+
+/// A delta with nothing but text: the usual event, read without building a map. Any other
+/// field (tool-call pieces, a refusal, what a server adds) fails this reading, and the event
+/// is read again as a JSON value, which keeps those fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainDelta {
+    #[serde(default)]
+    #[allow(dead_code)]
+    role: Option<IgnoredAny>,
+    #[serde(default)]
+    content: Option<String>,
+    /// Reasoning text is not relayed (as the JSON-value reading drops it).
+    #[serde(default)]
+    #[allow(dead_code)]
+    reasoning_content: Option<IgnoredAny>,
+    /// Only `null` is plain; a refusal's text is kept by the JSON-value reading.
+    #[serde(default)]
+    #[allow(dead_code)]
+    refusal: Option<()>,
 }
 
 /// One stream event's chunk: typed in one pass when the event is well-formed, else read as a
@@ -51,13 +73,7 @@ pub(super) fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError
     };
     let (text, delta) = match kind {
         Kind::Text => (choice.text, serde_json::Map::new()),
-        Kind::Chat => {
-            let delta = choice.delta.unwrap_or_default();
-            (
-                delta["content"].as_str().map(str::to_owned),
-                beyond_text(&delta),
-            )
-        }
+        Kind::Chat => (choice.delta.and_then(|d| d.content), serde_json::Map::new()),
     };
     Ok(Chunk {
         finish_reason: choice.finish_reason,
@@ -247,6 +263,14 @@ mod tests {
             r#"{"error":{"message":"overloaded"}}"#,
             r#"{"error":null,"choices":[{"text":"y"}]}"#,
             r#"{"choices":[{"delta":{"content":5}}]}"#,
+            r#"{"choices":[{"delta":{"role":"assistant"}}]}"#,
+            r#"{"choices":[{"delta":{"content":null,"reasoning_content":"think"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a \"q\" \u00e9\n","refusal":null}}]}"#,
+            r#"{"choices":[{"delta":{"refusal":"no"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"x","tool_calls":[]}}]}"#,
+            r#"{"choices":[{"delta":{"content":"x","added_by_server":{"a":1}}}]}"#,
+            r#"{"choices":[{"delta":{"content":"x","content":"y"}}]}"#,
+            r#"{"choices":[{"delta":null,"finish_reason":"stop"}]}"#,
         ];
         for body in events {
             for kind in [Kind::Text, Kind::Chat] {

@@ -1,0 +1,201 @@
+//! The SSE frames of a stream's usual chunks (text, and chat role/content/finish), written
+//! from a head made once per stream. Everything before the chunk's text — id, object,
+//! created, model — is the same for every chunk of a stream; serializing it again for each
+//! chunk cost as much as reading the model server's event. The bytes are exactly what
+//! serializing [`TextCompletion`](super::wire::TextCompletion) or
+//! [`ChatChunk`](super::wire::ChatChunk) gives (see the tests).
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::stream::Shape;
+
+pub(crate) struct Frames {
+    /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,`
+    head: Vec<u8>,
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct Head<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+}
+
+impl Frames {
+    pub(crate) fn new(
+        shape: Shape,
+        id: &str,
+        created: u64,
+        model: &str,
+        include_usage: bool,
+    ) -> Self {
+        let object = match shape {
+            Shape::Text => "text_completion",
+            Shape::Chat => "chat.completion.chunk",
+        };
+        let mut head = b"data: ".to_vec();
+        put_json(
+            &mut head,
+            &Head {
+                id,
+                object,
+                created,
+                model,
+            },
+        );
+        // Reopen the object to add `choices`.
+        if head.last() == Some(&b'}') {
+            head.pop();
+        }
+        head.extend_from_slice(br#","choices":[{"index":0,"#);
+        Frames {
+            head,
+            include_usage,
+        }
+    }
+
+    /// A `text_completion` chunk.
+    pub(crate) fn text(&self, text: &str, finish: Option<&str>) -> Bytes {
+        let mut buf = self.start(text.len());
+        buf.extend_from_slice(br#""text":"#);
+        put_json(&mut buf, text);
+        self.end(buf, finish)
+    }
+
+    /// A `chat.completion.chunk` whose delta has at most a role and content.
+    pub(crate) fn chat(
+        &self,
+        role: Option<&str>,
+        content: Option<&str>,
+        finish: Option<&str>,
+    ) -> Bytes {
+        let mut buf = self.start(content.map_or(0, str::len));
+        buf.extend_from_slice(br#""delta":{"#);
+        if let Some(role) = role {
+            buf.extend_from_slice(br#""role":"#);
+            put_json(&mut buf, role);
+        }
+        if let Some(content) = content {
+            if role.is_some() {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(br#""content":"#);
+            put_json(&mut buf, content);
+        }
+        buf.push(b'}');
+        self.end(buf, finish)
+    }
+
+    fn start(&self, text_len: usize) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(self.head.len() + text_len + 96);
+        buf.extend_from_slice(&self.head);
+        buf
+    }
+
+    fn end(&self, mut buf: Vec<u8>, finish: Option<&str>) -> Bytes {
+        buf.extend_from_slice(br#","logprobs":null,"finish_reason":"#);
+        match finish {
+            Some(f) => put_json(&mut buf, f),
+            None => buf.extend_from_slice(b"null"),
+        }
+        buf.extend_from_slice(b"}]");
+        if self.include_usage {
+            buf.extend_from_slice(br#","usage":null"#);
+        }
+        buf.extend_from_slice(b"}\n\n");
+        Bytes::from(buf)
+    }
+}
+
+/// Appends `value` as JSON. Strings and these plain structs cannot fail to serialize into a
+/// `Vec`; were one to, `null` keeps the frame well-formed.
+fn put_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    let mark = buf.len();
+    if serde_json::to_writer(&mut *buf, value).is_err() {
+        buf.truncate(mark);
+        buf.extend_from_slice(b"null");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::wire::{ChatChunk, ChatChunkChoice, Delta, TextChoice, TextCompletion};
+
+    fn serde_sse<T: Serialize>(value: &T) -> Vec<u8> {
+        let mut buf = b"data: ".to_vec();
+        serde_json::to_writer(&mut buf, value).unwrap();
+        buf.extend_from_slice(b"\n\n");
+        buf
+    }
+
+    const TEXTS: [&str; 6] = [
+        "",
+        "return a + b",
+        "quote \" backslash \\ newline \n tab \t",
+        "bell \u{7} nul \u{0} del \u{7f}",
+        "é ✓ 𝄞 \u{2028}",
+        "</s>",
+    ];
+
+    #[test]
+    fn frames_are_what_serializing_the_chunk_gives() {
+        let ids = ["cmpl-0123456789abcdef", "chatcmpl-\"odd\"\\id"];
+        let models = ["codestral", "my \"model\" é"];
+        for (id, model) in ids.iter().zip(models) {
+            for include_usage in [false, true] {
+                let created = 1_764_561_600;
+                let usage = include_usage.then_some(None);
+                let text_frames = Frames::new(Shape::Text, id, created, model, include_usage);
+                let chat_frames = Frames::new(Shape::Chat, id, created, model, include_usage);
+                for text in TEXTS {
+                    for finish in [None, Some("stop"), Some("length"), Some("odd \"reason\"")] {
+                        let want = serde_sse(&TextCompletion {
+                            id,
+                            object: "text_completion",
+                            created,
+                            model,
+                            choices: vec![TextChoice {
+                                index: 0,
+                                text,
+                                logprobs: None,
+                                finish_reason: finish,
+                            }],
+                            usage,
+                        });
+                        assert_eq!(&text_frames.text(text, finish)[..], &want[..]);
+                        for role in [None, Some("assistant")] {
+                            for content in [None, Some(text)] {
+                                let want = serde_sse(&ChatChunk {
+                                    id,
+                                    object: "chat.completion.chunk",
+                                    created,
+                                    model,
+                                    choices: vec![ChatChunkChoice {
+                                        index: 0,
+                                        delta: Delta {
+                                            role,
+                                            content,
+                                            more: None,
+                                        },
+                                        logprobs: None,
+                                        finish_reason: finish,
+                                    }],
+                                    usage,
+                                });
+                                let got = chat_frames.chat(role, content, finish);
+                                assert_eq!(
+                                    String::from_utf8_lossy(&got),
+                                    String::from_utf8_lossy(&want)
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
