@@ -27,13 +27,15 @@ pub(super) struct SpanFields;
 
 impl<'w> FormatFields<'w> for SpanFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut out = String::new();
         let mut v = Fields {
-            w: &mut writer,
+            out: &mut out,
             result: Ok(()),
             comma: false,
         };
         fields.record(&mut v);
-        v.result
+        v.result?;
+        writer.write_str(&out)
     }
 
     /// Fields recorded after the span was made are appended; one recorded twice then appears
@@ -44,9 +46,8 @@ impl<'w> FormatFields<'w> for SpanFields {
         fields: &Record<'_>,
     ) -> fmt::Result {
         let comma = !current.fields.is_empty();
-        let mut writer = current.as_writer();
         let mut v = Fields {
-            w: &mut writer,
+            out: &mut current.fields,
             result: Ok(()),
             comma,
         };
@@ -59,48 +60,77 @@ impl<S> FormatEvent<S, SpanFields> for JsonLines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    /// The line is built in a `String` of this thread's and handed to the writer once: the
+    /// writer is reached through a `dyn fmt::Write`, and the line is some sixty pieces.
     fn format_event(
         &self,
         ctx: &FmtContext<'_, S, SpanFields>,
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        w.write_str("{\"timestamp\":\"")?;
-        timestamp(&mut w)?;
-        w.write_str("\",\"level\":\"")?;
-        w.write_str(meta.level().as_str())?;
-        w.write_char('"')?;
-        let mut fields = Fields {
-            w: &mut w,
-            result: Ok(()),
-            comma: true,
-        };
-        event.record(&mut fields);
-        fields.result?;
-        w.write_str(",\"target\":")?;
-        string(&mut w, meta.target())?;
-        if let Some(span) = ctx.lookup_current() {
-            w.write_str(",\"span\":{")?;
-            let ext = span.extensions();
-            if let Some(stored) = ext.get::<FormattedFields<SpanFields>>()
-                && !stored.fields.is_empty()
-            {
-                w.write_str(&stored.fields)?;
-                w.write_char(',')?;
-            }
-            w.write_str("\"name\":")?;
-            string(&mut w, span.name())?;
-            w.write_char('}')?;
+        thread_local! {
+            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        w.write_str("}\n")
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                write_line(&mut line, ctx, event)?;
+                w.write_str(&line)
+            }
+            // Only if formatting a value logged a line itself.
+            Err(_) => {
+                let mut line = String::new();
+                write_line(&mut line, ctx, event)?;
+                w.write_str(&line)
+            }
+        })
     }
+}
+
+fn write_line<S>(
+    out: &mut String,
+    ctx: &FmtContext<'_, S, SpanFields>,
+    event: &Event<'_>,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let meta = event.metadata();
+    out.push_str("{\"timestamp\":\"");
+    timestamp(out)?;
+    out.push_str("\",\"level\":\"");
+    out.push_str(meta.level().as_str());
+    out.push('"');
+    let mut fields = Fields {
+        out,
+        result: Ok(()),
+        comma: true,
+    };
+    event.record(&mut fields);
+    fields.result?;
+    out.push_str(",\"target\":");
+    string(out, meta.target());
+    if let Some(span) = ctx.lookup_current() {
+        out.push_str(",\"span\":{");
+        let ext = span.extensions();
+        if let Some(stored) = ext.get::<FormattedFields<SpanFields>>()
+            && !stored.fields.is_empty()
+        {
+            out.push_str(&stored.fields);
+            out.push(',');
+        }
+        out.push_str("\"name\":");
+        string(out, span.name());
+        out.push('}');
+    }
+    out.push_str("}\n");
+    Ok(())
 }
 
 /// The RFC 3339 time with microseconds that tracing-subscriber writes. Everything up to the
 /// seconds is formatted once per second and thread, which takes the timestamp from a tenth
 /// of the line's cost to almost nothing.
-fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
+fn timestamp(out: &mut String) -> fmt::Result {
     thread_local! {
         static SECOND: std::cell::RefCell<(u64, String)> = const {
             std::cell::RefCell::new((0, String::new()))
@@ -108,7 +138,7 @@ fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
     }
     let now = std::time::SystemTime::now();
     let Ok(since) = now.duration_since(std::time::UNIX_EPOCH) else {
-        return SystemTime.format_time(w);
+        return SystemTime.format_time(&mut Writer::new(out));
     };
     let secs = since.as_secs();
     SECOND.with(|cell| {
@@ -118,92 +148,97 @@ fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
             // "YYYY-MM-DDTHH:MM:SSZ"; other shapes (years past 9999) go the slow way.
             let Some(prefix) = full.strip_suffix('Z').filter(|p| p.len() == 19) else {
                 cached.1.clear();
-                return SystemTime.format_time(w);
+                return SystemTime.format_time(&mut Writer::new(out));
             };
             *cached = (secs, format!("{prefix}."));
         }
-        w.write_str(&cached.1)?;
-        let micros = since.subsec_micros();
+        out.push_str(&cached.1);
         let mut digits = *b"000000Z";
-        let mut rest = micros;
+        let mut rest = since.subsec_micros();
         for d in digits[..6].iter_mut().rev() {
             *d = b'0' + (rest % 10) as u8;
             rest /= 10;
         }
         // Only ASCII digits and 'Z' were written.
-        w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
+        out.push_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?);
+        Ok(())
     })
 }
 
 /// Writes each field as `"name":value`, with a comma before each but (unless `comma`) the
 /// first.
-struct Fields<'a, 'w> {
-    w: &'a mut Writer<'w>,
+struct Fields<'a> {
+    out: &'a mut String,
     result: fmt::Result,
     comma: bool,
 }
 
-impl Fields<'_, '_> {
-    fn put(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
-            let comma = std::mem::replace(&mut self.comma, true);
-            self.result = (|| {
-                if comma {
-                    self.w.write_char(',')?;
-                }
-                string(self.w, field.name())?;
-                self.w.write_char(':')?;
-                value(self.w)
-            })();
+impl Fields<'_> {
+    fn put(&mut self, field: &Field) {
+        if std::mem::replace(&mut self.comma, true) {
+            self.out.push(',');
         }
+        string(self.out, field.name());
+        self.out.push(':');
     }
 }
 
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     // Numbers as serde_json writes them (ryu, itoa), which is also faster than `Display`.
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, |w| {
-            if value.is_finite() {
-                w.write_str(ryu::Buffer::new().format_finite(value))
-            } else {
-                w.write_str("null")
-            }
-        });
+        self.put(field);
+        if value.is_finite() {
+            self.out.push_str(ryu::Buffer::new().format_finite(value));
+        } else {
+            self.out.push_str("null");
+        }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.put(field);
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.put(field);
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, |w| w.write_str(if value { "true" } else { "false" }));
+        self.put(field);
+        self.out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, |w| string(w, value));
+        self.put(field);
+        string(self.out, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, |w| {
-            w.write_char('"')?;
-            write!(Escaped(w), "{value:?}")?;
-            w.write_char('"')
-        });
+        self.put(field);
+        self.out.push('"');
+        if self.result.is_ok() {
+            self.result = write!(Escaped(self.out), "{value:?}");
+        }
+        self.out.push('"');
     }
 }
 
-fn string(w: &mut Writer<'_>, s: &str) -> fmt::Result {
-    w.write_char('"')?;
-    Escaped(w).write_str(s)?;
-    w.write_char('"')
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    escape_into(out, s);
+    out.push('"');
 }
 
 /// Escapes what it is given as the inside of a JSON string.
-struct Escaped<'a, 'w>(&'a mut Writer<'w>);
+struct Escaped<'a>(&'a mut String);
+
+impl Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
+}
 
 /// Which bytes need escaping: quote, backslash and the control characters.
 const NEEDS_ESCAPE: [bool; 256] = {
@@ -218,28 +253,32 @@ const NEEDS_ESCAPE: [bool; 256] = {
     table
 };
 
-impl Write for Escaped<'_, '_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let bytes = s.as_bytes();
-        let mut plain = 0;
-        while let Some(offset) = bytes[plain..]
-            .iter()
-            .position(|&b| NEEDS_ESCAPE[b as usize])
-        {
-            let i = plain + offset;
-            self.0.write_str(&s[plain..i])?;
-            match bytes[i] {
-                b'"' => self.0.write_str("\\\"")?,
-                b'\\' => self.0.write_str("\\\\")?,
-                b'\n' => self.0.write_str("\\n")?,
-                b'\r' => self.0.write_str("\\r")?,
-                b'\t' => self.0.write_str("\\t")?,
-                b => write!(self.0, "\\u{b:04x}")?,
+fn escape_into(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    let mut plain = 0;
+    while let Some(offset) = bytes[plain..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[b as usize])
+    {
+        let i = plain + offset;
+        out.push_str(&s[plain..i]);
+        match bytes[i] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b => {
+                // Control characters only: one hex digit pair after "\u00".
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
             }
-            plain = i + 1;
         }
-        self.0.write_str(&s[plain..])
+        plain = i + 1;
     }
+    out.push_str(&s[plain..]);
 }
 
 #[cfg(test)]
