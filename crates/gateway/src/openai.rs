@@ -276,8 +276,36 @@ pub(crate) fn exchange(
     )
 }
 
-/// `x-hearth-overhead-ms` with three decimals.
+/// The header with Hearth's own time in a request, in milliseconds.
+pub(crate) const OVERHEAD: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-hearth-overhead-ms");
+
+/// [`OVERHEAD`]'s value, with three decimals (rounded to the microsecond). Written from
+/// whole microseconds: formatting an `f64` with a precision takes a slow exact path.
 pub(crate) fn overhead_header(d: std::time::Duration) -> axum::http::HeaderValue {
-    let text = format!("{:.3}", d.as_secs_f64() * 1000.0);
+    use std::fmt::Write;
+    let micros = (d.as_nanos() + 500) / 1000;
+    let mut text = String::with_capacity(16);
+    let _ = write!(text, "{}.{:03}", micros / 1000, micros % 1000);
     axum::http::HeaderValue::from_str(&text).unwrap_or(axum::http::HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::overhead_header;
+
+    #[test]
+    fn overhead_is_milliseconds_with_three_decimals_rounded() {
+        for (d, text) in [
+            (Duration::ZERO, "0.000"),
+            (Duration::from_nanos(1_234_567), "1.235"),
+            (Duration::from_nanos(1_234_499), "1.234"),
+            (Duration::from_nanos(9_999_995_000), "9999.995"),
+            (Duration::from_secs(12), "12000.000"),
+        ] {
+            assert_eq!(overhead_header(d).to_str().unwrap(), text, "{d:?}");
+        }
+    }
 }

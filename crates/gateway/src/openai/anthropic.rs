@@ -650,7 +650,7 @@ async fn translate_answer(answer: Response, stream: bool) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let overhead = answer.headers().get("x-hearth-overhead-ms").cloned();
+    let overhead = answer.headers().get(super::OVERHEAD).cloned();
     let retry_after = answer.headers().get(header::RETRY_AFTER).cloned();
     if !status.is_success() || !is_sse || !stream {
         let bytes = axum::body::to_bytes(answer.into_body(), crate::BODY_LIMIT * 4)
@@ -666,7 +666,7 @@ async fn translate_answer(answer: Response, stream: bool) -> Response {
             Err(message) => return error_with(StatusCode::BAD_GATEWAY, &message, None),
         };
         if let Some(o) = overhead {
-            response.headers_mut().insert("x-hearth-overhead-ms", o);
+            response.headers_mut().insert(super::OVERHEAD, o);
         }
         return response;
     }
@@ -711,7 +711,7 @@ async fn translate_answer(answer: Response, stream: bool) -> Response {
         HeaderValue::from_static("text/event-stream"),
     );
     if let Some(o) = overhead {
-        response.headers_mut().insert("x-hearth-overhead-ms", o);
+        response.headers_mut().insert(super::OVERHEAD, o);
     }
     response
 }

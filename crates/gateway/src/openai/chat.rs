@@ -435,7 +435,7 @@ async fn run_body(
     record.overhead = started.elapsed().saturating_sub(record.upstream_time);
     response
         .headers_mut()
-        .insert("x-hearth-overhead-ms", overhead_header(record.overhead));
+        .insert(super::OVERHEAD, overhead_header(record.overhead));
     crate::openai::served_by(&mut response, &route);
     record.finish(200, None);
     Ok(response)

@@ -359,7 +359,7 @@ fn finish_whole(
     record.overhead = started.elapsed().saturating_sub(record.upstream_time);
     response
         .headers_mut()
-        .insert("x-hearth-overhead-ms", overhead_header(record.overhead));
+        .insert(super::OVERHEAD, overhead_header(record.overhead));
     record.finish(200, None);
     response
 }
@@ -397,6 +397,6 @@ pub(crate) fn sse_response(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-cache"),
     );
-    h.insert("x-hearth-overhead-ms", overhead_header(overhead));
+    h.insert(super::OVERHEAD, overhead_header(overhead));
     response
 }

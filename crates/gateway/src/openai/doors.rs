@@ -563,7 +563,7 @@ async fn translate(answer: Response, stream: bool, door: Door) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let overhead = answer.headers().get("x-hearth-overhead-ms").cloned();
+    let overhead = answer.headers().get(super::OVERHEAD).cloned();
     if !status.is_success() || !is_sse || !stream {
         let bytes = axum::body::to_bytes(answer.into_body(), crate::BODY_LIMIT * 4)
             .await
@@ -582,7 +582,7 @@ async fn translate(answer: Response, stream: bool, door: Door) -> Response {
         let text = read_choice(&v, &mut p);
         let mut response = axum::Json(door.last(&text, &p)).into_response();
         if let Some(o) = overhead {
-            response.headers_mut().insert("x-hearth-overhead-ms", o);
+            response.headers_mut().insert(super::OVERHEAD, o);
         }
         return response;
     }
@@ -624,7 +624,7 @@ async fn translate(answer: Response, stream: bool, door: Door) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(o) = overhead {
-        response.headers_mut().insert("x-hearth-overhead-ms", o);
+        response.headers_mut().insert(super::OVERHEAD, o);
     }
     response
 }
