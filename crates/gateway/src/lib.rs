@@ -6,6 +6,7 @@
 
 mod admin;
 mod admission;
+mod body_timeout;
 mod console;
 mod correlation;
 mod error;
@@ -37,7 +38,6 @@ use hearth_providers::{AwsDefaults, Providers, UpstreamLimits};
 use hearth_registry::Registry;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_layer::Layer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -217,7 +217,7 @@ pub fn build(
     // layer for every request.
     let layered = Extension(openapi::Document(Arc::new(document))).layer(
         from_fn(correlation::middleware).layer(
-            RequestBodyTimeoutLayer::new(options.body_timeout.unwrap_or(BODY_TIMEOUT))
+            body_timeout::BodyTimeoutLayer(options.body_timeout.unwrap_or(BODY_TIMEOUT))
                 .layer(DefaultBodyLimit::max(BODY_LIMIT).layer(routes)),
         ),
     );
