@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use super::Kind;
 use crate::error::{ProviderError, upstream_message};
+
+mod plain;
 use crate::types::{Chunk, Reply, Usage};
 
 /// The parts of a stream event Hearth reads (see [`WholeAnswer`]).
@@ -58,6 +60,9 @@ struct PlainDelta {
 /// One stream event's chunk: typed in one pass when the event is well-formed, else read as a
 /// JSON value, which tolerates odd fields or names the problem as before.
 pub(super) fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
+    if let Some(chunk) = plain::chunk(data, kind) {
+        return Ok(chunk);
+    }
     let Ok(event) = serde_json::from_str::<StreamEvent>(data) else {
         return event_chunk_value(data, kind);
     };
@@ -220,6 +225,8 @@ fn usage(v: &Value) -> Option<Usage> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// The typed reading gives what the JSON-value reading gives, for usual and odd answers.
@@ -279,6 +286,20 @@ mod tests {
                 assert_eq!(typed, value, "{body}");
             }
         }
+        // The usual events of vLLM, llama-server and OpenAI are read the plain way.
+        let usual = [
+            r#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":"def f():\n    \"x\"","logprobs":null,"finish_reason":null,"stop_reason":null}],"usage":null}"#,
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"choices":[{"finish_reason":"stop","index":0,"delta":{}}],"created":1,"id":"x","model":"m","object":"chat.completion.chunk","usage":{"completion_tokens":2,"prompt_tokens":9,"total_tokens":11}}"#,
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+        ];
+        for body in usual {
+            for kind in [Kind::Text, Kind::Chat] {
+                let fast = plain::chunk(body, kind);
+                assert!(fast.is_some(), "not read the plain way: {body}");
+                assert_eq!(fast, event_chunk_value(body, kind).ok(), "{body}");
+            }
+        }
         let reply = answer(answers[0].as_bytes(), Kind::Text).unwrap();
         assert_eq!(reply.text, "return a + b");
         assert_eq!(
@@ -288,5 +309,84 @@ mod tests {
                 completion_tokens: 4
             })
         );
+    }
+
+    /// Events built from the parts servers send, some then edited at one byte: whenever the
+    /// plain reading answers, it answers what the JSON-value reading does.
+    fn event_text() -> impl Strategy<Value = String> {
+        let text = || {
+            let usual =
+                proptest::string::string_regex(r#"([a-z {}():]|\\n|\\t|\\"|\\\\|\\/|é|✓)*"#)
+                    .unwrap();
+            let odd =
+                proptest::string::string_regex(r#"([a-z]|\\u00e9|\\x|\\b|\\f|\\r)*"#).unwrap();
+            prop_oneof![8 => usual, 1 => odd]
+        };
+        let value = prop_oneof![
+            4 => Just("null".to_string()),
+            4 => Just("1".to_string()),
+            2 => Just("-0.5e3".to_string()),
+            2 => Just("true".to_string()),
+            2 => Just("\"s\"".to_string()),
+            1 => Just("01".to_string()),
+            1 => Just("{}".to_string()),
+            1 => Just("[1]".to_string()),
+        ];
+        let count = prop_oneof![
+            3 => Just("7".to_string()),
+            3 => Just("0".to_string()),
+            3 => Just("null".to_string()),
+            1 => Just("2.5".to_string()),
+            1 => Just("-1".to_string()),
+            1 => Just("18446744073709551616".to_string()),
+        ];
+        (
+            text(),
+            text(),
+            value.clone(),
+            count.clone(),
+            count,
+            prop_oneof![Just("null"), Just("\"stop\""), Just("\"length\"")],
+            prop_oneof![4 => 0usize..2, 1 => 2usize..6],
+            value,
+            proptest::collection::vec(0usize..4, 0..3),
+        )
+            .prop_map(|(t, c, v, p, q, finish, shape, extra, spaces)| {
+                let sp = |i: usize| " \n\t".get(..spaces.get(i).copied().unwrap_or(0).min(3)).unwrap_or("");
+                let choice = match shape {
+                    0 => format!(r#"{{"index":0,"text":"{t}","logprobs":null,"finish_reason":{finish}}}"#),
+                    1 => format!(r#"{{"index":0,"delta":{{"role":"assistant","content":"{c}"}},"finish_reason":{finish}}}"#),
+                    2 => format!(r#"{{"delta":{{"content":"{c}","refusal":{extra}}},"x":{extra}}}"#),
+                    3 => format!(r#"{{"text":"{t}","text":"{c}"}}"#),
+                    4 => format!(r#"{{"text":"{t}"}},{{"text":"{c}"}}"#),
+                    _ => format!(r#"{{"delta":{{"reasoning_content":{extra},"content":null}},"logprobs":{extra}}}"#),
+                };
+                format!(
+                    r#"{{"id":"x",{}"created":{v},"choices":[{}{choice}],"usage":{{"prompt_tokens":{p},"completion_tokens":{q}}}{}}}"#,
+                    sp(0), sp(1), sp(2)
+                )
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_reading_agrees_with_the_json_value_reading(
+            body in event_text(),
+            edit in proptest::option::weighted(0.3, (0usize..400, proptest::char::any())),
+        ) {
+            let mut chars: Vec<char> = body.chars().collect();
+            if let Some((at, c)) = edit {
+                let at = at % chars.len().max(1);
+                if at < chars.len() {
+                    chars[at] = c;
+                }
+            }
+            let body: String = chars.into_iter().collect();
+            for kind in [Kind::Text, Kind::Chat] {
+                if let Some(fast) = plain::chunk(&body, kind) {
+                    prop_assert_eq!(Some(fast), event_chunk_value(&body, kind).ok(), "{}", body);
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,388 @@
+//! The usual stream event, read without a general JSON parser: an object whose choice carries
+//! text (or a delta with only text), a finish reason, maybe usage, and otherwise only plain
+//! values (`id`, `object`, `created`, `model`, `index`, `logprobs: null`, …). That is nearly
+//! every event of every stream, and reading it this way costs a fraction of a typed serde
+//! pass, per chunk. Anything else — escapes beyond the simple ones, nested values Hearth does
+//! not read, an error, more than one choice, a repeated field, anything malformed — returns
+//! `None`, and the event is read by the typed and JSON-value readings as before; a test checks
+//! that whenever this reading answers, it answers what they do.
+
+use super::Kind;
+use crate::types::{Chunk, Usage};
+
+/// The chunk of a plain event, or `None` to read it the general way.
+pub(super) fn chunk(data: &str, kind: Kind) -> Option<Chunk> {
+    let mut r = Reader {
+        text: data,
+        s: data.as_bytes(),
+        at: 0,
+    };
+    let mut choices_seen = false;
+    let mut usage_seen = false;
+    let mut choice = Choice::default();
+    let mut usage = None;
+    r.object(|r, key| {
+        match key {
+            b"choices" => {
+                if std::mem::replace(&mut choices_seen, true) {
+                    return None;
+                }
+                choice = r.choices()?;
+            }
+            b"usage" => {
+                if std::mem::replace(&mut usage_seen, true) {
+                    return None;
+                }
+                usage = r.usage()?;
+            }
+            b"error" => return None,
+            _ => r.scalar()?,
+        }
+        Some(())
+    })?;
+    r.ws();
+    if r.at != r.s.len() {
+        return None;
+    }
+    let text = match kind {
+        Kind::Text => choice.text,
+        Kind::Chat => choice.content,
+    };
+    Some(Chunk {
+        text: text.unwrap_or_default(),
+        finish_reason: choice.finish_reason,
+        usage,
+        ..Chunk::default()
+    })
+}
+
+#[derive(Default)]
+struct Choice {
+    text: Option<String>,
+    content: Option<String>,
+    finish_reason: Option<String>,
+}
+
+/// The bytes that end a run of plain characters in a string: the quote, a backslash, and the
+/// control characters (which JSON does not allow there).
+const STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+struct Reader<'a> {
+    text: &'a str,
+    /// `text`'s bytes.
+    s: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.at).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        self.ws();
+        (self.peek() == Some(b)).then(|| self.at += 1)
+    }
+
+    /// `{ "key": value, … }`, calling `field` to read each value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            let key = self.key()?;
+            self.eat(b':')?;
+            self.ws();
+            field(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An object key, which has no escapes (a key with one goes the general way: it may
+    /// spell a field Hearth reads).
+    fn key(&mut self) -> Option<&'a [u8]> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.at + 1;
+        let (end, plain) = self.string_end()?;
+        self.at = end + 1;
+        plain.then(|| &self.s[start..end])
+    }
+
+    /// From an opening quote: the closing quote's position, and whether nothing in between
+    /// was escaped. Fails on a control character (not allowed in JSON strings) and on a
+    /// `\u` escape (read the general way).
+    fn string_end(&self) -> Option<(usize, bool)> {
+        let mut i = self.at + 1;
+        let mut plain = true;
+        loop {
+            i += self
+                .s
+                .get(i..)?
+                .iter()
+                .position(|&b| STRING_STOP[usize::from(b)])?;
+            match self.s[i] {
+                b'"' => return Some((i, plain)),
+                b'\\' => {
+                    if !matches!(
+                        self.s.get(i + 1)?,
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't'
+                    ) {
+                        return None;
+                    }
+                    plain = false;
+                    i += 2;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string value, unescaped.
+    fn string(&mut self) -> Option<String> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let (end, plain) = self.string_end()?;
+        let start = self.at + 1;
+        self.at = end + 1;
+        // Every cut below is at an ASCII byte (a quote or a backslash), so on a character
+        // boundary of the valid UTF-8 `text`.
+        if plain {
+            return Some(self.text[start..end].to_owned());
+        }
+        let mut out = String::with_capacity(end - start);
+        let mut from = start;
+        let mut i = start;
+        while i < end {
+            if self.s[i] != b'\\' {
+                i += 1;
+                continue;
+            }
+            out.push_str(&self.text[from..i]);
+            out.push(match self.s[i + 1] {
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                // `"`, `\\` and `/` stand for themselves (checked by `string_end`).
+                other => char::from(other),
+            });
+            i += 2;
+            from = i;
+        }
+        out.push_str(&self.text[from..end]);
+        Some(out)
+    }
+
+    /// A string or `null`.
+    fn opt_string(&mut self) -> Option<Option<String>> {
+        if self.literal(b"null") {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        let hit = self.s[self.at..].starts_with(word);
+        if hit {
+            self.at += word.len();
+        }
+        hit
+    }
+
+    /// Skips a string, number, `true`, `false` or `null`; fails on anything else.
+    fn scalar(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                let (end, _) = self.string_end()?;
+                self.at = end + 1;
+                Some(())
+            }
+            b't' => self.literal(b"true").then_some(()),
+            b'f' => self.literal(b"false").then_some(()),
+            b'n' => self.literal(b"null").then_some(()),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// A JSON number, exactly as the grammar has it.
+    fn number(&mut self) -> Option<()> {
+        let digits = |r: &mut Self| {
+            let start = r.at;
+            while matches!(r.peek(), Some(b'0'..=b'9')) {
+                r.at += 1;
+            }
+            (r.at > start).then_some(())
+        };
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        if self.peek() == Some(b'0') {
+            self.at += 1;
+        } else {
+            digits(self)?;
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            digits(self)?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            digits(self)?;
+        }
+        Some(())
+    }
+
+    /// A count: a plain non-negative integer (anything else goes the general way) or `null`.
+    fn count(&mut self) -> Option<Option<u64>> {
+        if self.literal(b"null") {
+            return Some(None);
+        }
+        let start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        let digits = &self.s[start..self.at];
+        if digits.is_empty()
+            || (digits.len() > 1 && digits[0] == b'0')
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        std::str::from_utf8(digits).ok()?.parse().ok().map(Some)
+    }
+
+    /// `[]` or `[ one choice ]`.
+    fn choices(&mut self) -> Option<Choice> {
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Some(Choice::default());
+        }
+        let mut choice = Choice::default();
+        let (mut text, mut delta, mut finish, mut logprobs) = (false, false, false, false);
+        self.object(|r, key| {
+            let seen = match key {
+                b"text" => &mut text,
+                b"delta" => &mut delta,
+                b"finish_reason" => &mut finish,
+                b"logprobs" => &mut logprobs,
+                _ => return r.scalar(),
+            };
+            if std::mem::replace(seen, true) {
+                return None;
+            }
+            match key {
+                b"text" => choice.text = r.opt_string()?,
+                b"delta" => {
+                    if !r.literal(b"null") {
+                        choice.content = r.delta()?;
+                    }
+                }
+                b"finish_reason" => choice.finish_reason = r.opt_string()?,
+                // Only a null: logprobs are relayed by the general reading.
+                _ => return r.literal(b"null").then_some(()),
+            }
+            Some(())
+        })?;
+        // One choice only (the general reading takes the first of several).
+        self.eat(b']')?;
+        Some(choice)
+    }
+
+    /// A delta with nothing but text: its content.
+    fn delta(&mut self) -> Option<Option<String>> {
+        let mut content = None;
+        let (mut role, mut has_content, mut reasoning, mut refusal) = (false, false, false, false);
+        self.object(|r, key| {
+            let seen = match key {
+                b"role" => &mut role,
+                b"content" => &mut has_content,
+                b"reasoning_content" => &mut reasoning,
+                b"refusal" => &mut refusal,
+                _ => return None,
+            };
+            if std::mem::replace(seen, true) {
+                return None;
+            }
+            match key {
+                b"content" => content = r.opt_string()?,
+                b"refusal" => return r.literal(b"null").then_some(()),
+                // Role and reasoning text are not relayed.
+                _ => {
+                    r.opt_string()?;
+                }
+            }
+            Some(())
+        })?;
+        Some(content)
+    }
+
+    /// `null`, or the counts of a usage object with only plain values.
+    fn usage(&mut self) -> Option<Option<Usage>> {
+        if self.literal(b"null") {
+            return Some(None);
+        }
+        let (mut prompt, mut completion) = (None, None);
+        let (mut prompt_seen, mut completion_seen) = (false, false);
+        self.object(|r, key| {
+            match key {
+                b"prompt_tokens" => {
+                    if std::mem::replace(&mut prompt_seen, true) {
+                        return None;
+                    }
+                    prompt = r.count()?;
+                }
+                b"completion_tokens" => {
+                    if std::mem::replace(&mut completion_seen, true) {
+                        return None;
+                    }
+                    completion = r.count()?;
+                }
+                _ => r.scalar()?,
+            }
+            Some(())
+        })?;
+        // As the general reading: no prompt count, no usage.
+        Some(prompt.map(|prompt_tokens| Usage {
+            prompt_tokens,
+            completion_tokens: completion.unwrap_or(0),
+        }))
+    }
+}
