@@ -10,6 +10,10 @@ pub struct StopScanner {
     /// before it goes too).
     echo: Option<String>,
     held: String,
+    /// The bytes a stop or the echo line begins with, and the longest of them: most
+    /// positions of a chunk start neither, which one lookup tells.
+    firsts: [bool; 256],
+    longest: usize,
     /// Whether anything but whitespace has been seen: whitespace-only answers are dropped.
     started: bool,
     done: bool,
@@ -20,10 +24,19 @@ impl StopScanner {
         let mut stops: Vec<String> = stops.into_iter().filter(|s| !s.is_empty()).collect();
         stops.sort();
         stops.dedup();
+        let echo = echo.filter(|e| !e.is_empty());
+        let mut firsts = [false; 256];
+        let mut longest = 0;
+        for s in stops.iter().chain(&echo) {
+            firsts[usize::from(s.as_bytes()[0])] = true;
+            longest = longest.max(s.len());
+        }
         StopScanner {
             stops,
-            echo: echo.filter(|e| !e.is_empty()),
+            echo,
             held: String::new(),
+            firsts,
+            longest,
             started: false,
             done: false,
         }
@@ -98,6 +111,9 @@ impl StopScanner {
         // rest, as most positions fail there.
         let starts = |rest: &[u8], s: &[u8]| rest[0] == s[0] && rest.starts_with(s);
         (0..held.len()).find_map(|at| {
+            if !self.firsts[usize::from(held[at])] {
+                return None;
+            }
             let rest = &held[at..];
             if self.stops.iter().any(|s| starts(rest, s.as_bytes())) {
                 Some((at, false))
@@ -113,18 +129,22 @@ impl StopScanner {
     /// watched, trailing whitespace that would be dropped before it).
     fn safe_len(&self) -> usize {
         let held = &self.held;
+        let bytes = held.as_bytes();
+        // The longest tail of `held` that some stop (or the echo line) starts with and is
+        // longer than.
         let mut keep = 0;
-        for stop in self.stops.iter().chain(self.echo.as_ref()) {
-            let longest = stop.len().saturating_sub(1).min(held.len());
-            for k in (1..=longest).rev() {
-                let start = held.len() - k;
-                if held.as_bytes()[start] == stop.as_bytes()[0]
-                    && held.is_char_boundary(start)
-                    && stop.starts_with(&held[start..])
-                {
-                    keep = keep.max(k);
-                    break;
-                }
+        for k in (1..=self.longest.saturating_sub(1).min(held.len())).rev() {
+            let start = held.len() - k;
+            if self.firsts[usize::from(bytes[start])]
+                && held.is_char_boundary(start)
+                && self
+                    .stops
+                    .iter()
+                    .chain(&self.echo)
+                    .any(|s| s.len() > k && s.as_bytes().starts_with(&bytes[start..]))
+            {
+                keep = k;
+                break;
             }
         }
         let mut safe = held.len() - keep;

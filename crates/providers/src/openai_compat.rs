@@ -456,9 +456,10 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>,
                 return Some((Err(broken_stream(&e)), s));
             }
             Some(Some(Ok(bytes))) => {
-                for event in s.decoder.push(&bytes) {
-                    s.handle(event);
-                }
+                // Out of `s` while it decodes, so each event can be handled as it comes.
+                let mut decoder = std::mem::take(&mut s.decoder);
+                decoder.push_each(&bytes, |event| s.handle(event));
+                s.decoder = decoder;
             }
             Some(None) => {
                 if let Some(event) = s.decoder.finish() {

@@ -60,18 +60,25 @@ impl SseDecoder {
 
     /// Feeds bytes; returns the events they complete, the last being
     /// [`SseEvent::TooLarge`] when an event passed the limit.
-    pub fn push(&mut self, mut bytes: &[u8]) -> Vec<SseEvent> {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
+        self.push_each(bytes, |e| events.push(e));
+        events
+    }
+
+    /// As [`push`](Self::push), handing each complete event to `each` as it is decoded
+    /// (no list is built: this runs for every piece of every stream).
+    pub fn push_each(&mut self, mut bytes: &[u8], mut each: impl FnMut(SseEvent)) {
         while !bytes.is_empty() && !self.failed {
             if std::mem::take(&mut self.after_cr) && bytes[0] == b'\n' {
                 bytes = &bytes[1..];
                 continue;
             }
-            let end = bytes.iter().position(|&b| b == b'\n' || b == b'\r');
+            let end = memchr::memchr2(b'\n', b'\r', bytes);
             let part = &bytes[..end.unwrap_or(bytes.len())];
             if self.buffered() + part.len() >= self.max {
                 self.fail();
-                events.push(SseEvent::TooLarge(self.max));
+                each(SseEvent::TooLarge(self.max));
                 break;
             }
             let Some(i) = end else {
@@ -94,10 +101,9 @@ impl SseDecoder {
                 event
             };
             if let Some(e) = event {
-                events.push(e);
+                each(e);
             }
         }
-        events
     }
 
     fn fail(&mut self) {

@@ -214,7 +214,10 @@ impl<'a> Reader<'a> {
     }
 
     fn literal(&mut self, word: &[u8]) -> bool {
-        let hit = self.s[self.at..].starts_with(word);
+        // Compared byte by byte: the words are four or five bytes, shorter than a call to
+        // `memcmp`.
+        let hit = self.s.len() - self.at >= word.len()
+            && word.iter().zip(&self.s[self.at..]).all(|(a, b)| a == b);
         if hit {
             self.at += word.len();
         }
