@@ -12,7 +12,7 @@ pub struct StopScanner {
     held: String,
     /// The bytes a stop or the echo line begins with, and the longest of them: most
     /// positions of a chunk start neither, which one lookup tells.
-    firsts: [bool; 256],
+    firsts: ByteSet,
     longest: usize,
     /// Whether anything but whitespace has been seen: whitespace-only answers are dropped.
     started: bool,
@@ -25,10 +25,10 @@ impl StopScanner {
         stops.sort();
         stops.dedup();
         let echo = echo.filter(|e| !e.is_empty());
-        let mut firsts = [false; 256];
+        let mut firsts = ByteSet::default();
         let mut longest = 0;
         for s in stops.iter().chain(&echo) {
-            firsts[usize::from(s.as_bytes()[0])] = true;
+            firsts.insert(s.as_bytes()[0]);
             longest = longest.max(s.len());
         }
         StopScanner {
@@ -111,7 +111,7 @@ impl StopScanner {
         // rest, as most positions fail there.
         let starts = |rest: &[u8], s: &[u8]| rest[0] == s[0] && rest.starts_with(s);
         (0..held.len()).find_map(|at| {
-            if !self.firsts[usize::from(held[at])] {
+            if !self.firsts.contains(held[at]) {
                 return None;
             }
             let rest = &held[at..];
@@ -135,7 +135,7 @@ impl StopScanner {
         let mut keep = 0;
         for k in (1..=self.longest.saturating_sub(1).min(held.len())).rev() {
             let start = held.len() - k;
-            if self.firsts[usize::from(bytes[start])]
+            if self.firsts.contains(bytes[start])
                 && held.is_char_boundary(start)
                 && self
                     .stops
@@ -152,6 +152,20 @@ impl StopScanner {
             safe = held[..safe].trim_end().len();
         }
         safe
+    }
+}
+
+/// A set of bytes, one bit each.
+#[derive(Clone, Copy, Debug, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
     }
 }
 
