@@ -9,13 +9,22 @@
 #   bench/instructions.sh                    # N=2000 per case, about 5 minutes
 #   HEARTH_BIN=/tmp/hearth-before bench/instructions.sh
 #   KEEP=/tmp/cg bench/instructions.sh       # keep the callgrind files for callgrind_annotate
+#   CHUNKS=1,100 N=40 bench/instructions.sh  # per streamed chunk: N streams of 100 chunks 1 ms
+#                                            # apart, each chunk its own read and write
 #
 # Needs valgrind (apt-get install valgrind) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
-N="${N:-2000}"
+# CHUNKS=EVERY_MS,COUNT: the streamed cases only, each answer COUNT chunks EVERY_MS apart;
+# figures are then per chunk (a stream's start and end spread over its chunks).
+CHUNKS="${CHUNKS:-}"
+if [ -n "$CHUNKS" ]; then
+    N="${N:-40}"; PER=$((${CHUNKS#*,})); WARM=5; MFMT="%.1f"
+else
+    N="${N:-2000}"; PER=1; WARM=200; MFMT="%.0f"
+fi
 UP=19500; PORT=19501; TOKEN=bench-admin-token-0123456789
 cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
     --bin hearth --bin fake-upstream --bin bare-proxy
@@ -27,7 +36,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-target/release/fake-upstream "127.0.0.1:$UP" >/dev/null &
+if [ -n "$CHUNKS" ]; then
+    FAKE_UPSTREAM_SLOW="$CHUNKS" target/release/fake-upstream "127.0.0.1:$UP" >/dev/null &
+else
+    target/release/fake-upstream "127.0.0.1:$UP" >/dev/null &
+fi
 pids+=($!)
 
 # Sends N requests on one connection and fails on anything but 200.
@@ -102,7 +115,7 @@ measure() {  # $1: bare|hearth, $2: case
         sleep 7
     fi
     read -r path body <<<"$(case_body "$2")"
-    python3 "$work/client.py" "$PORT" 200 "$path" "$body"
+    python3 "$work/client.py" "$PORT" "$WARM" "$path" "$body"
     callgrind_control -z "$pid" >/dev/null 2>&1
     python3 "$work/client.py" "$PORT" "$N" "$path" "$body"
     callgrind_control -d "$pid" >/dev/null 2>&1
@@ -112,15 +125,23 @@ measure() {  # $1: bare|hearth, $2: case
     local dump
     dump="$(ls -t "$out"* | grep -v "^$out\$" | head -1)"
     read -r total calls <<<"$(python3 "$work/count.py" "$dump")"
-    IR[$1-$2]=$((total / N))
-    MALLOC[$1-$2]="$(awk -v c="$calls" -v n="$N" 'BEGIN {printf "%.0f", c / n}')"
+    IR[$1-$2]=$((total / (N * PER)))
+    MALLOC[$1-$2]="$(awk -v c="$calls" -v n="$((N * PER))" -v f="$MFMT" 'BEGIN {printf f, c / n}')"
 }
 
-echo "N=$N requests per case on one connection, callgrind; log level ${LOG_LEVEL:-info}"
+cases=(completion completion-streamed chat chat-streamed)
+unit=req
+if [ -n "$CHUNKS" ]; then
+    cases=(completion-streamed chat-streamed)
+    unit=chunk
+    echo "N=$N streams per case of ${CHUNKS#*,} chunks ${CHUNKS%,*} ms apart, on one connection, callgrind; log level ${LOG_LEVEL:-info}"
+else
+    echo "N=$N requests per case on one connection, callgrind; log level ${LOG_LEVEL:-info}"
+fi
 echo
-echo "| case | (b) bare instructions/req | (c) Hearth instructions/req | Hearth ÷ bare | allocations/req (b) / (c) |"
+echo "| case | (b) bare instructions/$unit | (c) Hearth instructions/$unit | Hearth ÷ bare | allocations/$unit (b) / (c) |"
 echo "|---|---|---|---|---|"
-for c in completion completion-streamed chat chat-streamed; do
+for c in "${cases[@]}"; do
     measure bare "$c"
     measure hearth "$c"
     printf '| %s | %s | %s | %s | %s / %s |\n' "$c" "${IR[bare-$c]}" "${IR[hearth-$c]}" \
