@@ -56,16 +56,29 @@ struct Common<'a> {
     extra: &'a Map<String, Value>,
 }
 
-/// A map being written, remembering which of Hearth's keys it holds.
+/// A map being written, remembering which of Hearth's keys it holds (at most ten: `model`,
+/// the prompt or messages, and the sampling and stream fields), without allocating.
 struct Fields<M> {
     map: M,
-    written: Vec<&'static str>,
+    written: [&'static str; 10],
+    count: usize,
 }
 
 impl<M: SerializeMap> Fields<M> {
     fn put<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
-        self.written.push(key);
+        self.mark(key);
         self.map.serialize_entry(key, value)
+    }
+
+    fn mark(&mut self, key: &'static str) {
+        if let Some(slot) = self.written.get_mut(self.count) {
+            *slot = key;
+            self.count += 1;
+        }
+    }
+
+    fn wrote(&self, key: &str) -> bool {
+        self.written[..self.count].contains(&key)
     }
 }
 
@@ -74,11 +87,12 @@ impl Serialize for Outgoing<'_> {
         // `model` counts as written even when left out: it is Hearth's to name.
         let mut f = Fields {
             map: serializer.serialize_map(None)?,
-            written: Vec::with_capacity(10),
+            written: [""; 10],
+            count: 0,
         };
         match self.model {
             Some(model) => f.put("model", model)?,
-            None => f.written.push("model"),
+            None => f.mark("model"),
         }
         let common = match self.request {
             Request::Text(req) => {
@@ -125,7 +139,7 @@ impl Serialize for Outgoing<'_> {
         // The client's own fields, as it sent them. Hearth's win a clash: they were derived
         // from the client's and checked.
         for (k, v) in common.extra {
-            if !f.written.contains(&k.as_str()) {
+            if !f.wrote(k) {
                 f.map.serialize_entry(k, v)?;
             }
         }
