@@ -6,7 +6,7 @@
 //! when the response body ends — for a stream, when the last chunk went out — with the time to
 //! the first chunk and the GitLab context of the request's headers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -76,7 +76,7 @@ fn gitlab_context(headers: &HeaderMap) -> Option<[String; 9]> {
 
 struct AccessLog {
     id: String,
-    method: String,
+    method: axum::http::Method,
     path: String,
     status: u16,
     client_ip: String,
@@ -180,12 +180,12 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     req.extensions_mut().insert(CorrelationId(id.clone()));
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let client_ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .map(|ConnectInfo(addr)| ip_text(addr.ip()))
         .unwrap_or_default();
     let gitlab = gitlab_context(req.headers());
 
@@ -224,6 +224,29 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
     )
 }
 
+/// The client's address as the access line shows it. `Ipv4Addr`'s `Display` goes through the
+/// formatter's padding support, which cost a tenth of the whole access line; a dotted quad is
+/// four small numbers.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
+}
+
 /// The access line of a request still waiting for its handler.
 struct Unanswered(Option<AccessLog>);
 
@@ -232,5 +255,32 @@ impl Drop for Unanswered {
         if let Some(log) = self.0.take() {
             log.write(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn ip_text_is_display(bits: u32) {
+            let ip = IpAddr::V4(Ipv4Addr::from(bits));
+            prop_assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn ip_text_edges() {
+        for octet in [0u8, 9, 10, 99, 100, 199, 200, 255] {
+            let ip = IpAddr::V4(Ipv4Addr::new(octet, 1, octet, 127));
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(ip_text(v6), "::1");
     }
 }

@@ -1,6 +1,8 @@
 //! What every front door shares once a deployment is chosen: the family's completion prompt for
 //! that platform, the request to send, and the cleaning of the answer.
 
+use std::sync::Arc;
+
 use hearth_catalog::Family;
 use hearth_prompts::{
     CompletionPrompt, CompletionStyle, PromptBody, RepoFile, StopScanner, clean_generation,
@@ -17,7 +19,9 @@ pub(crate) type Completed = (String, Option<String>, Option<Usage>);
 /// A completion ready to send: the prompt and every stop sequence that ends it.
 pub(crate) struct CompletionPlan {
     pub prompt: CompletionPrompt,
-    pub stops: Vec<String>,
+    /// The family's stops, then the client's: made once, shared by the upstream request and
+    /// the scanner that cuts its answer.
+    pub stops: Arc<[String]>,
 }
 
 /// The client's sampling choices; `None` keeps the family's default. (`max_tokens` shapes
@@ -59,13 +63,16 @@ impl CompletionPlan {
         {
             prompt = instruct_completion_prompt(family, prefix, suffix, max_tokens);
         }
-        let mut stops = prompt.stops.clone();
+        let mut stops = std::mem::take(&mut prompt.stops);
         for s in client_stops {
             if !stops.contains(&s) {
                 stops.push(s);
             }
         }
-        CompletionPlan { prompt, stops }
+        CompletionPlan {
+            prompt,
+            stops: stops.into(),
+        }
     }
 
     pub(crate) fn scanner(&self) -> StopScanner {

@@ -12,6 +12,7 @@ mod frames;
 mod models;
 mod reframe;
 mod stream;
+mod whole;
 mod wire;
 
 use axum::middleware::from_fn_with_state;

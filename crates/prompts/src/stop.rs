@@ -1,11 +1,14 @@
 //! Cutting a completion where it should end, chunk by chunk, so a stream never shows what a
 //! whole reply would not: no stop sequence, no repeated suffix, no whitespace-only answer.
 
+use std::sync::Arc;
+
 /// Scans streamed text for stop sequences. Text that could still turn out to be the start of
 /// a stop sequence is held back until the next chunk settles it.
 #[derive(Clone, Debug)]
 pub struct StopScanner {
-    stops: Vec<String>,
+    /// Shared with the upstream request it cuts: a request's stops are made once.
+    stops: Arc<[String]>,
     /// A suffix line that, when the model repeats it, ends the insertion (and the whitespace
     /// before it goes too).
     echo: Option<String>,
@@ -20,10 +23,12 @@ pub struct StopScanner {
 }
 
 impl StopScanner {
-    pub fn new(stops: impl IntoIterator<Item = String>, echo: Option<String>) -> StopScanner {
-        let mut stops: Vec<String> = stops.into_iter().filter(|s| !s.is_empty()).collect();
-        stops.sort();
-        stops.dedup();
+    /// Empty stops are dropped; repeated ones do no harm (a position matches either way).
+    pub fn new(stops: impl Into<Arc<[String]>>, echo: Option<String>) -> StopScanner {
+        let mut stops: Arc<[String]> = stops.into();
+        if stops.iter().any(String::is_empty) {
+            stops = stops.iter().filter(|s| !s.is_empty()).cloned().collect();
+        }
         let echo = echo.filter(|e| !e.is_empty());
         let mut firsts = ByteSet::default();
         let mut longest = 0;
@@ -176,7 +181,7 @@ mod tests {
 
     fn scan(stops: &[&str], echo: Option<&str>) -> StopScanner {
         StopScanner::new(
-            stops.iter().map(|s| s.to_string()),
+            stops.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             echo.map(str::to_string),
         )
     }

@@ -414,7 +414,7 @@ fn converse_body(req: &ChatRequest) -> Result<Value, ProviderError> {
         config["topP"] = json!(p);
     }
     if !req.stop.is_empty() {
-        config["stopSequences"] = json!(req.stop);
+        config["stopSequences"] = json!(&*req.stop);
     }
     let mut body = json!({"messages": messages, "inferenceConfig": config});
     if !system.is_empty() {
@@ -452,7 +452,7 @@ fn mistral_body(req: &TextRequest) -> Value {
         body["top_p"] = json!(p);
     }
     if !req.stop.is_empty() {
-        body["stop"] = json!(req.stop);
+        body["stop"] = json!(&*req.stop);
     }
     body
 }

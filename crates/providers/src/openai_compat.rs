@@ -306,7 +306,14 @@ impl Providers {
                 body.with_model(Some(deployment)),
             ),
         };
-        let mut request = self.client(ep)?.post(self.url(&url)?).json(&body);
+        let mut request = self
+            .client(ep)?
+            .post(self.url(&url)?)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .body(body.to_json());
         if let Some(key) = &ep.api_key {
             let key = key.expose_secret();
             request = match (&ep.flavor, key.strip_prefix("Bearer ")) {

@@ -1,6 +1,7 @@
 //! The request and answer types every adapter speaks.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -67,7 +68,7 @@ pub struct TextRequest {
     /// f64 as JSON parses it, so the client's `0.32` goes upstream as `0.32`.
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
-    pub stop: Vec<String>,
+    pub stop: Arc<[String]>,
     pub user: Option<String>,
     /// Client fields sent upstream as they came (`seed`, penalties, `logit_bias`, tools,
     /// `response_format`…); the front door has refused those the platform cannot honour.
@@ -90,7 +91,7 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
-    pub stop: Vec<String>,
+    pub stop: Arc<[String]>,
     pub user: Option<String>,
     /// As [`TextRequest::extra`].
     pub extra: Map<String, Value>,

@@ -354,7 +354,7 @@ async fn agent_inner(
         messages,
         max_tokens: Some(2048),
         temperature: Some(0.1),
-        stop: vec![STOP.into()],
+        stop: vec![STOP.into()].into(),
         ..Default::default()
     };
     let ctx = CallContext {

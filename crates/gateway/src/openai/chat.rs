@@ -14,7 +14,6 @@ use crate::extract::read_json;
 use crate::openai::completions::{failed, sse_response};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
-use crate::openai::wire;
 use crate::openai::wire::{
     ChatBody, ChatChoice, ChatCompletion, ChatMessageOut, MessageContent, UsageOut,
 };
@@ -303,13 +302,14 @@ async fn run_body(
     client: Option<u64>,
 ) -> Result<Response, OaiError> {
     let max_tokens = body.max_completion_tokens.or(body.max_tokens);
-    let stops = check_sampling(
+    let stops: std::sync::Arc<[String]> = check_sampling(
         max_tokens,
         body.temperature,
         body.top_p,
         body.n,
         body.stop.take(),
-    )?;
+    )?
+    .into();
     let extra = body.passthrough();
     check_passthrough(&extra)?;
     let msgs = messages(&mut body)?;
@@ -431,7 +431,7 @@ async fn run_body(
         }],
         usage: reply.usage.map(UsageOut::from),
     };
-    let mut response = wire::json_answer(&out);
+    let mut response = super::whole::chat(&out);
     record.overhead = started.elapsed().saturating_sub(record.upstream_time);
     response
         .headers_mut()

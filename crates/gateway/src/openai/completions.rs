@@ -16,7 +16,7 @@ use crate::extract::read_json;
 use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
 use crate::openai::stream::{Framing, Relay, Shape};
-use crate::openai::wire;
+use crate::openai::whole;
 use crate::openai::wire::{
     ChatChoice, ChatCompletion, ChatMessageOut, CompletionBody, OneOrMany, TextChoice,
     TextCompletion, UsageOut,
@@ -317,7 +317,7 @@ async fn run_body(
             }],
             usage: usage.map(UsageOut::from),
         };
-        let mut response = finish_whole(wire::json_answer(&body), record, started);
+        let mut response = finish_whole(whole::chat(&body), record, started);
         served_by(&mut response, &route);
         return Ok(response);
     }
@@ -334,7 +334,7 @@ async fn run_body(
         }],
         usage: usage.map(|u| Some(UsageOut::from(u))),
     };
-    let mut response = finish_whole(wire::json_answer(&body), record, started);
+    let mut response = finish_whole(whole::text(&body), record, started);
     served_by(&mut response, &route);
     Ok(response)
 }

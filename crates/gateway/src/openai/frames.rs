@@ -112,7 +112,7 @@ impl Frames {
 
 /// Appends `value` as JSON. Strings and these plain structs cannot fail to serialize into a
 /// `Vec`; were one to, `null` keeps the frame well-formed.
-fn put_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+pub(super) fn put_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
     let mark = buf.len();
     if serde_json::to_writer(&mut *buf, value).is_err() {
         buf.truncate(mark);

@@ -5,11 +5,43 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 use utoipa::ToSchema;
 
-#[derive(Deserialize, ToSchema)]
+/// A string or a list of strings (`prompt`, `stop`).
+#[derive(ToSchema)]
 #[serde(untagged)]
 pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+/// Read by hand: serde's untagged enums copy the value into a buffer and try each variant on
+/// it, which for `prompt` (the code before the cursor) cost a copy of the whole prompt.
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(s) = seq.next_element::<String>()? {
+                    all.push(s);
+                }
+                Ok(OneOrMany::Many(all))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl OneOrMany {
@@ -124,11 +156,64 @@ pub(crate) struct ContentPart {
     pub text: Option<String>,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(ToSchema)]
 #[serde(untagged)]
 pub(crate) enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+/// Read by hand, as [`OneOrMany`]: a message's text was copied once more for serde's untagged
+/// enum. A value of neither shape is refused with the untagged enum's words.
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const NEITHER: &str = "data did not match any variant of untagged enum MessageContent";
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MessageContent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of content parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<MessageContent, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(p) = seq.next_element::<ContentPart>()? {
+                    parts.push(p);
+                }
+                Ok(MessageContent::Parts(parts))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<MessageContent, E> {
+                Err(E::custom(NEITHER))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<MessageContent, E> {
+                Err(E::custom(NEITHER))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<MessageContent, E> {
+                Err(E::custom(NEITHER))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<MessageContent, E> {
+                Err(E::custom(NEITHER))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<MessageContent, E> {
+                Err(E::custom(NEITHER))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                _: A,
+            ) -> Result<MessageContent, A::Error> {
+                Err(serde::de::Error::custom(NEITHER))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize, Default, ToSchema)]

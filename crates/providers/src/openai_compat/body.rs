@@ -1,8 +1,8 @@
-//! What Hearth sends to an OpenAI-compatible server: the request body, serialized straight
+//! What Hearth sends to an OpenAI-compatible server: the request body, written straight
 //! from the request. Building it as a `serde_json::Value` first (a map of owned keys and
 //! values, then written, then freed) cost more than the rest of the upstream call's own work.
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::types::{ChatMessage, ChatRequest, TextRequest};
@@ -56,18 +56,30 @@ struct Common<'a> {
     extra: &'a Map<String, Value>,
 }
 
-/// A map being written, remembering which of Hearth's keys it holds (at most ten: `model`,
-/// the prompt or messages, and the sampling and stream fields), without allocating.
-struct Fields<M> {
-    map: M,
+/// A JSON object being written, remembering which of Hearth's keys it holds (at most ten:
+/// `model`, the prompt or messages, and the sampling and stream fields), without allocating.
+struct Fields {
+    out: Vec<u8>,
     written: [&'static str; 10],
     count: usize,
 }
 
-impl<M: SerializeMap> Fields<M> {
-    fn put<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
+impl Fields {
+    /// `key` is one of Hearth's: plain ASCII, written as it is (serde's serializer escapes
+    /// every key, which was a third of this body's cost).
+    fn put<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) {
         self.mark(key);
-        self.map.serialize_entry(key, value)
+        self.key(key);
+        put_json(&mut self.out, value);
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.out.len() > 1 {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 
     fn mark(&mut self, key: &'static str) {
@@ -82,22 +94,38 @@ impl<M: SerializeMap> Fields<M> {
     }
 }
 
-impl Serialize for Outgoing<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // `model` counts as written even when left out: it is Hearth's to name.
+/// Appends `value` as JSON. Strings, numbers and JSON values cannot fail to serialize into a
+/// `Vec`; were one to, `null` keeps the body well-formed.
+fn put_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let mark = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(mark);
+        out.extend_from_slice(b"null");
+    }
+}
+
+impl Outgoing<'_> {
+    /// The body as JSON.
+    pub(super) fn to_json(&self) -> Vec<u8> {
+        let size = match self.request {
+            Request::Text(req) => req.prompt.len(),
+            Request::Chat(req) => req.messages.iter().map(|m| m.content.len() + 32).sum(),
+        };
         let mut f = Fields {
-            map: serializer.serialize_map(None)?,
+            out: Vec::with_capacity(size + 256),
             written: [""; 10],
             count: 0,
         };
+        f.out.push(b'{');
+        // `model` counts as written even when left out: it is Hearth's to name.
         match self.model {
-            Some(model) => f.put("model", model)?,
+            Some(model) => f.put("model", model),
             None => f.mark("model"),
         }
         let common = match self.request {
             Request::Text(req) => {
-                f.put("prompt", &req.prompt)?;
-                f.put("max_tokens", &req.max_tokens)?;
+                f.put("prompt", &req.prompt);
+                f.put("max_tokens", &req.max_tokens);
                 Common {
                     temperature: req.temperature,
                     top_p: req.top_p,
@@ -107,9 +135,11 @@ impl Serialize for Outgoing<'_> {
                 }
             }
             Request::Chat(req) => {
-                f.put("messages", &Messages(&req.messages))?;
+                f.mark("messages");
+                f.key("messages");
+                messages(&mut f.out, &req.messages);
                 if let Some(n) = req.max_tokens {
-                    f.put("max_tokens", &n)?;
+                    f.put("max_tokens", &n);
                 }
                 Common {
                     temperature: req.temperature,
@@ -120,73 +150,69 @@ impl Serialize for Outgoing<'_> {
                 }
             }
         };
-        f.put("stream", &self.stream)?;
+        f.put("stream", &self.stream);
         if let Some(t) = common.temperature {
-            f.put("temperature", &t)?;
+            f.put("temperature", &t);
         }
         if let Some(p) = common.top_p {
-            f.put("top_p", &p)?;
+            f.put("top_p", &p);
         }
         if !common.stop.is_empty() {
-            f.put("stop", common.stop)?;
+            f.put("stop", common.stop);
         }
         if let Some(u) = common.user {
-            f.put("user", u)?;
+            f.put("user", u);
         }
         if self.stream && self.include_usage {
-            f.put("stream_options", &IncludeUsage)?;
+            f.mark("stream_options");
+            f.key("stream_options");
+            f.out.extend_from_slice(br#"{"include_usage":true}"#);
         }
         // The client's own fields, as it sent them. Hearth's win a clash: they were derived
         // from the client's and checked.
         for (k, v) in common.extra {
             if !f.wrote(k) {
-                f.map.serialize_entry(k, v)?;
+                if f.out.len() > 1 {
+                    f.out.push(b',');
+                }
+                put_json(&mut f.out, k);
+                f.out.push(b':');
+                put_json(&mut f.out, v);
             }
         }
-        f.map.end()
+        f.out.push(b'}');
+        f.out
     }
 }
 
-struct IncludeUsage;
-
-impl Serialize for IncludeUsage {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(1))?;
-        map.serialize_entry("include_usage", &true)?;
-        map.end()
-    }
-}
-
-struct Messages<'a>(&'a [ChatMessage]);
-
-impl Serialize for Messages<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(Message))
-    }
-}
-
-struct Message<'a>(&'a ChatMessage);
-
-impl Serialize for Message<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let m = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("role", &m.role)?;
+fn messages(out: &mut Vec<u8>, messages: &[ChatMessage]) {
+    out.push(b'[');
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"role":"#);
+        put_json(out, &m.role);
+        out.extend_from_slice(br#","content":"#);
         // An assistant turn that only called tools has no text; OpenAI's form is null.
         let tools_only = m.content.is_empty()
             && (m.extra.contains_key("tool_calls") || m.extra.contains_key("function_call"));
         if tools_only {
-            map.serialize_entry("content", &())?;
+            out.extend_from_slice(b"null");
         } else {
-            map.serialize_entry("content", &m.content)?;
+            put_json(out, &m.content);
         }
         for (k, v) in &m.extra {
             if k != "role" && k != "content" {
-                map.serialize_entry(k, v)?;
+                out.push(b',');
+                put_json(out, k);
+                out.push(b':');
+                put_json(out, v);
             }
         }
-        map.end()
+        out.push(b'}');
     }
+    out.push(b']');
 }
 
 #[cfg(test)]
@@ -257,7 +283,7 @@ mod tests {
             body["top_p"] = json!(p);
         }
         if !stop.is_empty() {
-            body["stop"] = json!(stop);
+            body["stop"] = json!(**stop);
         }
         if let Some(u) = user {
             body["user"] = json!(u);
@@ -286,7 +312,7 @@ mod tests {
                 model: "m".into(),
                 prompt: "p".into(),
                 max_tokens: 8,
-                stop: vec!["\n\n".into()],
+                stop: vec!["\n\n".into()].into(),
                 ..Default::default()
             },
             TextRequest {
@@ -327,7 +353,7 @@ mod tests {
                     },
                 ],
                 max_tokens: Some(100),
-                stop: vec!["</s>".into(), "[INST]".into()],
+                stop: vec!["</s>".into(), "[INST]".into()].into(),
                 extra: extra(json!({"tools": [{"type": "function"}], "response_format":
                     {"type": "json_object"}, "stream_options": {"include_usage": false}})),
                 ..Default::default()
@@ -347,8 +373,7 @@ mod tests {
                         other => other,
                     };
                     out = out.with_model(own);
-                    let sent: Value =
-                        serde_json::from_slice(&serde_json::to_vec(&out).unwrap()).unwrap();
+                    let sent: Value = serde_json::from_slice(&out.to_json()).unwrap();
                     assert_eq!(sent, reference(req, stream, include_usage, own));
                 }
             }
@@ -361,11 +386,11 @@ mod tests {
             model: "m".into(),
             prompt: "p".into(),
             max_tokens: 8,
-            stop: vec!["\n\n".into()],
+            stop: vec!["\n\n".into()].into(),
             ..Default::default()
         };
         assert_eq!(
-            serde_json::to_value(Outgoing::text(&req, true, true)).unwrap(),
+            serde_json::from_slice::<Value>(&Outgoing::text(&req, true, true).to_json()).unwrap(),
             json!({"model": "m", "prompt": "p", "max_tokens": 8, "stream": true,
                    "stop": ["\n\n"], "stream_options": {"include_usage": true}})
         );
@@ -375,7 +400,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            serde_json::to_value(Outgoing::chat(&chat, false, true).with_model(None)).unwrap(),
+            serde_json::from_slice::<Value>(
+                &Outgoing::chat(&chat, false, true)
+                    .with_model(None)
+                    .to_json()
+            )
+            .unwrap(),
             json!({"messages": [], "stream": false, "temperature": 0.5})
         );
     }

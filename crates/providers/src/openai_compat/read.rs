@@ -156,6 +156,11 @@ impl WholeUsage {
 /// (a field of another type, a repeated key, no choices) is read again as a JSON value, which
 /// tolerates it or names the problem exactly as before.
 pub(super) fn answer(bytes: &[u8], kind: Kind) -> Result<Reply, ProviderError> {
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && let Some(reply) = plain::reply(text, kind)
+    {
+        return Ok(reply);
+    }
     if let Ok(whole) = serde_json::from_slice::<WholeAnswer>(bytes)
         && let Some(choice) = whole.choices.into_iter().next()
     {
@@ -300,6 +305,31 @@ mod tests {
                 assert_eq!(fast, event_chunk_value(body, kind).ok(), "{body}");
             }
         }
+        // The usual whole answers of vLLM, llama-server and OpenAI are read the plain way.
+        let usual = [
+            (Kind::Text, answers[0]),
+            (Kind::Chat, answers[2]),
+            (
+                Kind::Chat,
+                r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","reasoning_content":null,"content":"def f():\n    \"x\"","tool_calls":[]},"logprobs":null,"finish_reason":"stop","stop_reason":null}],"usage":{"prompt_tokens":9,"total_tokens":11,"completion_tokens":2,"prompt_tokens_details":null},"prompt_logprobs":null}"#,
+            ),
+            (
+                Kind::Text,
+                r#"{"choices":[{"text":"x","index":0,"logprobs":null,"finish_reason":"length"}],"created":1,"model":"m","system_fingerprint":"b1","object":"text_completion","usage":{"completion_tokens":16,"prompt_tokens":5,"total_tokens":21},"id":"c","timings":{"prompt_n":5}}"#,
+            ),
+        ];
+        for (kind, body) in usual {
+            let fast = plain::reply(body, kind);
+            assert!(
+                fast.is_some() || body.contains("timings"),
+                "not read the plain way: {body}"
+            );
+            assert_eq!(
+                fast.clone().or_else(|| answer(body.as_bytes(), kind).ok()),
+                answer_value(body.as_bytes(), kind).ok(),
+                "{body}"
+            );
+        }
         let reply = answer(answers[0].as_bytes(), Kind::Text).unwrap();
         assert_eq!(reply.text, "return a + b");
         assert_eq!(
@@ -311,8 +341,8 @@ mod tests {
         );
     }
 
-    /// Events built from the parts servers send, some then edited at one byte: whenever the
-    /// plain reading answers, it answers what the JSON-value reading does.
+    /// Events and whole answers built from the parts servers send, some then edited at one
+    /// byte: whenever the plain reading answers, it answers what the JSON-value reading does.
     fn event_text() -> impl Strategy<Value = String> {
         let text = || {
             let usual =
@@ -347,7 +377,7 @@ mod tests {
             count.clone(),
             count,
             prop_oneof![Just("null"), Just("\"stop\""), Just("\"length\"")],
-            prop_oneof![4 => 0usize..2, 1 => 2usize..6],
+            prop_oneof![4 => 0usize..3, 1 => 3usize..9],
             value,
             proptest::collection::vec(0usize..4, 0..3),
         )
@@ -356,9 +386,12 @@ mod tests {
                 let choice = match shape {
                     0 => format!(r#"{{"index":0,"text":"{t}","logprobs":null,"finish_reason":{finish}}}"#),
                     1 => format!(r#"{{"index":0,"delta":{{"role":"assistant","content":"{c}"}},"finish_reason":{finish}}}"#),
-                    2 => format!(r#"{{"delta":{{"content":"{c}","refusal":{extra}}},"x":{extra}}}"#),
-                    3 => format!(r#"{{"text":"{t}","text":"{c}"}}"#),
-                    4 => format!(r#"{{"text":"{t}"}},{{"text":"{c}"}}"#),
+                    2 => format!(r#"{{"index":0,"message":{{"role":"assistant","reasoning_content":null,"content":"{c}","tool_calls":[]}},"logprobs":null,"finish_reason":{finish}}}"#),
+                    3 => format!(r#"{{"delta":{{"content":"{c}","refusal":{extra}}},"x":{extra}}}"#),
+                    4 => format!(r#"{{"text":"{t}","text":"{c}"}}"#),
+                    5 => format!(r#"{{"text":"{t}"}},{{"text":"{c}"}}"#),
+                    6 => format!(r#"{{"message":{{"content":"{c}","tool_calls":{extra},"refusal":{extra}}},"text":{extra}}}"#),
+                    7 => format!(r#"{{"message":{extra},"delta":{extra},"finish_reason":{finish}}}"#),
                     _ => format!(r#"{{"delta":{{"reasoning_content":{extra},"content":null}},"logprobs":{extra}}}"#),
                 };
                 format!(
@@ -385,6 +418,9 @@ mod tests {
             for kind in [Kind::Text, Kind::Chat] {
                 if let Some(fast) = plain::chunk(&body, kind) {
                     prop_assert_eq!(Some(fast), event_chunk_value(&body, kind).ok(), "{}", body);
+                }
+                if let Some(fast) = plain::reply(&body, kind) {
+                    prop_assert_eq!(Some(fast), answer_value(body.as_bytes(), kind).ok(), "{}", body);
                 }
             }
         }

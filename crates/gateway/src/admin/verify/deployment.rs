@@ -408,7 +408,7 @@ async fn fim_smoke(
         prompt: text.clone(),
         max_tokens: 16,
         temperature: Some(0.0),
-        stop: prompt.stops.clone(),
+        stop: prompt.stops.clone().into(),
         ..Default::default()
     };
     let reply = match state.provider.complete(ep, &req, ctx).await {

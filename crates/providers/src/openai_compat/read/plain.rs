@@ -1,21 +1,58 @@
 //! The usual stream event, read without a general JSON parser: an object whose choice carries
-//! text (or a delta with only text), a finish reason, maybe usage, and otherwise only plain
-//! values (`id`, `object`, `created`, `model`, `index`, `logprobs: null`, …). That is nearly
-//! every event of every stream, and reading it this way costs a fraction of a typed serde
-//! pass, per chunk. Anything else — escapes beyond the simple ones, nested values Hearth does
-//! not read, an error, more than one choice, a repeated field, anything malformed — returns
-//! `None`, and the event is read by the typed and JSON-value readings as before; a test checks
-//! that whenever this reading answers, it answers what they do.
+//! text (or a delta with only text), a finish reason, maybe usage, and otherwise only values
+//! Hearth does not read (`id`, `object`, `created`, `model`, `index`, `logprobs: null`,
+//! llama-server's `timings`, …). That is nearly every event of every stream, and reading it
+//! this way costs a fraction of a typed serde pass, per chunk; a whole answer is the same
+//! shape with a `message`. Anything else — escapes beyond the simple ones, fields of the
+//! message Hearth would relay, an error, more than one choice, a repeated field, anything
+//! malformed — returns `None`, and the text is read by the typed and JSON-value readings as
+//! before; a test checks that whenever this reading answers, it answers what they do.
 
 use super::Kind;
-use crate::types::{Chunk, Usage};
+use crate::types::{Chunk, Reply, Usage};
 
 /// The chunk of a plain event, or `None` to read it the general way.
 pub(super) fn chunk(data: &str, kind: Kind) -> Option<Chunk> {
+    let (choice, usage) = read(data, false)?;
+    let text = match kind {
+        Kind::Text => choice.text,
+        Kind::Chat => choice.content,
+    };
+    Some(Chunk {
+        text: text.unwrap_or_default(),
+        finish_reason: choice.finish_reason,
+        usage,
+        ..Chunk::default()
+    })
+}
+
+/// The reply of a plain whole answer (the same shape with one choice, whose text is in a
+/// `message` instead of a `delta`), or `None` to read it the general way.
+pub(super) fn reply(data: &str, kind: Kind) -> Option<Reply> {
+    let (choice, usage) = read(data, true)?;
+    if !choice.present {
+        // No choice is an error, which the general reading words.
+        return None;
+    }
+    let text = match kind {
+        Kind::Text => choice.text,
+        Kind::Chat => choice.content,
+    };
+    Some(Reply {
+        text: text.unwrap_or_default(),
+        finish_reason: choice.finish_reason,
+        usage,
+        ..Reply::default()
+    })
+}
+
+/// The first choice and the usage; `whole` reads the choice's `message`, else its `delta`.
+fn read(data: &str, whole: bool) -> Option<(Choice, Option<Usage>)> {
     let mut r = Reader {
         text: data,
         s: data.as_bytes(),
         at: 0,
+        whole,
     };
     let mut choices_seen = false;
     let mut usage_seen = false;
@@ -36,7 +73,7 @@ pub(super) fn chunk(data: &str, kind: Kind) -> Option<Chunk> {
                 usage = r.usage()?;
             }
             b"error" => return None,
-            _ => r.scalar()?,
+            _ => r.skip(0)?,
         }
         Some(())
     })?;
@@ -44,20 +81,13 @@ pub(super) fn chunk(data: &str, kind: Kind) -> Option<Chunk> {
     if r.at != r.s.len() {
         return None;
     }
-    let text = match kind {
-        Kind::Text => choice.text,
-        Kind::Chat => choice.content,
-    };
-    Some(Chunk {
-        text: text.unwrap_or_default(),
-        finish_reason: choice.finish_reason,
-        usage,
-        ..Chunk::default()
-    })
+    Some((choice, usage))
 }
 
 #[derive(Default)]
 struct Choice {
+    /// Whether there was a choice (`choices` may be empty).
+    present: bool,
     text: Option<String>,
     content: Option<String>,
     finish_reason: Option<String>,
@@ -82,6 +112,8 @@ struct Reader<'a> {
     /// `text`'s bytes.
     s: &'a [u8],
     at: usize,
+    /// A whole answer: the choice's text is in `message`, not `delta`.
+    whole: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -240,6 +272,38 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Skips a value Hearth does not read, nested or not (llama-server's `timings`, OpenAI's
+    /// `prompt_tokens_details`); fails on anything malformed, on a `\u` escape and past a few
+    /// levels of nesting, as those are read the general way.
+    fn skip(&mut self, depth: u8) -> Option<()> {
+        match self.peek()? {
+            b'{' if depth < 8 => self.object(|r, _| r.skip(depth + 1)),
+            b'[' if depth < 8 => {
+                self.at += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.at += 1,
+                        b']' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'{' | b'[' => None,
+            _ => self.scalar(),
+        }
+    }
+
     /// A JSON number, exactly as the grammar has it.
     fn number(&mut self) -> Option<()> {
         let digits = |r: &mut Self| {
@@ -298,29 +362,32 @@ impl<'a> Reader<'a> {
             self.at += 1;
             return Some(Choice::default());
         }
-        let mut choice = Choice::default();
+        let mut choice = Choice {
+            present: true,
+            ..Choice::default()
+        };
+        let carrier: &[u8] = if self.whole { b"message" } else { b"delta" };
         let (mut text, mut delta, mut finish, mut logprobs) = (false, false, false, false);
         self.object(|r, key| {
             let seen = match key {
                 b"text" => &mut text,
-                b"delta" => &mut delta,
+                k if k == carrier => &mut delta,
                 b"finish_reason" => &mut finish,
                 b"logprobs" => &mut logprobs,
-                _ => return r.scalar(),
+                _ => return r.skip(0),
             };
             if std::mem::replace(seen, true) {
                 return None;
             }
             match key {
                 b"text" => choice.text = r.opt_string()?,
-                b"delta" => {
+                b"finish_reason" => choice.finish_reason = r.opt_string()?,
+                b"logprobs" => return r.literal(b"null").then_some(()),
+                _ => {
                     if !r.literal(b"null") {
                         choice.content = r.delta()?;
                     }
                 }
-                b"finish_reason" => choice.finish_reason = r.opt_string()?,
-                // Only a null: logprobs are relayed by the general reading.
-                _ => return r.literal(b"null").then_some(()),
             }
             Some(())
         })?;
@@ -329,24 +396,24 @@ impl<'a> Reader<'a> {
         Some(choice)
     }
 
-    /// A delta with nothing but text: its content.
+    /// A delta (or a whole answer's message) with nothing but text: its content. Other
+    /// fields may be there only as `null` or `[]` (vLLM's `"tool_calls":[]`), which the general
+    /// reading drops too; a refusal, a tool call or anything else goes the general way.
     fn delta(&mut self) -> Option<Option<String>> {
         let mut content = None;
-        let (mut role, mut has_content, mut reasoning, mut refusal) = (false, false, false, false);
+        let (mut role, mut has_content, mut reasoning) = (false, false, false);
         self.object(|r, key| {
             let seen = match key {
                 b"role" => &mut role,
                 b"content" => &mut has_content,
                 b"reasoning_content" => &mut reasoning,
-                b"refusal" => &mut refusal,
-                _ => return None,
+                _ => return r.nothing(),
             };
             if std::mem::replace(seen, true) {
                 return None;
             }
             match key {
                 b"content" => content = r.opt_string()?,
-                b"refusal" => return r.literal(b"null").then_some(()),
                 // Role and reasoning text are not relayed.
                 _ => {
                     r.opt_string()?;
@@ -355,6 +422,15 @@ impl<'a> Reader<'a> {
             Some(())
         })?;
         Some(content)
+    }
+
+    /// `null` or `[]`.
+    fn nothing(&mut self) -> Option<()> {
+        if self.literal(b"null") {
+            return Some(());
+        }
+        self.eat(b'[')?;
+        self.eat(b']')
     }
 
     /// `null`, or the counts of a usage object with only plain values.
@@ -378,7 +454,7 @@ impl<'a> Reader<'a> {
                     }
                     completion = r.count()?;
                 }
-                _ => r.scalar()?,
+                _ => r.skip(0)?,
             }
             Some(())
         })?;
