@@ -38,6 +38,17 @@ fn sane(value: &HeaderValue) -> Option<&str> {
     .then_some(s)
 }
 
+/// A new random id after `prefix`: 32 hex digits, written straight into one allocation
+/// (`format!` and `to_string` went through the formatter, which guesses the size and regrows).
+pub(crate) fn fresh_id(prefix: &str) -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let hex = uuid::Uuid::new_v4().simple().encode_lower(&mut buf);
+    let mut id = String::with_capacity(prefix.len() + hex.len());
+    id.push_str(prefix);
+    id.push_str(hex);
+    id
+}
+
 /// GitLab's context headers, logged as `gitlab_*` as its own gateway does. As `HeaderName`s
 /// made once: looking a header up by `&str` parses and lower-cases the name on every call.
 static GITLAB_HEADERS: std::sync::LazyLock<[HeaderName; 9]> = std::sync::LazyLock::new(|| {
@@ -178,7 +189,7 @@ pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
         .get(HEADER)
         .and_then(sane)
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        .unwrap_or_else(|| fresh_id(""));
     req.extensions_mut().insert(CorrelationId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -272,6 +283,19 @@ mod tests {
             let ip = IpAddr::V4(Ipv4Addr::from(bits));
             prop_assert_eq!(ip_text(ip), ip.to_string());
         }
+    }
+
+    #[test]
+    fn fresh_ids_are_prefixed_hex() {
+        let (a, b) = (fresh_id("cmpl-"), fresh_id("cmpl-"));
+        assert_ne!(a, b);
+        let hex = a.strip_prefix("cmpl-").unwrap();
+        assert_eq!(hex.len(), 32);
+        assert!(
+            hex.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_eq!(fresh_id("").len(), 32);
     }
 
     #[test]

@@ -25,25 +25,30 @@ pub(crate) async fn read_json<S: Send + Sync, T: DeserializeOwned>(
     req: Request,
     state: &S,
 ) -> Result<T, ApiError> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE)
+        && !is_json(ct)
     {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let is_json = ct
-                .to_str()
-                .ok()
-                .and_then(|v| v.split(';').next())
-                .map(|v| v.trim().to_ascii_lowercase())
-                .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
-            if !is_json {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send the body as JSON with Content-Type: application/json",
-                ));
-            }
-        }
-        let bytes = read_body(req, state).await?;
-        parse(&bytes)
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ));
     }
+    let bytes = read_body(req, state).await?;
+    parse(&bytes)
+}
+
+/// `application/json` or any `…+json` type, parameters aside, in any case.
+fn is_json(content_type: &header::HeaderValue) -> bool {
+    content_type
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .is_some_and(|v| {
+            v.eq_ignore_ascii_case("application/json")
+                || v.len() >= 5 && v.as_bytes()[v.len() - 5..].eq_ignore_ascii_case(b"+json")
+        })
 }
 
 /// The raw body, for routes that decode it themselves, with the same errors as [`ApiJson`].
@@ -203,7 +208,26 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::plain_words;
+    use super::{header, is_json, plain_words};
+
+    #[test]
+    fn json_content_types() {
+        for (ct, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            (" application/json ;charset=utf-8", true),
+            ("application/vnd.api+json", true),
+            ("application/merge-patch+JSON", true),
+            ("text/plain", false),
+            ("json", false),
+            ("+json", true),
+            ("application/jsonx", false),
+            ("", false),
+        ] {
+            let value = header::HeaderValue::from_str(ct).unwrap();
+            assert_eq!(is_json(&value), json, "{ct:?}");
+        }
+    }
 
     #[test]
     fn serde_messages_lose_their_rust_type_names() {

@@ -244,7 +244,7 @@ pub(crate) fn route_after(
 /// Names the deployment that answered, for clients and for following fallbacks.
 pub(crate) fn served_by(response: &mut axum::response::Response, route: &Route) {
     if let Ok(v) = axum::http::HeaderValue::from_str(&route.deployment.name) {
-        response.headers_mut().insert("x-hearth-deployment", v);
+        response.headers_mut().insert(DEPLOYMENT, v);
     }
 }
 
@@ -277,6 +277,10 @@ pub(crate) fn exchange(
     )
 }
 
+/// The header naming the deployment that answered (a fallback's, when one took over).
+const DEPLOYMENT: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-hearth-deployment");
+
 /// The header with Hearth's own time in a request, in milliseconds.
 pub(crate) const OVERHEAD: axum::http::HeaderName =
     axum::http::HeaderName::from_static("x-hearth-overhead-ms");
@@ -284,11 +288,26 @@ pub(crate) const OVERHEAD: axum::http::HeaderName =
 /// [`OVERHEAD`]'s value, with three decimals (rounded to the microsecond). Written from
 /// whole microseconds: formatting an `f64` with a precision takes a slow exact path.
 pub(crate) fn overhead_header(d: std::time::Duration) -> axum::http::HeaderValue {
-    use std::fmt::Write;
     let micros = (d.as_nanos() + 500) / 1000;
-    let mut text = String::with_capacity(16);
-    let _ = write!(text, "{}.{:03}", micros / 1000, micros % 1000);
-    axum::http::HeaderValue::from_str(&text).unwrap_or(axum::http::HeaderValue::from_static("0"))
+    // Digits written from the right: the formatter's `{:03}` padding cost more than the rest
+    // of the header.
+    let mut text = [0u8; 48];
+    let mut at = text.len();
+    let mut rest = micros;
+    for i in 0.. {
+        if i == 3 {
+            at -= 1;
+            text[at] = b'.';
+        }
+        at -= 1;
+        text[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 && i >= 3 {
+            break;
+        }
+    }
+    axum::http::HeaderValue::from_bytes(&text[at..])
+        .unwrap_or(axum::http::HeaderValue::from_static("0"))
 }
 
 #[cfg(test)]
@@ -301,6 +320,10 @@ mod tests {
     fn overhead_is_milliseconds_with_three_decimals_rounded() {
         for (d, text) in [
             (Duration::ZERO, "0.000"),
+            (Duration::from_micros(999), "0.999"),
+            (Duration::from_micros(1_000), "1.000"),
+            (Duration::from_micros(10_020), "10.020"),
+            (Duration::MAX, "18446744073709551616000.000"),
             (Duration::from_nanos(1_234_567), "1.235"),
             (Duration::from_nanos(1_234_499), "1.234"),
             (Duration::from_nanos(9_999_995_000), "9999.995"),

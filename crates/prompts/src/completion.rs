@@ -180,35 +180,71 @@ fn fim_text(
     suffix: &str,
     file: Option<RepoFile<'_>>,
 ) -> Option<String> {
+    // Pieces joined into one allocation of the right size (`format!` guesses and regrows).
     Some(match family {
         // Qwen2.5-Coder's repository-level form (its README and report, figure 4): the repo
         // name line, then the file's path line, then the FIM of that file.
         Family::Qwen if file.is_some() => {
             let RepoFile { repo, path } = file?;
-            format!(
-                "<|repo_name|>{repo}\n<|file_sep|>{path}\n<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
-            )
+            [
+                "<|repo_name|>",
+                repo,
+                "\n<|file_sep|>",
+                path,
+                "\n<|fim_prefix|>",
+                prefix,
+                "<|fim_suffix|>",
+                suffix,
+                "<|fim_middle|>",
+            ]
+            .concat()
         }
         // StarCoder2's repository-context form (StarCoder2 paper, arXiv 2402.19173, 5.1): the
         // repository name straight after `<repo_name>` (no newline), then the file in FIM form
         // behind `<file_sep>`, its path first and a newline, inside `<fim_prefix>`.
         Family::Starcoder2 if file.is_some() => {
             let RepoFile { repo, path } = file?;
-            format!(
-                "<repo_name>{repo}<file_sep><fim_prefix>{path}\n{prefix}<fim_suffix>{suffix}<fim_middle>"
-            )
+            [
+                "<repo_name>",
+                repo,
+                "<file_sep><fim_prefix>",
+                path,
+                "\n",
+                prefix,
+                "<fim_suffix>",
+                suffix,
+                "<fim_middle>",
+            ]
+            .concat()
         }
         // Suffix first, as Mistral's FIM tokenizer orders it.
-        Family::Codestral => format!("<s>[SUFFIX]{suffix}[PREFIX]{prefix}"),
-        Family::Codegemma | Family::Qwen => {
-            format!("<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>")
-        }
-        Family::Codellama => format!("<PRE> {prefix} <SUF>{suffix} <MID>"),
+        Family::Codestral => ["<s>[SUFFIX]", suffix, "[PREFIX]", prefix].concat(),
+        Family::Codegemma | Family::Qwen => [
+            "<|fim_prefix|>",
+            prefix,
+            "<|fim_suffix|>",
+            suffix,
+            "<|fim_middle|>",
+        ]
+        .concat(),
+        Family::Codellama => ["<PRE> ", prefix, " <SUF>", suffix, " <MID>"].concat(),
         // Full-width bars (U+FF5C) and the SentencePiece space (U+2581), as the vocabulary has them.
-        Family::Deepseekcoder => {
-            format!("<｜fim▁begin｜>{prefix}<｜fim▁hole｜>{suffix}<｜fim▁end｜>")
-        }
-        Family::Starcoder2 => format!("<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>"),
+        Family::Deepseekcoder => [
+            "<｜fim▁begin｜>",
+            prefix,
+            "<｜fim▁hole｜>",
+            suffix,
+            "<｜fim▁end｜>",
+        ]
+        .concat(),
+        Family::Starcoder2 => [
+            "<fim_prefix>",
+            prefix,
+            "<fim_suffix>",
+            suffix,
+            "<fim_middle>",
+        ]
+        .concat(),
         _ => return None,
     })
 }

@@ -287,7 +287,7 @@ impl Providers {
         let base = ep.base_url.trim_end_matches('/');
         let (url, body) = match &ep.flavor {
             // Bedrock calls never reach here (see the public methods); treat as plain OpenAI.
-            Flavor::OpenAi | Flavor::Bedrock(_) => (format!("{base}{path}"), body),
+            Flavor::OpenAi | Flavor::Bedrock(_) => ([base, path].concat(), body),
             Flavor::Azure {
                 deployment,
                 api_version: Some(version),

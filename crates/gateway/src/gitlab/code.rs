@@ -427,7 +427,9 @@ async fn answer(
                         ) => a,
                         () = cancel.cancelled() => return Ok(nothing()),
                     };
-                    ticket.share(std::sync::Arc::new(answer.clone()));
+                    if ticket.shares() {
+                        ticket.share(std::sync::Arc::new(answer.clone()));
+                    }
                     answer
                 }
             };

@@ -461,7 +461,7 @@ fn stop_reason(finish: Option<&str>) -> &'static str {
 }
 
 fn message_id() -> String {
-    format!("msg_{}", uuid::Uuid::new_v4().simple())
+    crate::correlation::fresh_id("msg_")
 }
 
 fn usage_of(v: &Value) -> Option<(u64, u64)> {

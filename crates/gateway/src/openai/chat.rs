@@ -363,7 +363,7 @@ async fn run_body(
             request_id: cid.clone(),
             affinity,
         };
-        let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+        let id = crate::correlation::fresh_id("chatcmpl-");
         let upstream_started = Instant::now();
 
         if body.stream.unwrap_or(false) {

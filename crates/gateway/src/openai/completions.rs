@@ -228,7 +228,7 @@ async fn run_body(
             user: body.user.as_deref(),
             extra: extra.clone(),
         };
-        let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
+        let id = crate::correlation::fresh_id("cmpl-");
         let upstream_started = Instant::now();
         let cancel = ticket.token();
 
@@ -282,7 +282,9 @@ async fn run_body(
                     ) => a,
                     () = cancel.cancelled() => return Ok(superseded(record)),
                 };
-                ticket.share(std::sync::Arc::new(answer.clone()));
+                if ticket.shares() {
+                    ticket.share(std::sync::Arc::new(answer.clone()));
+                }
                 answer
             }
         };

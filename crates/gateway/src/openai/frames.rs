@@ -16,14 +16,6 @@ pub(crate) struct Frames {
     include_usage: bool,
 }
 
-#[derive(Serialize)]
-struct Head<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-}
-
 impl Frames {
     pub(crate) fn new(
         shape: Shape,
@@ -36,21 +28,9 @@ impl Frames {
             Shape::Text => "text_completion",
             Shape::Chat => "chat.completion.chunk",
         };
-        let mut head = b"data: ".to_vec();
-        put_json(
-            &mut head,
-            &Head {
-                id,
-                object,
-                created,
-                model,
-            },
-        );
-        // Reopen the object to add `choices`.
-        if head.last() == Some(&b'}') {
-            head.pop();
-        }
-        head.extend_from_slice(br#","choices":[{"index":0,"#);
+        let mut head = Vec::with_capacity(128 + id.len() + model.len());
+        head.extend_from_slice(b"data: ");
+        put_head(&mut head, id, object, created, model);
         Frames {
             head,
             include_usage,
@@ -108,6 +88,21 @@ impl Frames {
         buf.extend_from_slice(b"}\n\n");
         Bytes::from(buf)
     }
+}
+
+/// Appends `{"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,`: the start of
+/// every answer and chunk of one choice. The names are written as they are; serializing a
+/// struct escaped each of them again.
+pub(super) fn put_head(buf: &mut Vec<u8>, id: &str, object: &str, created: u64, model: &str) {
+    buf.extend_from_slice(br#"{"id":"#);
+    put_json(buf, id);
+    buf.extend_from_slice(br#","object":"#);
+    put_json(buf, object);
+    buf.extend_from_slice(br#","created":"#);
+    put_json(buf, &created);
+    buf.extend_from_slice(br#","model":"#);
+    put_json(buf, model);
+    buf.extend_from_slice(br#","choices":[{"index":0,"#);
 }
 
 /// Appends `value` as JSON. Strings and these plain structs cannot fail to serialize into a

@@ -6,7 +6,7 @@
 
 use axum::response::Response;
 
-use super::frames::put_json;
+use super::frames::{put_head, put_json};
 use super::wire::{ChatCompletion, TextCompletion, UsageOut, json_answer};
 
 /// `text_completion` with one choice.
@@ -65,18 +65,10 @@ pub(crate) fn chat(body: &ChatCompletion<'_>) -> Response {
     answer(buf)
 }
 
-/// `{"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,`
+/// A buffer for the answer, started with its head.
 fn head(id: &str, object: &str, created: u64, model: &str, text: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(256 + text.len());
-    buf.extend_from_slice(br#"{"id":"#);
-    put_json(&mut buf, id);
-    buf.extend_from_slice(br#","object":"#);
-    put_json(&mut buf, object);
-    buf.extend_from_slice(br#","created":"#);
-    put_json(&mut buf, &created);
-    buf.extend_from_slice(br#","model":"#);
-    put_json(&mut buf, model);
-    buf.extend_from_slice(br#","choices":[{"index":0,"#);
+    let mut buf = Vec::with_capacity(320 + text.len());
+    put_head(&mut buf, id, object, created, model);
     buf
 }
 

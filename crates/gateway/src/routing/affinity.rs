@@ -16,11 +16,13 @@ pub(crate) fn client(headers: &HeaderMap, peer: Option<&ConnectInfo<std::net::So
         Some(std::net::IpAddr::V6(a)) => a.octets(),
         None => [0; 16],
     };
-    let header = |name: &str| headers.get(name).map(|v| v.as_bytes()).unwrap_or_default();
+    // Looked up by `HeaderName`: by `&str` the name is parsed again on every call.
+    const FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
+    let header = |name| headers.get(name).map(|v| v.as_bytes()).unwrap_or_default();
     stable_hash(&[
         &peer,
-        header("x-forwarded-for"),
-        header(header::AUTHORIZATION.as_str()),
+        header(&FORWARDED_FOR),
+        header(&header::AUTHORIZATION),
     ])
 }
 

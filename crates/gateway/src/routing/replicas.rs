@@ -347,12 +347,9 @@ impl Pool {
     }
 }
 
-impl Replicas for Pool {
-    fn pick(&self, affinity: Option<u64>, tried: &[usize]) -> Option<Pick> {
-        let now = Instant::now();
-        if tried.is_empty() {
-            self.budget.deposit();
-        }
+impl Pool {
+    /// The replica `choose` picks among several.
+    fn choose_among(&self, affinity: Option<u64>, tried: &[usize], now: Instant) -> Option<usize> {
         let latency = latencies(&self.replicas, now);
         let candidates: Vec<Candidate> = self
             .replicas
@@ -366,7 +363,7 @@ impl Replicas for Pool {
             })
             .collect();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let index = choose(self.policy, &candidates, &self.ring, affinity, turn).or_else(|| {
+        choose(self.policy, &candidates, &self.ring, affinity, turn).or_else(|| {
             // Every replica ejected: rather than refuse, try the one whose ejection ends
             // first — a probe that may find it back (fallbacks are chosen before this).
             (tried.is_empty())
@@ -375,7 +372,28 @@ impl Replicas for Pool {
                         .min_by_key(|&i| self.replicas[i].health().ejected_until.unwrap_or(now))
                 })
                 .flatten()
-        })?;
+        })
+    }
+}
+
+impl Replicas for Pool {
+    fn pick(&self, affinity: Option<u64>, tried: &[usize]) -> Option<Pick> {
+        let now = Instant::now();
+        if tried.is_empty() {
+            self.budget.deposit();
+        }
+        // One replica (most deployments): what `choose` and the fallback below would pick,
+        // without building the candidates.
+        let single = match self.replicas.as_slice() {
+            [only] if !tried.contains(&0) && only.available(now) => Some(Some(0)),
+            [_] if tried.is_empty() => Some(Some(0)),
+            [_] => Some(None),
+            _ => None,
+        };
+        let index = match single {
+            Some(index) => index?,
+            None => self.choose_among(affinity, tried, now)?,
+        };
         let r = &self.replicas[index];
         if let Ok(mut h) = r.health.lock()
             && h.ejected_until.is_some()

@@ -151,6 +151,11 @@ impl Ticket {
         self.cancel.clone()
     }
 
+    /// Whether this request's answer is remembered for others: only then is it worth copying.
+    pub(crate) fn shares(&self) -> bool {
+        self.owner.is_some()
+    }
+
     /// Hands the answer to the requests that joined this one.
     pub(crate) fn share(&self, answer: Shared) {
         let Some((owner, key, serial, request)) = &self.owner else {

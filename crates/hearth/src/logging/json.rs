@@ -27,7 +27,8 @@ pub(super) struct SpanFields;
 
 impl<'w> FormatFields<'w> for SpanFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut out = String::new();
+        // Room for a request span's fields without regrowing.
+        let mut out = String::with_capacity(96);
         let mut v = Fields {
             out: &mut out,
             result: Ok(()),
