@@ -167,10 +167,7 @@ impl CompletionPlan {
         } else {
             reply.text
         };
-        let mut scanner = self.scanner();
-        let mut text = scanner.push(&raw);
-        let cut = scanner.is_done();
-        text.push_str(&scanner.finish());
+        let (text, cut) = self.scanner().cut(raw);
         let finish = if cut {
             Some("stop".to_string())
         } else {

@@ -58,20 +58,17 @@ impl StopScanner {
             return String::new();
         }
         self.held.push_str(chunk);
-        if let Some((at, is_echo)) = self.earliest_stop() {
-            self.done = true;
-            let mut out: String = self.held[..at].to_string();
-            if is_echo {
-                out.truncate(out.trim_end().len());
-            }
-            self.held.clear();
-            return if self.started || !out.trim().is_empty() {
-                out
-            } else {
-                String::new()
-            };
+        // A stop found after the start of one still arriving waits: the longer one may yet
+        // complete and cut earlier (stops "</s>" and "/" with "</" held), as in the whole reply.
+        let pending = self.held.len() - self.partial_len();
+        if let Some((at, is_echo)) = self.earliest_stop().filter(|&(at, _)| at <= pending) {
+            return self.stop_at(at, is_echo);
         }
-        let safe = self.safe_len();
+        let mut safe = pending;
+        if self.echo.is_some() {
+            // Whitespace before a possible echo line is dropped with it.
+            safe = self.held[..safe].trim_end().len();
+        }
         if !self.started {
             // Only settled text counts: a held "<" may still be the start of a stop.
             if self.held[..safe].trim().is_empty() {
@@ -84,10 +81,14 @@ impl StopScanner {
         out
     }
 
-    /// Ends the stream; returns what was held back, unless it only ever was whitespace.
+    /// Ends the stream; returns what was held back (cut at a stop that was waiting on a
+    /// longer one), unless it only ever was whitespace.
     pub fn finish(&mut self) -> String {
         if self.done {
             return String::new();
+        }
+        if let Some((at, is_echo)) = self.earliest_stop() {
+            return self.stop_at(at, is_echo);
         }
         self.done = true;
         let rest = std::mem::take(&mut self.held);
@@ -96,6 +97,38 @@ impl StopScanner {
         } else {
             rest
         }
+    }
+
+    /// Ends the answer where a stop (or the echo line) begins in `held`.
+    fn stop_at(&mut self, at: usize, is_echo: bool) -> String {
+        self.done = true;
+        let mut out: String = self.held[..at].to_string();
+        if is_echo {
+            out.truncate(out.trim_end().len());
+        }
+        self.held.clear();
+        if self.started || !out.trim().is_empty() {
+            out
+        } else {
+            String::new()
+        }
+    }
+
+    /// A whole reply cut as [`Self::apply`] cuts it, and whether a stop (or the echo line)
+    /// cut it, without copying the text: the scanner's own buffer is for text that arrives in
+    /// pieces.
+    pub fn cut(&self, mut text: String) -> (String, bool) {
+        let found = self.earliest_stop_in(&text);
+        if let Some((at, is_echo)) = found {
+            text.truncate(at);
+            if is_echo {
+                text.truncate(text.trim_end().len());
+            }
+        }
+        if text.trim().is_empty() {
+            text.clear();
+        }
+        (text, found.is_some())
     }
 
     /// Runs a whole reply through the scanner.
@@ -110,7 +143,12 @@ impl StopScanner {
     /// bytes and the text a chunk or one reply, where setting up a substring search per stop
     /// (as `str::find` does) costs more than the search.
     fn earliest_stop(&self) -> Option<(usize, bool)> {
-        let held = self.held.as_bytes();
+        self.earliest_stop_in(&self.held)
+    }
+
+    /// [`Self::earliest_stop`] in any text.
+    fn earliest_stop_in(&self, text: &str) -> Option<(usize, bool)> {
+        let held = text.as_bytes();
         let echo = self.echo.as_deref().map(str::as_bytes);
         // Stops and echo are never empty (see `new`); the first byte is compared before the
         // rest, as most positions fail there.
@@ -130,14 +168,11 @@ impl StopScanner {
         })
     }
 
-    /// How much of `held` cannot be the start of a stop sequence (nor, when an echo line is
-    /// watched, trailing whitespace that would be dropped before it).
-    fn safe_len(&self) -> usize {
+    /// The longest tail of `held` that some stop (or the echo line) starts with and is longer
+    /// than: text that may still become a stop.
+    fn partial_len(&self) -> usize {
         let held = &self.held;
         let bytes = held.as_bytes();
-        // The longest tail of `held` that some stop (or the echo line) starts with and is
-        // longer than.
-        let mut keep = 0;
         for k in (1..=self.longest.saturating_sub(1).min(held.len())).rev() {
             let start = held.len() - k;
             if self.firsts.contains(bytes[start])
@@ -148,15 +183,10 @@ impl StopScanner {
                     .chain(&self.echo)
                     .any(|s| s.len() > k && s.as_bytes().starts_with(&bytes[start..]))
             {
-                keep = k;
-                break;
+                return k;
             }
         }
-        let mut safe = held.len() - keep;
-        if self.echo.is_some() {
-            safe = held[..safe].trim_end().len();
-        }
-        safe
+        0
     }
 }
 
@@ -235,6 +265,30 @@ mod tests {
         out
     }
 
+    /// A stop found inside the start of a longer one still arriving waits for it: the whole
+    /// reply is cut at the longer one, and so is the stream.
+    #[test]
+    fn a_shorter_stop_waits_for_a_longer_one_begun_before_it() {
+        let mut s = scan(&["</s>", "/"], None);
+        assert_eq!(s.push("a </"), "a ");
+        assert!(!s.is_done());
+        assert_eq!(s.push("s>b"), "");
+        assert!(s.is_done());
+        let mut s = scan(&["</s>", "/"], None);
+        assert_eq!(s.push("a </"), "a ");
+        // "</x": the longer stop can no longer come, so the "/" cuts, as in the whole reply.
+        assert_eq!(s.push("x"), "<");
+        assert!(s.is_done());
+        assert_eq!(scan(&["</s>", "/"], None).apply("a </x"), "a <");
+        let mut s = scan(&["<|endoftext|>", "end"], None);
+        assert_eq!(s.push("x <|end"), "x ");
+        assert_eq!(s.finish(), "<|");
+        assert_eq!(
+            scan(&["<|endoftext|>", "end"], None).apply("x <|end"),
+            "x <|"
+        );
+    }
+
     proptest! {
         #[test]
         fn streaming_equals_whole_and_never_shows_a_stop(
@@ -252,6 +306,12 @@ mod tests {
             }
             streamed.push_str(&s.finish());
             prop_assert_eq!(&streamed, &whole);
+            // A whole reply cut at once: the same text, and "cut" when a stop or the echo line
+            // is in it.
+            let (cut, was_cut) = make().cut(text.clone());
+            prop_assert_eq!(&cut, &whole);
+            let found = stops.iter().chain(&echo).any(|s| !s.is_empty() && text.contains(s.as_str()));
+            prop_assert_eq!(was_cut, found);
             for stop in stops.iter().filter(|s| !s.is_empty()) {
                 prop_assert!(!whole.contains(stop.as_str()), "{:?} in {:?}", stop, whole);
             }

@@ -366,12 +366,13 @@ impl<'a> Reader<'a> {
             present: true,
             ..Choice::default()
         };
-        let carrier: &[u8] = if self.whole { b"message" } else { b"delta" };
+        let whole = self.whole;
         let (mut text, mut delta, mut finish, mut logprobs) = (false, false, false, false);
         self.object(|r, key| {
             let seen = match key {
                 b"text" => &mut text,
-                k if k == carrier => &mut delta,
+                b"delta" if !whole => &mut delta,
+                b"message" if whole => &mut delta,
                 b"finish_reason" => &mut finish,
                 b"logprobs" => &mut logprobs,
                 _ => return r.skip(0),
