@@ -536,7 +536,13 @@ pub(crate) fn broken_stream(e: &reqwest::Error) -> ProviderError {
 
 /// `scheme://host:port` of a URL, the unit connections are pooled by.
 fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    // A byte scan: `str::find` with a three-byte pattern sets up a substring searcher, which
+    // cost more than the rest of looking the client up.
+    let after_scheme = url
+        .as_bytes()
+        .windows(3)
+        .position(|w| w == b"://")
+        .map_or(0, |i| i + 3);
     let end = url[after_scheme..]
         .find('/')
         .map_or(url.len(), |i| after_scheme + i);
@@ -552,5 +558,8 @@ mod tests {
         assert_eq!(origin("http://gpu-1:8000/v1"), "http://gpu-1:8000");
         assert_eq!(origin("https://h/v1/"), "https://h");
         assert_eq!(origin("http://h"), "http://h");
+        assert_eq!(origin("gpu-1:8000/v1"), "gpu-1:8000");
+        assert_eq!(origin("http:/x"), "http:");
+        assert_eq!(origin(""), "");
     }
 }

@@ -99,10 +99,25 @@ pub(super) fn put_head(buf: &mut Vec<u8>, id: &str, object: &str, created: u64, 
     buf.extend_from_slice(br#","object":"#);
     put_json(buf, object);
     buf.extend_from_slice(br#","created":"#);
-    put_json(buf, &created);
+    put_u64(buf, created);
     buf.extend_from_slice(br#","model":"#);
     put_json(buf, model);
     buf.extend_from_slice(br#","choices":[{"index":0,"#);
+}
+
+/// Appends `n` in decimal, as JSON writes it, without a serializer's setup per number.
+pub(super) fn put_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
 }
 
 /// Appends `value` as JSON. Strings and these plain structs cannot fail to serialize into a
@@ -135,6 +150,15 @@ mod tests {
         "é ✓ 𝄞 \u{2028}",
         "</s>",
     ];
+
+    #[test]
+    fn numbers_are_written_as_json_writes_them() {
+        for n in [0, 7, 9, 10, 99, 100, 1_764_561_600, u64::MAX - 1, u64::MAX] {
+            let mut buf = Vec::new();
+            put_u64(&mut buf, n);
+            assert_eq!(buf, serde_json::to_vec(&n).unwrap());
+        }
+    }
 
     #[test]
     fn frames_are_what_serializing_the_chunk_gives() {

@@ -6,7 +6,7 @@
 
 use axum::response::Response;
 
-use super::frames::{put_head, put_json};
+use super::frames::{put_head, put_json, put_u64};
 use super::wire::{ChatCompletion, TextCompletion, UsageOut, json_answer};
 
 /// `text_completion` with one choice.
@@ -74,11 +74,11 @@ fn head(id: &str, object: &str, created: u64, model: &str, text: &str) -> Vec<u8
 
 fn usage(buf: &mut Vec<u8>, u: UsageOut) {
     buf.extend_from_slice(br#","usage":{"prompt_tokens":"#);
-    put_json(buf, &u.prompt_tokens);
+    put_u64(buf, u.prompt_tokens);
     buf.extend_from_slice(br#","completion_tokens":"#);
-    put_json(buf, &u.completion_tokens);
+    put_u64(buf, u.completion_tokens);
     buf.extend_from_slice(br#","total_tokens":"#);
-    put_json(buf, &u.total_tokens);
+    put_u64(buf, u.total_tokens);
     buf.push(b'}');
 }
 

@@ -533,6 +533,47 @@ mod tests {
             "stop": ["x", "y"], "stream": false, "stream_options": {"include_usage": false}, "user": "u", "n": 1})
     }
 
+    /// The hand-written readings of `prompt`/`stop` and message content: both shapes read, and
+    /// a value of neither shape refused naming the field.
+    #[test]
+    fn strings_or_lists_read_and_refuse_by_hand() {
+        let body: CompletionBody = parse(br#"{"prompt": "a\nb", "stop": ["x", "y"]}"#).unwrap();
+        assert!(matches!(body.prompt, Some(OneOrMany::One(p)) if p == "a\nb"));
+        assert_eq!(
+            body.stop.map(OneOrMany::into_vec),
+            Some(vec!["x".into(), "y".into()])
+        );
+        for (json, field) in [
+            (r#"{"prompt": 5}"#, "prompt"),
+            (r#"{"prompt": ["a", 5]}"#, "prompt[1]"),
+            (r#"{"prompt": "a", "stop": {"x": 1}}"#, "stop"),
+        ] {
+            let e = parse::<CompletionBody>(json.as_bytes()).err().unwrap();
+            assert_eq!(e.field.as_deref(), Some(field), "{json}: {}", e.message);
+        }
+        let e = parse::<CompletionBody>(br#"{"prompt": 5}"#).err().unwrap();
+        assert!(
+            e.message.contains("a string or a list of strings"),
+            "{}",
+            e.message
+        );
+        let chat: ChatBody = parse(
+            br#"{"messages": [{"role": "user", "content": "hi"},
+                {"role": "user", "content": [{"type": "text", "text": "yo"}]}]}"#,
+        )
+        .unwrap();
+        assert!(matches!(&chat.messages[0].content, Some(MessageContent::Text(t)) if t == "hi"));
+        assert!(
+            matches!(&chat.messages[1].content, Some(MessageContent::Parts(p)) if p.len() == 1)
+        );
+        for content in ["5", "true", "{}"] {
+            let json = format!(r#"{{"messages": [{{"role": "user", "content": {content}}}]}}"#);
+            let e = parse::<ChatBody>(json.as_bytes()).err().unwrap();
+            assert_eq!(e.field.as_deref(), Some("messages[0].content"));
+            assert!(e.message.contains("accepted shapes"), "{}", e.message);
+        }
+    }
+
     #[test]
     fn the_templates_are_valid() {
         assert!(parse::<CompletionBody>(completion_body().to_string().as_bytes()).is_ok());
