@@ -131,7 +131,7 @@ pub(super) fn put_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::openai::wire::{ChatChunk, ChatChunkChoice, Delta, TextChoice, TextCompletion};
 
@@ -142,7 +142,8 @@ mod tests {
         buf
     }
 
-    const TEXTS: [&str; 6] = [
+    /// Texts that need every kind of escaping, shared with `whole.rs`'s tests.
+    pub(in crate::openai) const TEXTS: [&str; 6] = [
         "",
         "return a + b",
         "quote \" backslash \\ newline \n tab \t",
@@ -150,6 +151,30 @@ mod tests {
         "é ✓ 𝄞 \u{2028}",
         "</s>",
     ];
+
+    /// A `text_completion` of one choice, as whole answers and chunks have it.
+    pub(in crate::openai) fn text_completion<'a>(
+        id: &'a str,
+        created: u64,
+        model: &'a str,
+        text: &'a str,
+        finish: Option<&'a str>,
+        usage: Option<Option<crate::openai::wire::UsageOut>>,
+    ) -> TextCompletion<'a> {
+        TextCompletion {
+            id,
+            object: "text_completion",
+            created,
+            model,
+            choices: vec![TextChoice {
+                index: 0,
+                text,
+                logprobs: None,
+                finish_reason: finish,
+            }],
+            usage,
+        }
+    }
 
     #[test]
     fn numbers_are_written_as_json_writes_them() {
@@ -172,19 +197,8 @@ mod tests {
                 let chat_frames = Frames::new(Shape::Chat, id, created, model, include_usage);
                 for text in TEXTS {
                     for finish in [None, Some("stop"), Some("length"), Some("odd \"reason\"")] {
-                        let want = serde_sse(&TextCompletion {
-                            id,
-                            object: "text_completion",
-                            created,
-                            model,
-                            choices: vec![TextChoice {
-                                index: 0,
-                                text,
-                                logprobs: None,
-                                finish_reason: finish,
-                            }],
-                            usage,
-                        });
+                        let want =
+                            serde_sse(&text_completion(id, created, model, text, finish, usage));
                         assert_eq!(&text_frames.text(text, finish)[..], &want[..]);
                         for role in [None, Some("assistant")] {
                             for content in [None, Some(text)] {

@@ -101,16 +101,9 @@ mod tests {
     use serde::Serialize;
 
     use super::*;
-    use crate::openai::wire::{ChatChoice, ChatMessageOut, TextChoice};
+    use crate::openai::frames::tests::{TEXTS, text_completion};
+    use crate::openai::wire::{ChatChoice, ChatMessageOut};
 
-    const TEXTS: [&str; 6] = [
-        "",
-        "return a + b",
-        "quote \" backslash \\ newline \n tab \t",
-        "bell \u{7} nul \u{0} del \u{7f}",
-        "é ✓ 𝄞 \u{2028}",
-        "</s>",
-    ];
     const IDS: [&str; 2] = ["cmpl-0123456789abcdef", "chatcmpl-\"odd\"\\id"];
     const MODELS: [&str; 2] = ["codestral", "my \"model\" é"];
 
@@ -145,19 +138,7 @@ mod tests {
             for text in TEXTS {
                 for finish in [None, Some("stop"), Some("odd \"reason\"")] {
                     for usage in usages().into_iter().map(Some).chain(std::iter::once(None)) {
-                        let body = TextCompletion {
-                            id,
-                            object: "text_completion",
-                            created: 1_764_561_600,
-                            model,
-                            choices: vec![TextChoice {
-                                index: 0,
-                                text,
-                                logprobs: None,
-                                finish_reason: finish,
-                            }],
-                            usage,
-                        };
+                        let body = text_completion(id, 1_764_561_600, model, text, finish, usage);
                         assert_eq!(
                             String::from_utf8(bytes(super::text(&body)).await).unwrap(),
                             String::from_utf8(serde(&body)).unwrap()
