@@ -61,7 +61,10 @@ impl StopScanner {
         // A stop found after the start of one still arriving waits: the longer one may yet
         // complete and cut earlier (stops "</s>" and "/" with "</" held), as in the whole reply.
         let pending = self.held.len() - self.partial_len();
-        if let Some((at, is_echo)) = self.earliest_stop().filter(|&(at, _)| at <= pending) {
+        if let Some((at, is_echo)) = self
+            .earliest_stop(&self.held)
+            .filter(|&(at, _)| at <= pending)
+        {
             return self.stop_at(at, is_echo);
         }
         let mut safe = pending;
@@ -87,7 +90,7 @@ impl StopScanner {
         if self.done {
             return String::new();
         }
-        if let Some((at, is_echo)) = self.earliest_stop() {
+        if let Some((at, is_echo)) = self.earliest_stop(&self.held) {
             return self.stop_at(at, is_echo);
         }
         self.done = true;
@@ -114,11 +117,11 @@ impl StopScanner {
         }
     }
 
-    /// A whole reply cut as [`Self::apply`] cuts it, and whether a stop (or the echo line)
-    /// cut it, without copying the text: the scanner's own buffer is for text that arrives in
-    /// pieces.
+    /// A whole reply cut as pushing it in pieces and finishing would cut it, and whether a
+    /// stop (or the echo line) cut it, without copying the text: the scanner's own buffer is
+    /// for text that arrives in pieces.
     pub fn cut(&self, mut text: String) -> (String, bool) {
-        let found = self.earliest_stop_in(&text);
+        let found = self.earliest_stop(&text);
         if let Some((at, is_echo)) = found {
             text.truncate(at);
             if is_echo {
@@ -131,23 +134,20 @@ impl StopScanner {
         (text, found.is_some())
     }
 
-    /// Runs a whole reply through the scanner.
-    pub fn apply(mut self, text: &str) -> String {
+    /// Runs a whole reply through the scanner piece-wise: the reference [`Self::cut`] and the
+    /// streamed pieces are tested against.
+    #[cfg(test)]
+    fn apply(mut self, text: &str) -> String {
         let mut out = self.push(text);
         out.push_str(&self.finish());
         out
     }
 
-    /// Where the first stop (or the echo line) begins in `held`; a stop wins a tie with the
+    /// Where the first stop (or the echo line) begins in `text`; a stop wins a tie with the
     /// echo. One pass over the text checking every stop at each byte: the stops are a few
     /// bytes and the text a chunk or one reply, where setting up a substring search per stop
     /// (as `str::find` does) costs more than the search.
-    fn earliest_stop(&self) -> Option<(usize, bool)> {
-        self.earliest_stop_in(&self.held)
-    }
-
-    /// [`Self::earliest_stop`] in any text.
-    fn earliest_stop_in(&self, text: &str) -> Option<(usize, bool)> {
+    fn earliest_stop(&self, text: &str) -> Option<(usize, bool)> {
         let held = text.as_bytes();
         let echo = self.echo.as_deref().map(str::as_bytes);
         // Stops and echo are never empty (see `new`); the first byte is compared before the

@@ -427,9 +427,7 @@ async fn answer(
                         ) => a,
                         () = cancel.cancelled() => return Ok(nothing()),
                     };
-                    if ticket.shares() {
-                        ticket.share(std::sync::Arc::new(answer.clone()));
-                    }
+                    ticket.share(|| std::sync::Arc::new(answer.clone()));
                     answer
                 }
             };

@@ -282,9 +282,7 @@ async fn run_body(
                     ) => a,
                     () = cancel.cancelled() => return Ok(superseded(record)),
                 };
-                if ticket.shares() {
-                    ticket.share(std::sync::Arc::new(answer.clone()));
-                }
+                ticket.share(|| std::sync::Arc::new(answer.clone()));
                 answer
             }
         };

@@ -345,9 +345,7 @@ impl Pool {
             });
         }
     }
-}
 
-impl Pool {
     /// The replica `choose` picks among several.
     fn choose_among(&self, affinity: Option<u64>, tried: &[usize], now: Instant) -> Option<usize> {
         let latency = latencies(&self.replicas, now);
@@ -382,17 +380,13 @@ impl Replicas for Pool {
         if tried.is_empty() {
             self.budget.deposit();
         }
-        // One replica (most deployments): what `choose` and the fallback below would pick,
-        // without building the candidates.
-        let single = match self.replicas.as_slice() {
-            [only] if !tried.contains(&0) && only.available(now) => Some(Some(0)),
-            [_] if tried.is_empty() => Some(Some(0)),
-            [_] => Some(None),
-            _ => None,
-        };
-        let index = match single {
-            Some(index) => index?,
-            None => self.choose_among(affinity, tried, now)?,
+        let index = match self.replicas.as_slice() {
+            // One replica (most deployments): what `choose_among` would pick, without building
+            // its candidates — the replica if usable, else (on a first try) the replica anyway.
+            [only] => {
+                (tried.is_empty() || (!tried.contains(&0) && only.available(now))).then_some(0)?
+            }
+            _ => self.choose_among(affinity, tried, now)?,
         };
         let r = &self.replicas[index];
         if let Ok(mut h) = r.health.lock()

@@ -151,16 +151,13 @@ impl Ticket {
         self.cancel.clone()
     }
 
-    /// Whether this request's answer is remembered for others: only then is it worth copying.
-    pub(crate) fn shares(&self) -> bool {
-        self.owner.is_some()
-    }
-
-    /// Hands the answer to the requests that joined this one.
-    pub(crate) fn share(&self, answer: Shared) {
+    /// Hands the answer to the requests that joined this one. `answer` is made only when
+    /// this request's answer is remembered for others: most are not, and need no copy.
+    pub(crate) fn share(&self, answer: impl FnOnce() -> Shared) {
         let Some((owner, key, serial, request)) = &self.owner else {
             return;
         };
+        let answer = answer();
         owner.remember(*key, *request, &answer);
         if let Ok(guard) = owner.inflight.lock()
             && let Some(e) = guard.1.get(key)
@@ -273,7 +270,7 @@ mod tests {
         let Admitted::Run(t) = s.admit(1, 10, true, || {}) else {
             panic!()
         };
-        t.share(Arc::new(Ok(("x".into(), None, None))));
+        t.share(|| Arc::new(Ok(("x".into(), None, None))));
         drop(t);
         assert!(s.cached(1, 10).is_some());
         assert!(s.cached(1, 11).is_none());
