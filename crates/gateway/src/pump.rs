@@ -8,6 +8,9 @@
 //! deadline: if the relay is still running then, it takes the relay out of the body, lets it
 //! end the stream its own way (the provider stream reports the total timeout), drops it
 //! (closing the model server's connection) and leaves that ending for the client to read.
+//! An answer that arrives whole (a short completion from a fast model server) is relayed and
+//! ended in the body's first poll, and gets no watchdog: the task would cost it more than the
+//! rest of the relay.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -72,11 +75,11 @@ where
         done: false,
         waker: None,
     }));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(watchdog(Arc::clone(&shared), deadline, stopped));
     Body::new(Relayed {
         shared,
-        _stop: stop,
+        deadline,
+        watch: Watch::NotYet,
+        held: None,
     })
 }
 
@@ -125,8 +128,37 @@ async fn watchdog(shared: Arc<Mutex<Shared>>, deadline: Instant, stopped: onesho
 /// if the deadline cut the relay.
 struct Relayed {
     shared: Arc<Mutex<Shared>>,
-    /// Dropped with the body, which lets the watchdog go.
-    _stop: oneshot::Sender<()>,
+    deadline: Instant,
+    watch: Watch,
+    /// A frame the relay gave while the body was looking whether it had ended.
+    held: Option<Bytes>,
+}
+
+/// Whether the watchdog runs. It starts only when the relay is still running after the
+/// body's first poll: an answer that arrived whole (a short completion from a fast model
+/// server) is relayed and ended in that poll, and a task per stream would cost it more than
+/// the rest of the relay.
+enum Watch {
+    NotYet,
+    /// `_stop` is dropped with the body, which lets the watchdog go.
+    Running { _stop: oneshot::Sender<()> },
+    Unneeded,
+}
+
+impl Watch {
+    fn start(&mut self, shared: &Arc<Mutex<Shared>>, deadline: Instant) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(watchdog(Arc::clone(shared), deadline, stopped));
+        *self = Watch::Running { _stop: stop };
+    }
+}
+
+impl Shared {
+    /// The relay has ended: what it held is handed back to be dropped outside the lock.
+    fn end(&mut self) -> (Option<Relay>, Option<Permit>) {
+        self.done = true;
+        (self.relay.take(), self.permit.take())
+    }
 }
 
 impl http_body::Body for Relayed {
@@ -137,18 +169,49 @@ impl http_body::Body for Relayed {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let mut s = lock(&self.shared);
+        let Relayed {
+            shared,
+            deadline,
+            watch,
+            held,
+        } = self.get_mut();
+        if let Some(frame) = held.take() {
+            return Poll::Ready(Some(Ok(Frame::data(frame))));
+        }
+        let mut s = lock(shared);
         if let Some(relay) = s.relay.as_mut() {
             return match relay.as_mut().poll_next(cx) {
-                Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(Frame::data(frame)))),
+                Poll::Ready(Some(frame)) => {
+                    if matches!(watch, Watch::NotYet) {
+                        // The first frame: look once whether the relay has ended already.
+                        match relay.as_mut().poll_next(cx) {
+                            Poll::Ready(None) => {
+                                *watch = Watch::Unneeded;
+                                let ended = s.end();
+                                drop(s);
+                                drop(ended);
+                            }
+                            Poll::Ready(Some(next)) => {
+                                *held = Some(next);
+                                watch.start(shared, *deadline);
+                            }
+                            Poll::Pending => watch.start(shared, *deadline),
+                        }
+                    }
+                    Poll::Ready(Some(Ok(Frame::data(frame))))
+                }
                 Poll::Ready(None) => {
-                    let ended = (s.relay.take(), s.permit.take());
-                    s.done = true;
+                    let ended = s.end();
                     drop(s);
                     drop(ended);
                     Poll::Ready(None)
                 }
                 Poll::Pending => {
+                    if matches!(watch, Watch::NotYet) {
+                        // Nothing yet (a model server slow to its first token): watched from
+                        // now on, like a relay that sent part of its answer.
+                        watch.start(shared, *deadline);
+                    }
                     // The relay woke this body through its own wakers; if the watchdog takes
                     // it now, only this one is left to say the ending is ready.
                     s.wait(cx);
@@ -177,7 +240,7 @@ impl http_body::Body for Relayed {
     }
 
     fn is_end_stream(&self) -> bool {
-        lock(&self.shared).done
+        self.held.is_none() && lock(&self.shared).done
     }
 }
 
@@ -213,6 +276,30 @@ mod tests {
             .await
             .expect("the body was never woken after the deadline");
         assert!(bytes.unwrap().unwrap().is_empty());
+    }
+
+    /// A relay that has ended by the time its first frame is read needs no watchdog, and the
+    /// body says it has ended without another poll.
+    #[tokio::test]
+    async fn an_answer_that_came_whole_ends_with_its_first_frame() {
+        use http_body::Body as _;
+        let relay = futures_util::stream::iter([Bytes::from_static(b"all of it")]);
+        let mut body = body(relay, Instant::now() + Duration::from_secs(60), None);
+        let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let data = first.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&data[..], b"all of it");
+        assert!(body.is_end_stream());
+        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert!(next.is_none());
+    }
+
+    /// A frame read while looking whether the relay had ended keeps its place.
+    #[tokio::test]
+    async fn frames_keep_their_order_when_the_relay_goes_on() {
+        let relay = futures_util::stream::iter([b"a", b"b", b"c"].map(|b: &'static [u8; 1]| Bytes::from_static(b)));
+        let body = body(relay, Instant::now() + Duration::from_secs(60), None);
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        assert_eq!(&bytes[..], b"abc");
     }
 
     /// What the relay says after the deadline reaches the client after what it said before.

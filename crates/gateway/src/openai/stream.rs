@@ -122,17 +122,17 @@ impl Relay {
 
     async fn next_bytes(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(b) = self.out.pop_front() {
-                return Some(b);
-            }
-            if self.done {
-                return None;
-            }
             if self.shape == Shape::Chat && !self.sent_role {
+                // The role goes out with the first event the model server sends, not on its
+                // own before it: one write instead of two, and the client's first chunk then
+                // says when the model answered.
                 self.sent_role = true;
                 let role = self.chat_chunk(Some("assistant"), Some(""), None);
                 self.out.push_back(role);
-                continue;
+            } else if let Some(b) = self.out.pop_front() {
+                return Some(b);
+            } else if self.done {
+                return None;
             }
             let waiting = Instant::now();
             let next = self.upstream.next().await;

@@ -187,6 +187,11 @@ pub(crate) const SUPERSEDED: &str =
 /// Ends `stream` with an error as soon as the ticket is cancelled, dropping the upstream
 /// stream; the ticket (the request's place under its key) lives as long as the stream.
 pub(crate) fn until_superseded(stream: ChunkStream, ticket: Ticket) -> ChunkStream {
+    if ticket.owner.is_none() {
+        // Nobody else holds an untracked ticket's token, so nothing can cancel it; the
+        // watching layers would cost every chunk of every keyless stream for nothing.
+        return stream;
+    }
     let cancel = ticket.token();
     let tail = futures_util::stream::once(async move {
         let _place = ticket;
