@@ -141,7 +141,9 @@ struct Relayed {
 enum Watch {
     NotYet,
     /// `_stop` is dropped with the body, which lets the watchdog go.
-    Running { _stop: oneshot::Sender<()> },
+    Running {
+        _stop: oneshot::Sender<()>,
+    },
     Unneeded,
 }
 
@@ -296,7 +298,9 @@ mod tests {
     /// A frame read while looking whether the relay had ended keeps its place.
     #[tokio::test]
     async fn frames_keep_their_order_when_the_relay_goes_on() {
-        let relay = futures_util::stream::iter([b"a", b"b", b"c"].map(|b: &'static [u8; 1]| Bytes::from_static(b)));
+        let relay = futures_util::stream::iter(
+            [b"a", b"b", b"c"].map(|b: &'static [u8; 1]| Bytes::from_static(b)),
+        );
         let body = body(relay, Instant::now() + Duration::from_secs(60), None);
         let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
         assert_eq!(&bytes[..], b"abc");

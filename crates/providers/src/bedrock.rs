@@ -3,6 +3,8 @@
 //! (signing name `bedrock`) over the exact bytes and path sent, or carry a Bedrock API key.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -12,11 +14,11 @@ use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_eventstream::smithy::parse_response_headers;
 use base64::Engine;
 use bytes::BytesMut;
+use futures_util::Stream;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::buffered::{Events, Queued};
 use crate::error::{ProviderError, StreamClock, TimeoutPhase};
 use crate::limits::{self, Deadline, ReadTimer, UpstreamLimits};
 use crate::types::{
@@ -592,7 +594,7 @@ async fn streamed(
         ended: false,
         tool_blocks: Vec::new(),
     };
-    Ok(Box::pin(Events::new(state, next_event)))
+    Ok(Box::pin(state))
 }
 
 type ByteStream =
@@ -612,12 +614,6 @@ struct EventStream {
     /// The `contentBlockIndex` of each `toolUse` block started so far, in order: a call's
     /// position here is its OpenAI `tool_calls` index (text blocks take none).
     tool_blocks: Vec<u64>,
-}
-
-impl Queued for EventStream {
-    fn queued(&self) -> usize {
-        self.pending.len()
-    }
 }
 
 /// Cuts event-stream frames out of the bytes as they arrive, holding at most one frame of
@@ -721,65 +717,69 @@ impl FrameReader {
     }
 }
 
-async fn next_event(mut s: EventStream) -> Option<(Result<Chunk, ProviderError>, EventStream)> {
-    loop {
-        // Checked before anything is handed on: a reader that polls only now and then (a
-        // slow client) must still meet the deadline, and the read timer below would let a
-        // server that always has bytes ready run past it.
-        if !s.finished
-            && let Some(expired) = s.clock.expired()
-        {
-            s.finished = true;
-            s.pending.clear();
-            return Some((Err(expired), s));
-        }
-        if let Some(item) = s.pending.pop_front() {
-            if item.is_err() {
+impl Stream for EventStream {
+    type Item = Result<Chunk, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let s = self.get_mut();
+        loop {
+            // Checked before anything is handed on: a reader that polls only now and then (a
+            // slow client) must still meet the deadline, and the read timer below would let a
+            // server that always has bytes ready run past it.
+            if !s.finished
+                && let Some(expired) = s.clock.expired()
+            {
                 s.finished = true;
                 s.pending.clear();
+                return Poll::Ready(Some(Err(expired)));
             }
-            return Some((item, s));
-        }
-        if s.finished {
-            return None;
-        }
-        let (deadline, phase, after) = s.clock.next_deadline();
-        match s.timer.next(&mut s.body, deadline).await {
-            None => {
-                s.finished = true;
-                return Some((Err(ProviderError::Timeout { phase, after }), s));
-            }
-            Some(Some(Err(e))) => {
-                s.finished = true;
-                return Some((Err(crate::openai_compat::broken_stream(&e)), s));
-            }
-            Some(Some(Ok(bytes))) => {
-                let (messages, error) = s.frames.push(&bytes);
-                for m in &messages {
-                    s.handle(m);
+            if let Some(item) = s.pending.pop_front() {
+                if item.is_err() {
+                    s.finished = true;
+                    s.pending.clear();
                 }
-                s.pending.extend(error.map(Err));
+                return Poll::Ready(Some(item));
             }
-            Some(None) => {
-                s.finished = true;
-                if s.frames.partial() {
-                    return Some((
-                        Err(ProviderError::Stream(
+            if s.finished {
+                return Poll::Ready(None);
+            }
+            let (deadline, phase, after) = s.clock.next_deadline();
+            match ready!(s.timer.poll_next(&mut s.body, deadline, cx)) {
+                None => {
+                    s.finished = true;
+                    return Poll::Ready(Some(Err(ProviderError::Timeout { phase, after })));
+                }
+                Some(Some(Err(e))) => {
+                    s.finished = true;
+                    return Poll::Ready(Some(Err(crate::openai_compat::broken_stream(&e))));
+                }
+                Some(Some(Ok(bytes))) => {
+                    let (messages, error) = s.frames.push(&bytes);
+                    for m in &messages {
+                        s.handle(m);
+                    }
+                    s.pending.extend(error.map(Err));
+                }
+                Some(None) => {
+                    s.finished = true;
+                    if s.frames.partial() {
+                        return Poll::Ready(Some(Err(ProviderError::Stream(
                             "the event stream was cut off mid-frame".into(),
-                        )),
-                        s,
-                    ));
-                }
-                if !s.ended {
-                    return Some((
-                        Err(ProviderError::Stream(
+                        ))));
+                    }
+                    if !s.ended {
+                        return Poll::Ready(Some(Err(ProviderError::Stream(
                             "the event stream ended before the answer did".into(),
-                        )),
-                        s,
-                    ));
+                        ))));
+                    }
                 }
             }
         }
+    }
+
+    /// At least the events already decoded (see the OpenAI-compatible stream's).
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.pending.len(), None)
     }
 }
 

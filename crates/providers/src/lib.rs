@@ -5,7 +5,6 @@
 //! every failure as one [`ProviderError`].
 
 mod bedrock;
-mod buffered;
 mod error;
 mod limits;
 mod openai_compat;

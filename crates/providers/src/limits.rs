@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -25,22 +25,19 @@ impl ReadTimer {
 
     /// `body`'s next item, or `None` when `deadline` passed first (as `timeout_at`, the body
     /// is polled first).
-    pub(crate) async fn next<S: Stream + Unpin>(
+    pub(crate) fn poll_next<S: Stream + Unpin>(
         &mut self,
         body: &mut S,
         deadline: Instant,
-    ) -> Option<Option<S::Item>> {
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Option<S::Item>>> {
+        if let Poll::Ready(item) = body.poll_next_unpin(cx) {
+            return Poll::Ready(Some(item));
+        }
         if self.0.deadline() != deadline {
             self.0.as_mut().reset(deadline);
         }
-        let sleep = &mut self.0;
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(item) = body.poll_next_unpin(cx) {
-                return Poll::Ready(Some(item));
-            }
-            sleep.as_mut().poll(cx).map(|()| None)
-        })
-        .await
+        self.0.as_mut().poll(cx).map(|()| None)
     }
 }
 

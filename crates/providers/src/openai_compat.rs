@@ -1,16 +1,17 @@
 //! The OpenAI-compatible platform: `/completions` and `/chat/completions`, whole or streamed.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::RwLock;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::bedrock;
-use crate::buffered::{Events, Queued};
 use crate::error::{
     ConnectCause, ProviderError, StreamClock, TimeoutPhase, upstream_code, upstream_message,
 };
@@ -396,7 +397,7 @@ impl Providers {
             finished: false,
             kind,
         };
-        Ok(Box::pin(Events::new(state, next_chunk)))
+        Ok(Box::pin(state))
     }
 }
 
@@ -430,63 +431,69 @@ struct StreamState {
     kind: Kind,
 }
 
-async fn next_chunk(mut s: StreamState) -> Option<(Result<Chunk, ProviderError>, StreamState)> {
-    loop {
-        // Checked before anything is handed on: a reader that polls only now and then (a
-        // slow client) must still meet the deadline, and the read timer below would let a
-        // server that always has bytes ready run past it.
-        if !s.finished
-            && let Some(expired) = s.clock.expired()
-        {
-            s.finished = true;
-            s.pending.clear();
-            return Some((Err(expired), s));
-        }
-        if let Some(item) = s.pending.pop_front() {
-            if item.is_err() {
+impl Stream for StreamState {
+    type Item = Result<Chunk, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let s = self.get_mut();
+        loop {
+            // Checked before anything is handed on: a reader that polls only now and then (a
+            // slow client) must still meet the deadline, and the read timer below would let a
+            // server that always has bytes ready run past it.
+            if !s.finished
+                && let Some(expired) = s.clock.expired()
+            {
                 s.finished = true;
                 s.pending.clear();
+                return Poll::Ready(Some(Err(expired)));
             }
-            return Some((item, s));
-        }
-        if s.finished {
-            return None;
-        }
-        let (deadline, phase, after) = s.clock.next_deadline();
-        match s.timer.next(&mut s.body, deadline).await {
-            None => {
-                s.finished = true;
-                return Some((Err(ProviderError::Timeout { phase, after }), s));
-            }
-            Some(Some(Err(e))) => {
-                s.finished = true;
-                return Some((Err(broken_stream(&e)), s));
-            }
-            Some(Some(Ok(bytes))) => {
-                // Out of `s` while it decodes, so each event can be handled as it comes.
-                let mut decoder = std::mem::take(&mut s.decoder);
-                decoder.push_each(&bytes, |event| s.handle(event));
-                s.decoder = decoder;
-            }
-            Some(None) => {
-                if let Some(event) = s.decoder.finish() {
-                    s.handle(event);
+            if let Some(item) = s.pending.pop_front() {
+                if item.is_err() {
+                    s.finished = true;
+                    s.pending.clear();
                 }
-                if !s.finished {
-                    // The body ended without [DONE]: the server or the network cut it.
-                    s.pending.push_back(Err(ProviderError::Stream(
-                        "the stream ended before [DONE]".into(),
-                    )));
+                return Poll::Ready(Some(item));
+            }
+            if s.finished {
+                return Poll::Ready(None);
+            }
+            let (deadline, phase, after) = s.clock.next_deadline();
+            match ready!(s.timer.poll_next(&mut s.body, deadline, cx)) {
+                None => {
+                    s.finished = true;
+                    return Poll::Ready(Some(Err(ProviderError::Timeout { phase, after })));
                 }
-                s.finished = true;
+                Some(Some(Err(e))) => {
+                    s.finished = true;
+                    return Poll::Ready(Some(Err(broken_stream(&e))));
+                }
+                Some(Some(Ok(bytes))) => {
+                    // Out of `s` while it decodes, so each event can be handled as it comes.
+                    let mut decoder = std::mem::take(&mut s.decoder);
+                    decoder.push_each(&bytes, |event| s.handle(event));
+                    s.decoder = decoder;
+                }
+                Some(None) => {
+                    if let Some(event) = s.decoder.finish() {
+                        s.handle(event);
+                    }
+                    if !s.finished {
+                        // The body ended without [DONE]: the server or the network cut it.
+                        s.pending.push_back(Err(ProviderError::Stream(
+                            "the stream ended before [DONE]".into(),
+                        )));
+                    }
+                    s.finished = true;
+                }
             }
         }
     }
-}
 
-impl Queued for StreamState {
-    fn queued(&self) -> usize {
-        self.pending.len()
+    /// At least the events already decoded: a relay groups those without polling the
+    /// network again, which on a slow stream would only arm the timer and read a socket that
+    /// has nothing yet.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.pending.len(), None)
     }
 }
 
