@@ -723,44 +723,20 @@ impl Stream for EventStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let s = self.get_mut();
         loop {
-            // Checked before anything is handed on: a reader that polls only now and then (a
-            // slow client) must still meet the deadline, and the read timer below would let a
-            // server that always has bytes ready run past it.
-            if !s.finished
-                && let Some(expired) = s.clock.expired()
-            {
-                s.finished = true;
-                s.pending.clear();
-                return Poll::Ready(Some(Err(expired)));
+            if let Some(item) = limits::handed_on(&s.clock, &mut s.pending, &mut s.finished) {
+                return Poll::Ready(item);
             }
-            if let Some(item) = s.pending.pop_front() {
-                if item.is_err() {
-                    s.finished = true;
-                    s.pending.clear();
-                }
-                return Poll::Ready(Some(item));
-            }
-            if s.finished {
-                return Poll::Ready(None);
-            }
-            let (deadline, phase, after) = s.clock.next_deadline();
-            match ready!(s.timer.poll_next(&mut s.body, deadline, cx)) {
-                None => {
-                    s.finished = true;
-                    return Poll::Ready(Some(Err(ProviderError::Timeout { phase, after })));
-                }
-                Some(Some(Err(e))) => {
-                    s.finished = true;
-                    return Poll::Ready(Some(Err(crate::openai_compat::broken_stream(&e))));
-                }
-                Some(Some(Ok(bytes))) => {
+            let read = limits::poll_read(&mut s.timer, &mut s.body, &s.clock, &mut s.finished, cx);
+            match ready!(read) {
+                Err(e) => return Poll::Ready(Some(Err(e))),
+                Ok(Some(bytes)) => {
                     let (messages, error) = s.frames.push(&bytes);
                     for m in &messages {
                         s.handle(m);
                     }
                     s.pending.extend(error.map(Err));
                 }
-                Some(None) => {
+                Ok(None) => {
                     s.finished = true;
                     if s.frames.partial() {
                         return Poll::Ready(Some(Err(ProviderError::Stream(

@@ -2,15 +2,17 @@
 //! every body read: under the call's deadline and under a size cap, so neither a stalled nor
 //! a flooding server can hold a request or the process's memory.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep, timeout_at};
 
-use crate::error::{ConnectCause, ProviderError, TimeoutPhase};
+use crate::error::{ConnectCause, ProviderError, StreamClock, TimeoutPhase};
 use crate::types::Endpoint;
 
 /// The deadline of a stream's reads: one timer for the whole stream, moved to each read's
@@ -39,6 +41,57 @@ impl ReadTimer {
         }
         self.0.as_mut().poll(cx).map(|()| None)
     }
+}
+
+/// The start of every event stream's poll: the deadline first (a reader that polls only now
+/// and then — a slow client — must still meet it, and the read timer would let a server that
+/// always has bytes ready run past it), then the events already decoded (an error ends the
+/// stream), then the end. `None`: nothing to hand on, read more.
+pub(crate) fn handed_on<T>(
+    clock: &StreamClock,
+    pending: &mut VecDeque<Result<T, ProviderError>>,
+    finished: &mut bool,
+) -> Option<Option<Result<T, ProviderError>>> {
+    if !*finished && let Some(expired) = clock.expired() {
+        *finished = true;
+        pending.clear();
+        return Some(Some(Err(expired)));
+    }
+    if let Some(item) = pending.pop_front() {
+        if item.is_err() {
+            *finished = true;
+            pending.clear();
+        }
+        return Some(Some(item));
+    }
+    finished.then_some(None)
+}
+
+/// An event stream's next read under the clock's current deadline: bytes, `None` at the
+/// body's end, or the error that ends the stream (the deadline passed, the connection broke).
+pub(crate) fn poll_read<S>(
+    timer: &mut ReadTimer,
+    body: &mut S,
+    clock: &StreamClock,
+    finished: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<Bytes>, ProviderError>>
+where
+    S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
+{
+    let (deadline, phase, after) = clock.next_deadline();
+    Poll::Ready(match ready!(timer.poll_next(body, deadline, cx)) {
+        None => {
+            *finished = true;
+            Err(ProviderError::Timeout { phase, after })
+        }
+        Some(Some(Err(e))) => {
+            *finished = true;
+            Err(crate::openai_compat::broken_stream(&e))
+        }
+        Some(Some(Ok(bytes))) => Ok(Some(bytes)),
+        Some(None) => Ok(None),
+    })
 }
 
 /// Caps on how much of an upstream answer is held in memory at once.
