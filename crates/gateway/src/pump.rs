@@ -78,7 +78,7 @@ where
     Body::new(Relayed {
         shared,
         deadline,
-        watch: Watch::NotYet,
+        watchdog: None,
         held: None,
     })
 }
@@ -129,30 +129,20 @@ async fn watchdog(shared: Arc<Mutex<Shared>>, deadline: Instant, stopped: onesho
 struct Relayed {
     shared: Arc<Mutex<Shared>>,
     deadline: Instant,
-    watch: Watch,
+    /// Set when the watchdog starts: only when the relay is still running after the body's
+    /// first poll. An answer that arrived whole (a short completion from a fast model server)
+    /// is relayed and ended in that poll, and a task per stream would cost it more than the
+    /// rest of the relay. Dropped with the body, which lets the watchdog go.
+    watchdog: Option<oneshot::Sender<()>>,
     /// A frame the relay gave while the body was looking whether it had ended.
     held: Option<Bytes>,
 }
 
-/// Whether the watchdog runs. It starts only when the relay is still running after the
-/// body's first poll: an answer that arrived whole (a short completion from a fast model
-/// server) is relayed and ended in that poll, and a task per stream would cost it more than
-/// the rest of the relay.
-enum Watch {
-    NotYet,
-    /// `_stop` is dropped with the body, which lets the watchdog go.
-    Running {
-        _stop: oneshot::Sender<()>,
-    },
-    Unneeded,
-}
-
-impl Watch {
-    fn start(&mut self, shared: &Arc<Mutex<Shared>>, deadline: Instant) {
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(watchdog(Arc::clone(shared), deadline, stopped));
-        *self = Watch::Running { _stop: stop };
-    }
+/// Starts the watchdog; the sender it returns lets it go when dropped.
+fn start_watchdog(shared: &Arc<Mutex<Shared>>, deadline: Instant) -> Option<oneshot::Sender<()>> {
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(watchdog(Arc::clone(shared), deadline, stopped));
+    Some(stop)
 }
 
 impl Shared {
@@ -174,7 +164,7 @@ impl http_body::Body for Relayed {
         let Relayed {
             shared,
             deadline,
-            watch,
+            watchdog,
             held,
         } = self.get_mut();
         if let Some(frame) = held.take() {
@@ -184,20 +174,19 @@ impl http_body::Body for Relayed {
         if let Some(relay) = s.relay.as_mut() {
             return match relay.as_mut().poll_next(cx) {
                 Poll::Ready(Some(frame)) => {
-                    if matches!(watch, Watch::NotYet) {
+                    if watchdog.is_none() {
                         // The first frame: look once whether the relay has ended already.
                         match relay.as_mut().poll_next(cx) {
                             Poll::Ready(None) => {
-                                *watch = Watch::Unneeded;
                                 let ended = s.end();
                                 drop(s);
                                 drop(ended);
                             }
                             Poll::Ready(Some(next)) => {
                                 *held = Some(next);
-                                watch.start(shared, *deadline);
+                                *watchdog = start_watchdog(shared, *deadline);
                             }
-                            Poll::Pending => watch.start(shared, *deadline),
+                            Poll::Pending => *watchdog = start_watchdog(shared, *deadline),
                         }
                     }
                     Poll::Ready(Some(Ok(Frame::data(frame))))
@@ -209,10 +198,10 @@ impl http_body::Body for Relayed {
                     Poll::Ready(None)
                 }
                 Poll::Pending => {
-                    if matches!(watch, Watch::NotYet) {
+                    if watchdog.is_none() {
                         // Nothing yet (a model server slow to its first token): watched from
                         // now on, like a relay that sent part of its answer.
-                        watch.start(shared, *deadline);
+                        *watchdog = start_watchdog(shared, *deadline);
                     }
                     // The relay woke this body through its own wakers; if the watchdog takes
                     // it now, only this one is left to say the ending is ready.
@@ -250,10 +239,7 @@ impl Drop for Relayed {
     fn drop(&mut self) {
         // The client left (or the stream ended): the relay goes now, closing the model
         // server's connection, rather than when the watchdog would have woken.
-        let ended = {
-            let mut s = lock(&self.shared);
-            (s.relay.take(), s.permit.take())
-        };
+        let ended = lock(&self.shared).end();
         drop(ended);
     }
 }
