@@ -10,6 +10,8 @@
 #   HEARTH_BIN=/tmp/hearth-other bench/compare.sh
 #   RATE=5000 DURATION=10s CONN=50 bench/compare.sh   # open loop at 5k req/s (hey): added latency
 #   CHUNKS=2,100 CONN=64 DURATION=10s bench/compare.sh # streams of 100 chunks 2 ms apart: CPU per chunk
+#   PIN=1 RATE=5000 DURATION=10s CONN=50 bench/compare.sh  # proxies on CPU 1, load generator and
+#                                                          # upstream on CPU 0 (needs 2+ cores)
 #
 # Needs wrk (apt-get install wrk). Loopback only; wrk, the upstream and both proxies share the
 # machine's cores, so figures are comparative: read the ratios, not the absolute numbers.
@@ -31,18 +33,27 @@ cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
     --bin hearth --bin fake-upstream --bin bare-proxy
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
 
+# PIN=1: the proxy under test gets CPU 1 to itself; the load generator and the upstream share
+# CPU 0. Each proxy then sizes its runtime to one core (tokio reads the affinity mask), and the
+# generator's and upstream's work no longer queues behind the proxy's.
+on_proxy_cpu=() on_load_cpu=()
+if [ -n "${PIN:-}" ]; then
+    on_proxy_cpu=(taskset -c 1)
+    on_load_cpu=(taskset -c 0)
+fi
+
 work="$(mktemp -d)"
 # CHUNKS=EVERY_MS,COUNT: streamed answers come as COUNT chunks EVERY_MS apart, each its own
 # read and write, so the streamed rows measure the relay per chunk.
 if [ -n "${CHUNKS:-}" ]; then
-    FAKE_UPSTREAM_SLOW="$CHUNKS" target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
+    FAKE_UPSTREAM_SLOW="$CHUNKS" "${on_load_cpu[@]}" target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
 else
-    target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
+    "${on_load_cpu[@]}" target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
 fi
 up_pid=$!
-target/release/bare-proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" >/dev/null &
+"${on_proxy_cpu[@]}" target/release/bare-proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" >/dev/null &
 bare_pid=$!
-HEARTH_ADMIN_TOKEN=$TOKEN "$HEARTH_BIN" serve --listen "127.0.0.1:$HEARTH_PORT" \
+HEARTH_ADMIN_TOKEN=$TOKEN "${on_proxy_cpu[@]}" "$HEARTH_BIN" serve --listen "127.0.0.1:$HEARTH_PORT" \
     --data-dir "$work/data" --log-level "${LOG_LEVEL:-info}" >"$work/hearth.log" 2>&1 &
 hearth_pid=$!
 trap 'kill $up_pid $bare_pid $hearth_pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -79,7 +90,7 @@ run() {  # $1: key, $2: pid or "", $3: url, $4: body
     [ -n "$2" ] && before="$(cpu_ticks "$2")"
     if [ -n "${RATE:-}" ]; then
         # Open loop at a fixed rate: CONN workers of RATE/CONN requests a second each.
-        out="$(hey -z "$DURATION" -c "$CONN" -q $((RATE / CONN)) -m POST -T application/json \
+        out="$("${on_load_cpu[@]}" hey -z "$DURATION" -c "$CONN" -q $((RATE / CONN)) -m POST -T application/json \
             -d "$4" "$3")"
         [ -n "$2" ] && after="$(cpu_ticks "$2")"
         if ! grep -q '^  \[200\]' <<<"$out" || grep -q '^  \[[^2]' <<<"$out" || grep -q '^Error distribution' <<<"$out"; then
@@ -92,7 +103,7 @@ run() {  # $1: key, $2: pid or "", $3: url, $4: body
         P50[$1]="$(awk '$1 == "50%" {printf "%.2f", $3 * 1000}' <<<"$out")"
         P99[$1]="$(awk '$1 == "99%" {printf "%.2f", $3 * 1000}' <<<"$out")"
     else
-        out="$(wrk -t"$THREADS" -c"$CONN" -d"$DURATION" --latency -s "$work/post.lua" "$3")"
+        out="$("${on_load_cpu[@]}" wrk -t"$THREADS" -c"$CONN" -d"$DURATION" --latency -s "$work/post.lua" "$3")"
         [ -n "$2" ] && after="$(cpu_ticks "$2")"
         if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
             echo "errors during $1:" >&2
@@ -145,6 +156,7 @@ if [ -n "${RATE:-}" ]; then
 else
     echo "wrk -t$THREADS -c$CONN -d$DURATION, $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
 fi
+[ -z "${PIN:-}" ] || echo "pinned: proxies on CPU 1, load generator and upstream on CPU 0"
 echo
 echo "| case | target | req/s | p50 ms | p99 ms | CPU µs/req |"
 echo "|---|---|---|---|---|---|"

@@ -152,7 +152,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             admission,
             body_timeout: limits.body_timeout,
             metrics_token,
-            upstream: upstream_limits(limits),
+            upstream: upstream_limits(limits, admission.max_in_flight_per_deployment),
             served_over_tls: tls.is_some(),
             routing: upstream_routing(limits),
         },
@@ -184,12 +184,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn upstream_limits(limits: &crate::cli::LimitArgs) -> hearth_providers::UpstreamLimits {
+/// `in_flight`: the calls one deployment may have in flight, which is also how many idle
+/// connections to its model server are worth keeping.
+fn upstream_limits(
+    limits: &crate::cli::LimitArgs,
+    in_flight: usize,
+) -> hearth_providers::UpstreamLimits {
     let defaults = hearth_providers::UpstreamLimits::default();
     let bytes = |n: Option<u64>, default: usize| n.map_or(default, |n| n as usize);
     hearth_providers::UpstreamLimits {
         max_event_bytes: bytes(limits.max_upstream_event_bytes, defaults.max_event_bytes),
         max_body_bytes: bytes(limits.max_upstream_body_bytes, defaults.max_body_bytes),
+        max_idle_connections: in_flight,
     }
 }
 

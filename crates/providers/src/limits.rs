@@ -101,6 +101,11 @@ pub struct UpstreamLimits {
     pub max_event_bytes: usize,
     /// The largest whole (non-streamed) answer.
     pub max_body_bytes: usize,
+    /// Idle connections kept open to one model server (closed after 90 s unused). Sized to
+    /// the calls that may be in flight to a deployment: with fewer, every burst above the
+    /// count closes the surplus connections as they come back and opens new ones (a TCP and,
+    /// for the clouds, a TLS handshake each) on the next burst.
+    pub max_idle_connections: usize,
 }
 
 impl Default for UpstreamLimits {
@@ -108,6 +113,7 @@ impl Default for UpstreamLimits {
         UpstreamLimits {
             max_event_bytes: 4 << 20,
             max_body_bytes: 32 << 20,
+            max_idle_connections: 256,
         }
     }
 }

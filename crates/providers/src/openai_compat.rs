@@ -35,8 +35,6 @@ enum Kind {
     Chat,
 }
 
-/// Idle pooled connections kept per endpoint.
-const POOL_IDLE_PER_HOST: usize = 32;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Parsed upstream URLs kept at most; past it the cache starts again (a registry with more
@@ -76,7 +74,7 @@ impl Providers {
         }
         let client = reqwest::Client::builder()
             .connect_timeout(ep.timeouts.connect)
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .pool_max_idle_per_host(self.limits.max_idle_connections)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -77,6 +77,7 @@ impl FakeBedrock {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app).await;
         });
         FakeBedrock {
@@ -123,6 +124,7 @@ fn error(status: u16, error_type: &str, message: &str) -> Response {
 
 async fn answer(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((id, op)): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
@@ -165,6 +167,7 @@ async fn answer(
         query: uri.query().map(str::to_owned),
         headers,
         body: parsed.clone(),
+        peer,
     });
     if let Err(why) = verdict {
         return error(

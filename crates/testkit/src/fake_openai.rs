@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -63,6 +63,8 @@ pub struct Recorded {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The client's address: one per TCP connection, so requests that share it shared one.
+    pub peer: SocketAddr,
 }
 
 #[derive(Default)]
@@ -120,6 +122,7 @@ impl FakeUpstream {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app).await;
         });
         FakeUpstream {
@@ -224,6 +227,7 @@ async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
 
 async fn answer(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -247,6 +251,7 @@ async fn answer(
             query: uri.query().map(str::to_owned),
             headers,
             body,
+            peer,
         });
     }
     if let Some(refusal) = azure_refusal {

@@ -326,6 +326,51 @@ async fn calls_past_the_in_flight_cap_are_shed_with_503_and_retry_after() {
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
+/// Bursts of 48 overlapping calls (more than the 32 idle connections Hearth used to keep):
+/// each burst finds the connections of the one before still open. With 32 kept, every burst
+/// after the first opened 16 new ones (48 + 2 × 16 = 80 for three bursts).
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_to_the_model_server_are_kept_for_a_burst_as_large_as_the_last() {
+    const BURST: usize = 48;
+    const BURSTS: usize = 3;
+    let up = FakeUpstream::start().await;
+    let h = with_deployment(&up, &[], json!({})).await;
+    for _ in 0..BURSTS {
+        for _ in 0..BURST {
+            up.script(Reply::StallBeforeHeaders(Duration::from_millis(300)));
+        }
+        // Started 2 ms apart (all in flight together by the last): 48 checkouts at the same
+        // instant race and open spare connections, whatever the pool keeps.
+        let calls = (0..BURST).map(|i| {
+            let h = &h;
+            async move {
+                tokio::time::sleep(Duration::from_millis(2 * i as u64)).await;
+                post(h, "/v1/completions", json!({"prompt": "x"})).await
+            }
+        });
+        for resp in futures_util::future::join_all(calls).await {
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+        // A connection goes back to the pool just after its answer reached the client;
+        // without a pause the next burst's first call could beat the last one back.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let calls: Vec<_> = up
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/completions")
+        .collect();
+    assert_eq!(calls.len(), BURSTS * BURST);
+    let connections: std::collections::HashSet<_> = calls.iter().map(|r| r.peer).collect();
+    // A little room: calls that find no idle connection at the same instant may each open
+    // one (the reason the calls are started apart).
+    assert!(
+        connections.len() <= BURST + 8,
+        "{} connections for {BURSTS} bursts of {BURST} calls",
+        connections.len()
+    );
+}
+
 // Multi-threaded: the abandoned connection is closed by a client task while this test waits.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_leaves_before_a_whole_answer_is_logged_and_counted_as_499() {
