@@ -8,7 +8,8 @@
 #   bench/compare.sh                       # 5 s per run, 32 connections: about 70 s in all
 #   DURATION=10s CONN=64 bench/compare.sh
 #   HEARTH_BIN=/tmp/hearth-other bench/compare.sh
-#   RATE=5000 DURATION=10s CONN=50 bench/compare.sh   # open loop at 5k req/s (hey): added latency
+#   RATE=5000 DURATION=10s CONN=50 bench/compare.sh   # open loop at 5k req/s (oha, else hey):
+#                                                      # added latency
 #   CHUNKS=2,100 CONN=64 DURATION=10s bench/compare.sh # streams of 100 chunks 2 ms apart: CPU per chunk
 #   PIN=1 RATE=5000 DURATION=10s CONN=50 bench/compare.sh  # proxies on CPU 1, load generator and
 #                                                          # upstream on CPU 0 (needs 2+ cores)
@@ -28,7 +29,10 @@ BARE_PORT="${BARE_PORT:-19102}"
 TOKEN=bench-admin-token-0123456789
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-[ -z "${RATE:-}" ] || command -v hey >/dev/null || { echo "hey is missing: apt-get install hey" >&2; exit 1; }
+# With RATE, oha when it is installed (`cargo install oha --locked`: it corrects for
+# coordinated omission and measures far below hey's ~2 ms floor here), else hey.
+LOADGEN="${LOADGEN:-$(command -v oha >/dev/null && echo oha || echo hey)}"
+[ -z "${RATE:-}" ] || command -v "$LOADGEN" >/dev/null || { echo "$LOADGEN is missing: apt-get install hey, or cargo install oha --locked" >&2; exit 1; }
 cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
     --bin hearth --bin fake-upstream --bin bare-proxy
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
@@ -88,7 +92,24 @@ run() {  # $1: key, $2: pid or "", $3: url, $4: body
     lua "$4"
     local before=0 after=0 out reqs
     [ -n "$2" ] && before="$(cpu_ticks "$2")"
-    if [ -n "${RATE:-}" ]; then
+    if [ -n "${RATE:-}" ] && [ "$LOADGEN" = oha ]; then
+        # Open loop at a fixed rate, latency counted from each request's scheduled start
+        # (a late send counts its wait: no coordinated omission).
+        out="$("${on_load_cpu[@]}" oha -z "$DURATION" -c "$CONN" -q "$RATE" --latency-correction \
+            --no-tui -m POST -T application/json -d "$4" "$3")"
+        [ -n "$2" ] && after="$(cpu_ticks "$2")"
+        # oha ends a -z run by aborting what is in flight; anything else is an error.
+        if grep -q '^  \[[^2][0-9][0-9]\]' <<<"$out" \
+            || sed -n '/^Error distribution/,$p' <<<"$out" | grep '^  \[' | grep -vq 'aborted due to deadline'; then
+            echo "errors during $1:" >&2
+            echo "$out" >&2
+            exit 1
+        fi
+        reqs="$(awk '$1 == "[200]" {print $2}' <<<"$out")"
+        RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+        P50[$1]="$(awk '$1 == "50.00%" {printf "%.2f", $3}' <<<"$out")"
+        P99[$1]="$(awk '$1 == "99.00%" {printf "%.2f", $3}' <<<"$out")"
+    elif [ -n "${RATE:-}" ]; then
         # Open loop at a fixed rate: CONN workers of RATE/CONN requests a second each.
         out="$("${on_load_cpu[@]}" hey -z "$DURATION" -c "$CONN" -q $((RATE / CONN)) -m POST -T application/json \
             -d "$4" "$3")"
@@ -151,7 +172,9 @@ done
 
 rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
 
-if [ -n "${RATE:-}" ]; then
+if [ -n "${RATE:-}" ] && [ "$LOADGEN" = oha ]; then
+    echo "oha -z $DURATION -c $CONN -q $RATE --latency-correction (open loop), $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
+elif [ -n "${RATE:-}" ]; then
     echo "hey -z $DURATION -c $CONN -q $((RATE / CONN)) (open loop, $RATE req/s asked), $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
 else
     echo "wrk -t$THREADS -c$CONN -d$DURATION, $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
