@@ -87,55 +87,62 @@ to_ms() {  # wrk's "812.00us" / "1.20ms" / "1.01s" → milliseconds
         else print v }'
 }
 
+# The load generator: wrk (closed loop), or with RATE an open loop at that rate.
+GEN=wrk
+[ -z "${RATE:-}" ] || GEN="$LOADGEN"
+
+load() {  # $1: url, $2: body; prints the generator's report
+    case $GEN in
+        # Latency counted from each request's scheduled start: a late send counts its wait.
+        oha) "${on_load_cpu[@]}" oha -z "$DURATION" -c "$CONN" -q "$RATE" --latency-correction \
+            --no-tui -m POST -T application/json -d "$2" "$1" ;;
+        # CONN workers of RATE/CONN requests a second each.
+        hey) "${on_load_cpu[@]}" hey -z "$DURATION" -c "$CONN" -q $((RATE / CONN)) -m POST \
+            -T application/json -d "$2" "$1" ;;
+        wrk) "${on_load_cpu[@]}" wrk -t"$THREADS" -c"$CONN" -d"$DURATION" --latency \
+            -s "$work/post.lua" "$1" ;;
+    esac
+}
+
+failed() {  # $1: report; true when anything but 200s came back
+    case $GEN in
+        # oha ends a -z run by aborting what is in flight; any other error counts.
+        oha) grep -q '^  \[[^2][0-9][0-9]\]' <<<"$1" ||
+            sed -n '/^Error distribution/,$p' <<<"$1" | grep '^  \[' | grep -vq 'aborted due to deadline' ;;
+        hey) ! grep -q '^  \[200\]' <<<"$1" || grep -q '^  \[[^2]' <<<"$1" ||
+            grep -q '^Error distribution' <<<"$1" ;;
+        wrk) grep -q "Non-2xx\|Socket errors" <<<"$1" ;;
+    esac
+}
+
+summary() {  # $1: report; prints "requests p50_ms p99_ms"
+    case $GEN in
+        oha) awk '$1 == "[200]" {n = $2} $1 == "50.00%" {a = $3} $1 == "99.00%" {b = $3}
+            END {printf "%s %.2f %.2f\n", n, a, b}' <<<"$1" ;;
+        hey) awk '$1 == "[200]" {n = $2} $1 == "50%" {a = $3 * 1000} $1 == "99%" {b = $3 * 1000}
+            END {printf "%s %.2f %.2f\n", n, a, b}' <<<"$1" ;;
+        wrk) echo "$(awk '/requests in/ {print $1}' <<<"$1")" \
+            "$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$1")")" \
+            "$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$1")")" ;;
+    esac
+}
+
 declare -A RPS P50 P99 CPU
 run() {  # $1: key, $2: pid or "", $3: url, $4: body
     lua "$4"
-    local before=0 after=0 out reqs
+    local before=0 after=0 out reqs p50 p99
     [ -n "$2" ] && before="$(cpu_ticks "$2")"
-    if [ -n "${RATE:-}" ] && [ "$LOADGEN" = oha ]; then
-        # Open loop at a fixed rate, latency counted from each request's scheduled start
-        # (a late send counts its wait: no coordinated omission).
-        out="$("${on_load_cpu[@]}" oha -z "$DURATION" -c "$CONN" -q "$RATE" --latency-correction \
-            --no-tui -m POST -T application/json -d "$4" "$3")"
-        [ -n "$2" ] && after="$(cpu_ticks "$2")"
-        # oha ends a -z run by aborting what is in flight; anything else is an error.
-        if grep -q '^  \[[^2][0-9][0-9]\]' <<<"$out" \
-            || sed -n '/^Error distribution/,$p' <<<"$out" | grep '^  \[' | grep -vq 'aborted due to deadline'; then
-            echo "errors during $1:" >&2
-            echo "$out" >&2
-            exit 1
-        fi
-        reqs="$(awk '$1 == "[200]" {print $2}' <<<"$out")"
-        RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
-        P50[$1]="$(awk '$1 == "50.00%" {printf "%.2f", $3}' <<<"$out")"
-        P99[$1]="$(awk '$1 == "99.00%" {printf "%.2f", $3}' <<<"$out")"
-    elif [ -n "${RATE:-}" ]; then
-        # Open loop at a fixed rate: CONN workers of RATE/CONN requests a second each.
-        out="$("${on_load_cpu[@]}" hey -z "$DURATION" -c "$CONN" -q $((RATE / CONN)) -m POST -T application/json \
-            -d "$4" "$3")"
-        [ -n "$2" ] && after="$(cpu_ticks "$2")"
-        if ! grep -q '^  \[200\]' <<<"$out" || grep -q '^  \[[^2]' <<<"$out" || grep -q '^Error distribution' <<<"$out"; then
-            echo "errors during $1:" >&2
-            echo "$out" >&2
-            exit 1
-        fi
-        reqs="$(awk '$1 == "[200]" {print $2}' <<<"$out")"
-        RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
-        P50[$1]="$(awk '$1 == "50%" {printf "%.2f", $3 * 1000}' <<<"$out")"
-        P99[$1]="$(awk '$1 == "99%" {printf "%.2f", $3 * 1000}' <<<"$out")"
-    else
-        out="$("${on_load_cpu[@]}" wrk -t"$THREADS" -c"$CONN" -d"$DURATION" --latency -s "$work/post.lua" "$3")"
-        [ -n "$2" ] && after="$(cpu_ticks "$2")"
-        if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
-            echo "errors during $1:" >&2
-            echo "$out" >&2
-            exit 1
-        fi
-        reqs="$(awk '/requests in/ {print $1}' <<<"$out")"
-        RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
-        P50[$1]="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
-        P99[$1]="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+    out="$(load "$3" "$4")"
+    [ -n "$2" ] && after="$(cpu_ticks "$2")"
+    if failed "$out"; then
+        echo "errors during $1:" >&2
+        echo "$out" >&2
+        exit 1
     fi
+    read -r reqs p50 p99 < <(summary "$out")
+    P50[$1]="$p50"
+    P99[$1]="$p99"
+    RPS[$1]="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
     if [ -n "$2" ]; then
         CPU[$1]="$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.0f", t / hz / n * 1e6}')"
     else
@@ -172,9 +179,9 @@ done
 
 rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
 
-if [ -n "${RATE:-}" ] && [ "$LOADGEN" = oha ]; then
+if [ "$GEN" = oha ]; then
     echo "oha -z $DURATION -c $CONN -q $RATE --latency-correction (open loop), $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
-elif [ -n "${RATE:-}" ]; then
+elif [ "$GEN" = hey ]; then
     echo "hey -z $DURATION -c $CONN -q $((RATE / CONN)) (open loop, $RATE req/s asked), $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
 else
     echo "wrk -t$THREADS -c$CONN -d$DURATION, $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
