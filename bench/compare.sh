@@ -14,8 +14,9 @@
 #   PIN=1 RATE=5000 DURATION=10s CONN=50 bench/compare.sh  # proxies on CPU 1, load generator and
 #                                                          # upstream on CPU 0 (needs 2+ cores)
 #
-# Needs wrk (apt-get install wrk). Loopback only; wrk, the upstream and both proxies share the
-# machine's cores, so figures are comparative: read the ratios, not the absolute numbers.
+# Needs wrk (apt-get install wrk), and hey or oha for RATE. Loopback only; the generator, the
+# upstream and both proxies share the machine's cores, so figures are comparative: read the
+# ratios, not the absolute numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -28,11 +29,12 @@ HEARTH_PORT="${HEARTH_PORT:-19101}"
 BARE_PORT="${BARE_PORT:-19102}"
 TOKEN=bench-admin-token-0123456789
 
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-# With RATE, oha when it is installed (`cargo install oha --locked`: it corrects for
-# coordinated omission and measures far below hey's ~2 ms floor here), else hey.
-LOADGEN="${LOADGEN:-$(command -v oha >/dev/null && echo oha || echo hey)}"
-[ -z "${RATE:-}" ] || command -v "$LOADGEN" >/dev/null || { echo "$LOADGEN is missing: apt-get install hey, or cargo install oha --locked" >&2; exit 1; }
+# The load generator: wrk (closed loop); with RATE an open loop at that rate, by oha when it
+# is installed (`cargo install oha --locked`: it corrects for coordinated omission and
+# measures far below hey's ~2 ms floor here), else hey (or LOADGEN=hey).
+GEN=wrk
+[ -z "${RATE:-}" ] || GEN="${LOADGEN:-$(command -v oha >/dev/null && echo oha || echo hey)}"
+command -v "$GEN" >/dev/null || { echo "$GEN is missing: apt-get install wrk hey, or cargo install oha --locked" >&2; exit 1; }
 cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
     --bin hearth --bin fake-upstream --bin bare-proxy
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
@@ -86,10 +88,6 @@ to_ms() {  # wrk's "812.00us" / "1.20ms" / "1.01s" → milliseconds
         else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
         else print v }'
 }
-
-# The load generator: wrk (closed loop), or with RATE an open loop at that rate.
-GEN=wrk
-[ -z "${RATE:-}" ] || GEN="$LOADGEN"
 
 load() {  # $1: url, $2: body; prints the generator's report
     case $GEN in
