@@ -127,6 +127,7 @@ async fn answer(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((id, op)): Path<(String, String)>,
     uri: Uri,
+    version: axum::http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -168,6 +169,7 @@ async fn answer(
         headers,
         body: parsed.clone(),
         peer,
+        version,
     });
     if let Err(why) = verdict {
         return error(

@@ -13,6 +13,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 
 /// One scripted answer.
@@ -65,6 +68,8 @@ pub struct Recorded {
     pub body: Value,
     /// The client's address: one per TCP connection, so requests that share it shared one.
     pub peer: SocketAddr,
+    /// The HTTP version the request came over.
+    pub version: axum::http::Version,
 }
 
 #[derive(Default)]
@@ -92,6 +97,8 @@ struct Shared {
 
 pub struct FakeUpstream {
     pub addr: SocketAddr,
+    /// Serving HTTPS ([`start_tls_on`](Self::start_tls_on)).
+    tls: bool,
     shared: Arc<Shared>,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -107,18 +114,7 @@ impl FakeUpstream {
             quiet,
             ..Default::default()
         });
-        let app = Router::new()
-            .route("/v1/completions", post(answer))
-            .route("/v1/chat/completions", post(answer))
-            .route("/openai/deployments/{deployment}/completions", post(answer))
-            .route(
-                "/openai/deployments/{deployment}/chat/completions",
-                post(answer),
-            )
-            .route("/openai/v1/completions", post(answer))
-            .route("/openai/v1/chat/completions", post(answer))
-            .route("/v1/models", get(models))
-            .with_state(shared.clone());
+        let app = routes(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -127,14 +123,54 @@ impl FakeUpstream {
         });
         FakeUpstream {
             addr,
+            tls: false,
             shared,
             _server: server,
         }
     }
 
-    /// The endpoint to register: `http://127.0.0.1:PORT/v1`.
+    /// Like [`start_on`](Self::start_on), over TLS with the self-signed pair in `tls/`
+    /// (`localhost`, 127.0.0.1), offering HTTP/2 and HTTP/1.1 by ALPN. An HTTP/2 connection
+    /// takes any number of concurrent streams, so one connection can carry every stream of a
+    /// load test. A client trusts it by taking `tls/self-signed.crt` as a root (Hearth:
+    /// `SSL_CERT_FILE`).
+    pub async fn start_tls_on(addr: &str, quiet: bool) -> FakeUpstream {
+        let shared = Arc::new(Shared {
+            quiet,
+            ..Default::default()
+        });
+        let app = routes(shared.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = crate::tls::self_signed_acceptor(&[b"h2", b"http/1.1"]);
+        let server = tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(None);
+            while let Ok((socket, peer)) = listener.accept().await {
+                let (acceptor, builder) = (acceptor.clone(), builder.clone());
+                let app = app.clone().layer(axum::Extension(ConnectInfo(peer)));
+                tokio::spawn(async move {
+                    let _ = socket.set_nodelay(true);
+                    let Ok(tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let service = TowerToHyperService::new(app);
+                    let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                });
+            }
+        });
+        FakeUpstream {
+            addr,
+            tls: true,
+            shared,
+            _server: server,
+        }
+    }
+
+    /// The endpoint to register: `http://127.0.0.1:PORT/v1` (`https://` over TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/v1", self.addr)
     }
 
     /// Makes the `/openai/...` routes behave as an Azure OpenAI resource with this key and
@@ -190,6 +226,22 @@ impl FakeUpstream {
     }
 }
 
+/// Every route the fake serves: vLLM's, Azure's (both URL shapes) and the model list.
+fn routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/completions", post(answer))
+        .route("/v1/chat/completions", post(answer))
+        .route("/openai/deployments/{deployment}/completions", post(answer))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(answer),
+        )
+        .route("/openai/v1/completions", post(answer))
+        .route("/openai/v1/chat/completions", post(answer))
+        .route("/v1/models", get(models))
+        .with_state(shared)
+}
+
 const DEFAULT_TEXT: &str = "fake completion";
 
 /// vLLM's answer to a missing or wrong `--api-key`.
@@ -229,6 +281,7 @@ async fn answer(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: axum::http::Uri,
+    version: axum::http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -252,6 +305,7 @@ async fn answer(
             headers,
             body,
             peer,
+            version,
         });
     }
     if let Some(refusal) = azure_refusal {

@@ -191,20 +191,8 @@ impl FaultUpstream {
     /// A TLS server whose certificate (self-signed, for `localhost` and 127.0.0.1) no client
     /// trusts, so every handshake fails at the client with an unknown issuer.
     pub async fn start_untrusted_tls() -> FaultUpstream {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        // A throwaway pair made for this stand-in with `openssl req -x509`; nothing trusts it.
-        let cert = CertificateDer::from_pem_slice(include_bytes!("tls/self-signed.crt")).unwrap();
-        let key = PrivateKeyDer::from_pem_slice(include_bytes!("tls/self-signed.key")).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        // Nothing trusts the pair in `tls/`.
+        let acceptor = crate::tls::self_signed_acceptor(&[]);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {

@@ -13,6 +13,7 @@ mod fault_upstream;
 mod gguf;
 mod llama;
 pub mod sigv4_check;
+mod tls;
 
 pub use delay_proxy::DelayProxy;
 pub use fake_bedrock::{ACCESS_KEY, API_KEY, BedrockReply, FakeBedrock, REGION, SECRET_KEY};
@@ -21,3 +22,4 @@ pub use fake_openai::{FakeUpstream, Recorded, Reply};
 pub use fault_upstream::{Fault, FaultUpstream};
 pub use gguf::write_tiny_llama;
 pub use llama::{LlamaServer, metric};
+pub use tls::SELF_SIGNED_CERT;

@@ -277,3 +277,56 @@ async fn a_silent_client_after_the_handshake_is_cut_at_the_header_timeout() {
         assert!(elapsed < Duration::from_secs(5), "{alpn:?}: {elapsed:?}");
     }
 }
+
+/// A model server on HTTPS that offers HTTP/2 is reached over it, and concurrent streams to
+/// it share one connection: what keeps an open stream's cost low (docs/benchmarks.md,
+/// Memory). The server's certificate is trusted the way an operator would: `SSL_CERT_FILE`.
+#[tokio::test]
+async fn an_https_model_server_is_reached_over_http2_with_streams_on_one_connection() {
+    use futures_util::future::join_all;
+    use hearth_testkit::{FakeUpstream, SELF_SIGNED_CERT};
+    use serde_json::json;
+
+    let up = FakeUpstream::start_tls_on("127.0.0.1:0", false).await;
+    assert!(up.endpoint().starts_with("https://"), "{}", up.endpoint());
+    let h = Hearth::start_with(Options {
+        env: vec![("SSL_CERT_FILE", SELF_SIGNED_CERT.to_string())],
+        ..Default::default()
+    });
+    let id = h
+        .create(
+            json!({"name": "tls", "family": "codestral", "endpoint": up.endpoint(),
+            "identifier": "custom_openai/codestral"}),
+        )
+        .await;
+    let (s, b) = h
+        .put(
+            "/api/v1/feature_settings/code_completions",
+            json!({"provider": "self_hosted", "self_hosted_model_id": id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    let ask = |stream: bool| {
+        crate::harness::post(
+            &h,
+            "/v1/completions",
+            json!({"prompt": "def f(", "suffix": ")", "max_tokens": 8, "stream": stream}),
+        )
+    };
+    let first = ask(false).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let body: serde_json::Value = first.json().await.unwrap();
+    assert!(body["choices"][0]["text"].is_string(), "{body}");
+    for resp in join_all((0..8).map(|_| ask(true))).await {
+        let events = crate::harness::sse_json(resp).await;
+        assert!(!events.is_empty());
+    }
+
+    let seen = up.requests();
+    assert_eq!(seen.len(), 9);
+    for r in &seen {
+        assert_eq!(r.version, Version::HTTP_2, "{}", r.path);
+        assert_eq!(r.peer, seen[0].peer, "a second connection was opened");
+    }
+}

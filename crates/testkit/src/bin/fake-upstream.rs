@@ -3,6 +3,10 @@
 //!
 //! `FAKE_UPSTREAM_SLOW=EVERY_MS,COUNT` makes every streamed answer slow instead: COUNT chunks,
 //! one every EVERY_MS milliseconds (for bench/memory.sh, which holds many streams open).
+//!
+//! `FAKE_UPSTREAM_TLS=1` serves HTTPS with the self-signed pair in testkit's `tls/` instead,
+//! HTTP/2 or HTTP/1.1 by ALPN (a client trusts it with `SSL_CERT_FILE` pointing at the
+//! certificate).
 
 use std::time::Duration;
 
@@ -21,7 +25,12 @@ async fn main() {
         },
         Err(_) => None,
     };
-    let up = hearth_testkit::FakeUpstream::start_on(&addr, true).await;
+    let tls = std::env::var("FAKE_UPSTREAM_TLS").is_ok_and(|v| v == "1");
+    let up = if tls {
+        hearth_testkit::FakeUpstream::start_tls_on(&addr, true).await
+    } else {
+        hearth_testkit::FakeUpstream::start_on(&addr, true).await
+    };
     if let Some((every, count)) = slow {
         up.slow_by_default(count, every);
     }
