@@ -110,13 +110,7 @@ impl FakeUpstream {
 
     /// Starts on `addr`; `quiet` keeps no record of requests.
     pub async fn start_on(addr: &str, quiet: bool) -> FakeUpstream {
-        let shared = Arc::new(Shared {
-            quiet,
-            ..Default::default()
-        });
-        let app = routes(shared.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (shared, app, listener, addr) = bind(addr, quiet).await;
         let server = tokio::spawn(async move {
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app).await;
@@ -135,13 +129,7 @@ impl FakeUpstream {
     /// load test. A client trusts it by taking `tls/self-signed.crt` as a root (Hearth:
     /// `SSL_CERT_FILE`).
     pub async fn start_tls_on(addr: &str, quiet: bool) -> FakeUpstream {
-        let shared = Arc::new(Shared {
-            quiet,
-            ..Default::default()
-        });
-        let app = routes(shared.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (shared, app, listener, addr) = bind(addr, quiet).await;
         let acceptor = crate::tls::self_signed_acceptor(&[b"h2", b"http/1.1"]);
         let server = tokio::spawn(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -224,6 +212,21 @@ impl FakeUpstream {
     pub fn slow_chunks_sent(&self) -> usize {
         self.shared.slow_chunks_sent.load(Ordering::SeqCst)
     }
+}
+
+/// A fresh record, the routes serving it, and the listener on `addr` (and its address).
+async fn bind(
+    addr: &str,
+    quiet: bool,
+) -> (Arc<Shared>, Router, tokio::net::TcpListener, SocketAddr) {
+    let shared = Arc::new(Shared {
+        quiet,
+        ..Default::default()
+    });
+    let app = routes(shared.clone());
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (shared, app, listener, addr)
 }
 
 /// Every route the fake serves: vLLM's, Azure's (both URL shapes) and the model list.

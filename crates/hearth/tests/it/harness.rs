@@ -211,6 +211,17 @@ impl Hearth {
         json["id"].as_i64().unwrap()
     }
 
+    /// Binds code completion to deployment `id` and checks that it took.
+    pub async fn bind_completions(&self, id: i64) {
+        let (s, b) = self
+            .put(
+                "/api/v1/feature_settings/code_completions",
+                serde_json::json!({"provider": "self_hosted", "self_hosted_model_id": id}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }

@@ -32,13 +32,7 @@ async fn with_deployment(up: &FakeUpstream, args: &[&str], timeouts: Value) -> H
         b.extend(t.clone());
     }
     let id = h.create(body).await;
-    let (s, b) = h
-        .put(
-            "/api/v1/feature_settings/code_completions",
-            json!({"provider": "self_hosted", "self_hosted_model_id": id}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    h.bind_completions(id).await;
     h
 }
 

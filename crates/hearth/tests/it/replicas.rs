@@ -76,13 +76,7 @@ async fn serve_completions(h: &Hearth, up: &FakeUpstream, name: &str) -> i64 {
             "identifier": "custom_openai/cg"}),
         )
         .await;
-    let (s, b) = h
-        .put(
-            "/api/v1/feature_settings/code_completions",
-            json!({"provider": "self_hosted", "self_hosted_model_id": id}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    h.bind_completions(id).await;
     id
 }
 

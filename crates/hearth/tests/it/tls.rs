@@ -299,13 +299,7 @@ async fn an_https_model_server_is_reached_over_http2_with_streams_on_one_connect
             "identifier": "custom_openai/codestral"}),
         )
         .await;
-    let (s, b) = h
-        .put(
-            "/api/v1/feature_settings/code_completions",
-            json!({"provider": "self_hosted", "self_hosted_model_id": id}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    h.bind_completions(id).await;
 
     let ask = |stream: bool| {
         crate::harness::post(
