@@ -278,49 +278,86 @@ async fn a_silent_client_after_the_handshake_is_cut_at_the_header_timeout() {
     }
 }
 
-/// A model server on HTTPS that offers HTTP/2 is reached over it, and concurrent streams to
-/// it share one connection: what keeps an open stream's cost low (docs/benchmarks.md,
-/// Memory). The server's certificate is trusted the way an operator would: `SSL_CERT_FILE`.
+/// HTTP/2 on both sides: clients on Hearth's HTTPS listener, and a model server on HTTPS that
+/// offers it, which Hearth trusts the way an operator would (`SSL_CERT_FILE`). Each of
+/// several concurrent streams arrives whole, and Hearth's calls for them share one connection
+/// to the model server — what keeps an open stream's cost low (docs/benchmarks.md, Memory).
 #[tokio::test]
-async fn an_https_model_server_is_reached_over_http2_with_streams_on_one_connection() {
+async fn http2_on_both_sides_carries_concurrent_streams() {
     use futures_util::future::join_all;
     use hearth_testkit::{FakeUpstream, SELF_SIGNED_CERT};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     let up = FakeUpstream::start_tls_on("127.0.0.1:0", false).await;
     assert!(up.endpoint().starts_with("https://"), "{}", up.endpoint());
+    let dir = tempfile::tempdir().unwrap();
+    let ours = pair();
+    let (cert, key) = install(dir.path(), &ours);
     let h = Hearth::start_with(Options {
+        args: vec![
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ],
         env: vec![("SSL_CERT_FILE", SELF_SIGNED_CERT.to_string())],
         ..Default::default()
     });
-    let id = h
-        .create(
-            json!({"name": "tls", "family": "codestral", "endpoint": up.endpoint(),
+    // One pooled client, so its streams can share a connection.
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ours.cert_pem.as_bytes()).unwrap()])
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let created: Value = client
+        .post(https(&h, "/api/v1/self_hosted_models"))
+        .bearer_auth(&h.token)
+        .json(
+            &json!({"name": "tls", "family": "codestral", "endpoint": up.endpoint(),
             "identifier": "custom_openai/codestral"}),
         )
-        .await;
-    h.bind_completions(id).await;
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{created}"));
+    let bound = client
+        .put(https(&h, "/api/v1/feature_settings/code_completions"))
+        .bearer_auth(&h.token)
+        .json(&json!({"provider": "self_hosted", "self_hosted_model_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bound.status(), StatusCode::OK);
 
     let ask = |stream: bool| {
-        crate::harness::post(
-            &h,
-            "/v1/completions",
-            json!({"prompt": "def f(", "suffix": ")", "max_tokens": 8, "stream": stream}),
-        )
+        client
+            .post(https(&h, "/v1/completions"))
+            .json(&json!({"prompt": "def f(", "suffix": ")", "max_tokens": 8, "stream": stream}))
+            .send()
     };
-    let first = ask(false).await;
+    let first = ask(false).await.unwrap();
+    assert_eq!(first.version(), Version::HTTP_2);
     assert_eq!(first.status(), StatusCode::OK);
-    let body: serde_json::Value = first.json().await.unwrap();
+    let body: Value = first.json().await.unwrap();
     assert!(body["choices"][0]["text"].is_string(), "{body}");
     for resp in join_all((0..8).map(|_| ask(true))).await {
+        let resp = resp.unwrap();
+        assert_eq!(resp.version(), Version::HTTP_2);
         let events = crate::harness::sse_json(resp).await;
         assert!(!events.is_empty());
     }
-
     let seen = up.requests();
     assert_eq!(seen.len(), 9);
     for r in &seen {
         assert_eq!(r.version, Version::HTTP_2, "{}", r.path);
-        assert_eq!(r.peer, seen[0].peer, "a second connection was opened");
+        assert_eq!(
+            r.peer, seen[0].peer,
+            "a second connection to the model server"
+        );
     }
 }
