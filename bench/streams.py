@@ -98,4 +98,5 @@ async def main():
     print(f"closed ({still_open} were still open)", flush=True)
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

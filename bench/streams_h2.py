@@ -13,7 +13,6 @@ Needs the `h2` package from PyPI (`pip install h2`).
 """
 
 import asyncio
-import json
 import ssl
 import sys
 
@@ -22,15 +21,7 @@ import h2.connection
 import h2.events
 import h2.settings
 
-BODY = json.dumps(
-    {
-        "prompt": "def add(a, b):\n    ",
-        "suffix": "\n    return c\n",
-        "max_tokens": 16,
-        "stream": True,
-    }
-).encode()
-OPEN_TIMEOUT = 120.0  # seconds for all N to deliver their first event
+from streams import BODY, OPEN_TIMEOUT  # the same request, the same patience
 
 
 class Connection:
@@ -156,4 +147,5 @@ async def main():
     print("closed", flush=True)
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())
