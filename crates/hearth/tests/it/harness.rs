@@ -31,6 +31,9 @@ pub struct Options<'a> {
     pub generated_token: bool,
     /// Listen address; 127.0.0.1:0 when unset.
     pub listen: Option<&'a str>,
+    /// For a server started with `--tls-cert`: the PEM certificate the harness's client
+    /// trusts; `url()` then says `https`.
+    pub https_ca: Option<&'a str>,
 }
 
 pub struct Hearth {
@@ -41,6 +44,7 @@ pub struct Hearth {
     logs: Arc<Mutex<Vec<String>>>,
     pub token: String,
     http: reqwest::Client,
+    scheme: &'static str,
 }
 
 impl Hearth {
@@ -51,7 +55,16 @@ impl Hearth {
     pub fn start_with(opts: Options<'_>) -> Hearth {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Built before the child starts, so no panic can leave a server behind.
-        let http = reqwest::Client::new();
+        let (http, scheme) = match opts.https_ca {
+            None => (reqwest::Client::new(), "http"),
+            Some(pem) => (
+                reqwest::Client::builder()
+                    .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+                    .build()
+                    .unwrap(),
+                "https",
+            ),
+        };
         let (temp, data_dir) = match opts.data_dir {
             Some(d) => (None, d.to_path_buf()),
             None => {
@@ -135,6 +148,7 @@ impl Hearth {
             logs,
             token,
             http,
+            scheme,
         }
     }
 
@@ -143,7 +157,7 @@ impl Hearth {
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        format!("http://{addr}{path}")
+        format!("{}://{addr}{path}", self.scheme)
     }
 
     pub fn http(&self) -> &reqwest::Client {

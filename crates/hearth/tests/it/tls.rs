@@ -301,52 +301,31 @@ async fn http2_on_both_sides_carries_concurrent_streams() {
             key.display().to_string(),
         ],
         env: vec![("SSL_CERT_FILE", SELF_SIGNED_CERT.to_string())],
+        https_ca: Some(&ours.cert_pem),
         ..Default::default()
     });
-    // One pooled client, so its streams can share a connection.
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ours.cert_pem.as_bytes()).unwrap()])
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let created: Value = client
-        .post(https(&h, "/api/v1/self_hosted_models"))
-        .bearer_auth(&h.token)
-        .json(
-            &json!({"name": "tls", "family": "codestral", "endpoint": up.endpoint(),
+    let id = h
+        .create(
+            json!({"name": "tls", "family": "codestral", "endpoint": up.endpoint(),
             "identifier": "custom_openai/codestral"}),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{created}"));
-    let bound = client
-        .put(https(&h, "/api/v1/feature_settings/code_completions"))
-        .bearer_auth(&h.token)
-        .json(&json!({"provider": "self_hosted", "self_hosted_model_id": id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bound.status(), StatusCode::OK);
+        .await;
+    h.bind_completions(id).await;
 
+    // The harness's one pooled client, so its streams can share a connection.
     let ask = |stream: bool| {
-        client
-            .post(https(&h, "/v1/completions"))
-            .json(&json!({"prompt": "def f(", "suffix": ")", "max_tokens": 8, "stream": stream}))
-            .send()
+        crate::harness::post(
+            &h,
+            "/v1/completions",
+            json!({"prompt": "def f(", "suffix": ")", "max_tokens": 8, "stream": stream}),
+        )
     };
-    let first = ask(false).await.unwrap();
+    let first = ask(false).await;
     assert_eq!(first.version(), Version::HTTP_2);
     assert_eq!(first.status(), StatusCode::OK);
     let body: Value = first.json().await.unwrap();
     assert!(body["choices"][0]["text"].is_string(), "{body}");
     for resp in join_all((0..8).map(|_| ask(true))).await {
-        let resp = resp.unwrap();
         assert_eq!(resp.version(), Version::HTTP_2);
         let events = crate::harness::sse_json(resp).await;
         assert!(!events.is_empty());
