@@ -9,6 +9,7 @@
 #   bench/instructions.sh                    # N=2000 per case, about 5 minutes
 #   HEARTH_BIN=/tmp/hearth-before bench/instructions.sh
 #   KEEP=/tmp/cg bench/instructions.sh       # keep the callgrind files for callgrind_annotate
+#   CASES="completion-streamed" N=500 bench/instructions.sh   # some cases only
 #   CHUNKS=1,100 N=40 bench/instructions.sh  # per streamed chunk: N streams of 100 chunks 1 ms
 #                                            # apart, each chunk its own read and write
 #
@@ -137,6 +138,9 @@ if [ -n "$CHUNKS" ]; then
     echo "N=$N streams per case of ${CHUNKS#*,} chunks ${CHUNKS%,*} ms apart, on one connection, callgrind; log level ${LOG_LEVEL:-info}"
 else
     echo "N=$N requests per case on one connection, callgrind; log level ${LOG_LEVEL:-info}"
+fi
+if [ -n "${CASES:-}" ]; then
+    read -r -a cases <<<"$CASES"
 fi
 echo
 echo "| case | (b) bare instructions/$unit | (c) Hearth instructions/$unit | Hearth ÷ bare | allocations/$unit (b) / (c) |"
