@@ -3,7 +3,6 @@
 //! and `Retry-After`, so an overload costs the client a retry instead of costing Hearth
 //! memory for every request it hoards.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,7 +73,8 @@ impl Overloaded {
 pub(crate) struct Admission {
     limits: AdmissionLimits,
     global: Arc<Semaphore>,
-    deployments: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Looked up by deployment name on every request (settings, not client input).
+    deployments: Mutex<foldhash::HashMap<String, Arc<Semaphore>>>,
     queued: AtomicUsize,
 }
 
@@ -82,7 +82,7 @@ impl Admission {
     pub(crate) fn new(limits: AdmissionLimits) -> Admission {
         Admission {
             global: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
-            deployments: Mutex::new(HashMap::new()),
+            deployments: Mutex::default(),
             queued: AtomicUsize::new(0),
             limits,
         }

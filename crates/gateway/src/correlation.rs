@@ -6,18 +6,20 @@
 //! when the response body ends — for a stream, when the last chunk went out — with the time to
 //! the first chunk and the GitLab context of the request's headers.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tracing::Instrument;
+use tower_layer::Layer;
+use tower_service::Service;
 
 pub(crate) const HEADER: &str = "x-request-id";
 const MAX_LEN: usize = 128;
@@ -98,33 +100,38 @@ struct AccessLog {
 }
 
 impl AccessLog {
+    /// Every value goes to tracing as a `&str` or a number: a `%` (Display) value makes the
+    /// log formatter run `core::fmt` for it, which cost about as much as the rest of the line.
     fn write(self, completed: bool) {
         let _entered = self.span.enter();
         let duration_s = self.started.elapsed().as_secs_f64();
         let first_chunk_duration_s = self.first_chunk.unwrap_or(duration_s);
-        let (id, method, path, status, ip) = (
-            &self.id,
-            &self.method,
-            &self.path,
-            self.status,
-            &self.client_ip,
-        );
+        let status = self.status;
+        // HTTP status codes have three digits (`StatusCode` holds 100..=999).
+        let digits = [100, 10, 1].map(|d| b'0' + (status / d % 10) as u8);
+        let status_text = std::str::from_utf8(&digits).unwrap_or("000");
+        let method = self.method.as_str();
+        let path = self.path.as_str();
+        let message = [method, " ", path, " ", status_text].concat();
+        let (id, ip) = (self.id.as_str(), self.client_ip.as_str());
         match &self.gitlab {
             None => tracing::info!(
                 target: "hearth::access",
-                correlation_id = %id, method = %method, path = %path, status_code = status,
-                duration_s, first_chunk_duration_s, client_ip = %ip, completed,
-                "{method} {path} {status}"
+                correlation_id = id, method, path, status_code = status,
+                duration_s, first_chunk_duration_s, client_ip = ip, completed,
+                message = message.as_str(),
             ),
             Some(g) => tracing::info!(
                 target: "hearth::access",
-                correlation_id = %id, method = %method, path = %path, status_code = status,
-                duration_s, first_chunk_duration_s, client_ip = %ip, completed,
-                gitlab_instance_id = %g[0], gitlab_global_user_id = %g[1], gitlab_host_name = %g[2],
-                gitlab_version = %g[3], gitlab_realm = %g[4], gitlab_language_server_version = %g[5],
-                gitlab_feature_enabled_by_namespace_ids = %g[6], gitlab_feature_enablement_type = %g[7],
-                gitlab_root_namespace_id = %g[8],
-                "{method} {path} {status}"
+                correlation_id = id, method, path, status_code = status,
+                duration_s, first_chunk_duration_s, client_ip = ip, completed,
+                gitlab_instance_id = g[0].as_str(), gitlab_global_user_id = g[1].as_str(),
+                gitlab_host_name = g[2].as_str(), gitlab_version = g[3].as_str(),
+                gitlab_realm = g[4].as_str(), gitlab_language_server_version = g[5].as_str(),
+                gitlab_feature_enabled_by_namespace_ids = g[6].as_str(),
+                gitlab_feature_enablement_type = g[7].as_str(),
+                gitlab_root_namespace_id = g[8].as_str(),
+                message = message.as_str(),
             ),
         }
     }
@@ -182,57 +189,137 @@ impl Drop for LoggedBody {
     }
 }
 
-pub(crate) async fn middleware(mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let id = req
-        .headers()
-        .get(HEADER)
-        .and_then(sane)
-        .map(str::to_owned)
-        .unwrap_or_else(|| fresh_id(""));
-    req.extensions_mut().insert(CorrelationId(id.clone()));
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let client_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| ip_text(addr.ip()))
-        .unwrap_or_default();
-    let gitlab = gitlab_context(req.headers());
+/// Gives each request its correlation id, span and access line (a tower layer rather than
+/// `from_fn`, which boxes every request's future and clones the inner service for `Next`).
+#[derive(Clone, Copy)]
+pub(crate) struct CorrelationLayer;
 
-    // `%` (Display), not a str: the text log format quotes str values.
-    let span = tracing::info_span!("request", correlation_id = %id);
-    // With the access log off, the request and its body need no watching.
-    let logging = tracing::enabled!(target: "hearth::access", tracing::Level::INFO);
-    let header_value = HeaderValue::from_str(&id).ok();
-    // Written as 499 if the client leaves before the handler answers (this future is dropped).
-    let mut unanswered = Unanswered(logging.then(|| AccessLog {
-        id,
-        method,
-        path,
-        status: crate::telemetry::CLIENT_CLOSED,
-        client_ip,
-        gitlab,
-        started,
-        first_chunk: None,
-        span: span.clone(),
-    }));
-    let mut response = next.run(req).instrument(span).await;
-    if let Some(value) = header_value {
-        response.headers_mut().insert(HEADER, value);
+impl<S> Layer<S> for CorrelationLayer {
+    type Service = Correlation<S>;
+
+    fn layer(&self, inner: S) -> Correlation<S> {
+        Correlation { inner }
     }
-    let Some(mut log) = unanswered.0.take() else {
-        return response;
-    };
-    log.status = response.status().as_u16();
-    let (parts, body) = response.into_parts();
-    Response::from_parts(
-        parts,
-        Body::new(LoggedBody {
-            inner: body,
-            log: Some(log),
-        }),
-    )
+}
+
+#[derive(Clone)]
+pub(crate) struct Correlation<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Correlation<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Correlated<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let started = Instant::now();
+        let id = req
+            .headers()
+            .get(HEADER)
+            .and_then(sane)
+            .map(str::to_owned)
+            .unwrap_or_else(|| fresh_id(""));
+        req.extensions_mut().insert(CorrelationId(id.clone()));
+        let header_value = HeaderValue::from_str(&id).ok();
+        let span = tracing::info_span!("request", correlation_id = id.as_str());
+        // With the access log off, the request and its body need no watching.
+        let logging = tracing::enabled!(target: "hearth::access", tracing::Level::INFO);
+        let log = logging.then(|| AccessLog {
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            status: crate::telemetry::CLIENT_CLOSED,
+            client_ip: req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| ip_text(addr.ip()))
+                .unwrap_or_default(),
+            gitlab: gitlab_context(req.headers()),
+            id,
+            started,
+            first_chunk: None,
+            // Handed over when the line is written (one span, not a clone per request).
+            span: tracing::Span::none(),
+        });
+        Correlated {
+            inner: Some(self.inner.call(req)),
+            span,
+            header_value,
+            log,
+        }
+    }
+}
+
+/// The request on its way through the handler, polled inside its span (by hand rather than
+/// with `Instrumented`, which enters the span again to drop the finished handler).
+pub(crate) struct Correlated<F> {
+    /// Taken once it has answered.
+    inner: Option<F>,
+    span: tracing::Span,
+    header_value: Option<HeaderValue>,
+    /// Left here, the line is written as a 499 when the client leaves before the handler
+    /// answers (this future is dropped).
+    log: Option<AccessLog>,
+}
+
+impl<F> Future for Correlated<F>
+where
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            // Polled again after it answered: nothing more will come.
+            return Poll::Pending;
+        };
+        let Ok(mut response) = {
+            let _entered = this.span.enter();
+            let polled = ready!(Pin::new(inner).poll(cx));
+            this.inner = None;
+            polled
+        };
+        if let Some(value) = this.header_value.take() {
+            response.headers_mut().insert(HEADER, value);
+        }
+        let Some(mut log) = this.log.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        log.status = response.status().as_u16();
+        log.span = std::mem::replace(&mut this.span, tracing::Span::none());
+        let (parts, body) = response.into_parts();
+        Poll::Ready(Ok(Response::from_parts(
+            parts,
+            Body::new(LoggedBody {
+                inner: body,
+                log: Some(log),
+            }),
+        )))
+    }
+}
+
+impl<F> Drop for Correlated<F> {
+    fn drop(&mut self) {
+        // The client left before the answer: the handler is dropped inside the request's
+        // span (whatever it logs on the way keeps the id), then the line is written.
+        if let Some(inner) = self.inner.take() {
+            let _entered = self.span.enter();
+            drop(inner);
+        }
+        if let Some(mut log) = self.log.take() {
+            log.span = std::mem::replace(&mut self.span, tracing::Span::none());
+            log.write(false);
+        }
+    }
 }
 
 /// The client's address as the access line shows it. `Ipv4Addr`'s `Display` goes through the
@@ -256,17 +343,6 @@ fn ip_text(ip: IpAddr) -> String {
         out.push(char::from(b'0' + octet % 10));
     }
     out
-}
-
-/// The access line of a request still waiting for its handler.
-struct Unanswered(Option<AccessLog>);
-
-impl Drop for Unanswered {
-    fn drop(&mut self) {
-        if let Some(log) = self.0.take() {
-            log.write(false);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -137,9 +136,12 @@ pub struct RouterOptions {
 /// The routers `serve` runs: the whole API, and the small one that answers connections past
 /// the connection cap (health checks, and 503 for the rest).
 pub struct Gateway {
-    pub router: Router,
+    pub router: Api,
     pub overflow: Router,
 }
+
+/// The whole API as one service: the routes inside the layers every request passes.
+pub type Api = tower::util::BoxCloneSyncService<Request, Response, std::convert::Infallible>;
 
 /// The default for [`RouterOptions::body_timeout`].
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -214,14 +216,16 @@ pub fn build(
         .with_state(state.clone());
     // Wrapped around the router once, outermost first, rather than with Router::layer: that
     // wraps every route on its own, and axum boxes and clones each route's service at every
-    // layer for every request.
-    let layered = Extension(openapi::Document(Arc::new(document))).layer(
-        from_fn(correlation::middleware).layer(
-            body_timeout::BodyTimeoutLayer(options.body_timeout.unwrap_or(BODY_TIMEOUT))
-                .layer(DefaultBodyLimit::max(BODY_LIMIT).layer(routes)),
+    // layer for every request. Boxed once here instead of put in an outer Router, whose own
+    // dispatch to a fallback service cost as much again.
+    let router = Api::new(
+        Extension(openapi::Document(Arc::new(document))).layer(
+            correlation::CorrelationLayer.layer(
+                body_timeout::BodyTimeoutLayer(options.body_timeout.unwrap_or(BODY_TIMEOUT))
+                    .layer(DefaultBodyLimit::max(BODY_LIMIT).layer(routes)),
+            ),
         ),
     );
-    let router = Router::new().fallback_service(layered);
     let overflow = Router::new()
         .route("/monitoring/healthz", get(monitoring::healthz))
         .route("/monitoring/ready", get(monitoring::ready))

@@ -15,7 +15,6 @@ mod stream;
 mod whole;
 mod wire;
 
-use axum::middleware::from_fn_with_state;
 use hearth_catalog::Feature;
 use tokio::time::Instant;
 use utoipa_axum::router::OpenApiRouter;
@@ -42,15 +41,12 @@ pub(crate) fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(doors::show))
         .routes(routes!(doors::version))
         .routes(routes!(doors::infill))
-        .route_layer(from_fn_with_state(state.clone(), auth::require_client_key))
+        .route_layer(auth::ClientKeyLayer::openai(state.clone()))
         .merge(
             // Its own key check, so even a refused key is answered in Anthropic's shape.
             OpenApiRouter::new()
                 .routes(routes!(anthropic::messages))
-                .route_layer(from_fn_with_state(
-                    state,
-                    auth::require_client_key_anthropic,
-                )),
+                .route_layer(auth::ClientKeyLayer::anthropic(state)),
         )
 }
 

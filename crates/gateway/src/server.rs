@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -81,6 +80,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let Gateway { router, overflow } = gateway;
+    let overflow = crate::Api::new(overflow);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let mut overflowing: VecDeque<AbortHandle> = VecDeque::with_capacity(OVERFLOW_CONNECTIONS);
@@ -188,7 +188,7 @@ impl Protocols {
 fn spawn_connection(
     protocols: &Protocols,
     tls: Option<&Tls>,
-    router: Router,
+    router: crate::Api,
     stream: TcpStream,
     remote: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
@@ -248,7 +248,7 @@ fn spawn_connection(
 async fn serve_http1<I>(
     builder: &http1::Builder,
     io: I,
-    router: Router,
+    router: crate::Api,
     remote: SocketAddr,
     watcher: Watcher,
 ) where
@@ -262,7 +262,7 @@ async fn serve_http1<I>(
 
 /// The router as a hyper service that knows the client's address.
 fn service(
-    router: Router,
+    router: crate::Api,
     remote: SocketAddr,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
@@ -276,6 +276,8 @@ fn service(
 + 'static {
     hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(remote));
+        // Called without `poll_ready`: every layer of the API passes readiness on from axum's
+        // Router, which is always ready.
         router.clone().call(req.map(Body::new))
     })
 }

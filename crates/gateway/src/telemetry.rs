@@ -1,7 +1,10 @@
 //! Metrics (Prometheus text at `/metrics`) and the per-request record that feeds them and the
 //! opt-in verbose AI log.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Per-request lookups by feature and deployment name (settings, not client input).
+type FastMap<K, V> = foldhash::HashMap<K, V>;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -104,7 +107,7 @@ pub(crate) struct Metrics {
     /// Prometheus counters only ever grow, and the console shows the last minutes.
     recent: Mutex<VecDeque<Minute>>,
     /// Each feature and deployment's series, resolved once (see [`Series`]).
-    series: RwLock<HashMap<Feature, HashMap<String, Arc<Series>>>>,
+    series: RwLock<FastMap<Feature, FastMap<String, Arc<Series>>>>,
     started: Instant,
 }
 

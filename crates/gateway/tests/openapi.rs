@@ -55,7 +55,7 @@ const ROUTES: &[(&str, &str)] = &[
 
 mod common;
 
-async fn router() -> (axum::Router, tempfile::TempDir) {
+async fn router() -> (hearth_gateway::Api, tempfile::TempDir) {
     let (registry, dir) = common::registry().await;
     let gateway = hearth_gateway::build(
         registry,
@@ -65,7 +65,7 @@ async fn router() -> (axum::Router, tempfile::TempDir) {
     (gateway.router, dir)
 }
 
-async fn send(router: &axum::Router, req: Request<Body>) -> (StatusCode, Value) {
+async fn send(router: &hearth_gateway::Api, req: Request<Body>) -> (StatusCode, Value) {
     let resp = router.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
@@ -77,7 +77,7 @@ async fn send(router: &axum::Router, req: Request<Body>) -> (StatusCode, Value) 
     )
 }
 
-async fn document(router: &axum::Router) -> Value {
+async fn document(router: &hearth_gateway::Api) -> Value {
     let req = Request::get("/api/v1/openapi.json")
         .body(Body::empty())
         .unwrap();

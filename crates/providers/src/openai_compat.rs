@@ -1,6 +1,7 @@
 //! The OpenAI-compatible platform: `/completions` and `/chat/completions`, whole or streamed.
 
-use std::collections::HashMap;
+// Keys are deployment settings, not client input: the fast seeded hash is enough.
+use foldhash::HashMap;
 use std::pin::Pin;
 use std::sync::RwLock;
 use std::task::{Context, Poll, ready};

@@ -1,35 +1,79 @@
 //! Client API keys on the inference routes. With no key created, the routes answer only when
 //! Hearth listens on loopback, so a fresh install is never an open relay on the network.
 
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use crate::AppState;
 use crate::openai::error::OaiError;
 
-/// The key check with OpenAI's error shape (every inference route but Anthropic's).
-pub(crate) async fn require_client_key(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match check(&state, req.headers()) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+/// The key check in front of the inference routes, answering a refusal with `refuse` (OpenAI's
+/// error shape, or Anthropic's for its route, which Anthropic's SDKs read). A tower layer
+/// rather than `from_fn`, which boxes every request's future and clones the route for `Next`.
+#[derive(Clone)]
+pub(crate) struct ClientKeyLayer {
+    state: AppState,
+    refuse: fn(OaiError) -> Response,
+}
+
+impl ClientKeyLayer {
+    pub(crate) fn openai(state: AppState) -> Self {
+        Self {
+            state,
+            refuse: IntoResponse::into_response,
+        }
+    }
+
+    pub(crate) fn anthropic(state: AppState) -> Self {
+        Self {
+            state,
+            refuse: |e| crate::openai::anthropic::error_response(&e),
+        }
     }
 }
 
-/// The same check answered in Anthropic's error shape, which Anthropic's SDKs read.
-pub(crate) async fn require_client_key_anthropic(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match check(&state, req.headers()) {
-        Ok(()) => next.run(req).await,
-        Err(e) => crate::openai::anthropic::error_response(&e),
+impl<S> Layer<S> for ClientKeyLayer {
+    type Service = RequireClientKey<S>;
+
+    fn layer(&self, inner: S) -> RequireClientKey<S> {
+        RequireClientKey {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct RequireClientKey<S> {
+    inner: S,
+    layer: ClientKeyLayer,
+}
+
+impl<S> Service<Request> for RequireClientKey<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, Ready<Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match check(&self.layer.state, req.headers()) {
+            Ok(()) => Either::Left(self.inner.call(req)),
+            Err(e) => Either::Right(ready(Ok((self.layer.refuse)(e)))),
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! server's own queue, and health — passive (failed calls eject a replica for a growing
 //! interval, then one probe request may bring it back) and active (see `health`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -437,7 +436,7 @@ impl Replicas for Pool {
 /// endpoints or policy change, keeping what is known of the replicas that stay.
 pub(crate) struct Pools {
     settings: UpstreamRouting,
-    pools: RwLock<HashMap<i64, Arc<Pool>>>,
+    pools: RwLock<foldhash::HashMap<i64, Arc<Pool>>>,
     events: Events,
 }
 

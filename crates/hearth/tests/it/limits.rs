@@ -377,13 +377,19 @@ async fn a_client_that_leaves_before_a_whole_answer_is_logged_and_counted_as_499
         .unwrap();
     let r = impatient
         .post(h.url("/v1/completions"))
+        .header("x-request-id", "left-early-1")
         .json(&json!({"prompt": "x"}))
         .send()
         .await;
     assert!(r.is_err());
     drop(impatient);
     let line = h.wait_for_log("\"message\":\"POST /v1/completions 499\"");
-    assert!(line.contains("/v1/completions"), "{line}");
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["path"], "/v1/completions", "{line}");
+    assert_eq!(entry["completed"], false, "{line}");
+    // Written after the handler was dropped, still inside the request's span.
+    assert_eq!(entry["correlation_id"], "left-early-1", "{line}");
+    assert_eq!(entry["span"]["correlation_id"], "left-early-1", "{line}");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let metrics = h.open_get("/metrics").await.text().await.unwrap();
