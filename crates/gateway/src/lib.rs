@@ -43,7 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use admission::AdmissionLimits;
-pub use correlation::CorrelationId;
+pub use correlation::{CorrelationId, request_id_in_scope, run_in_request_scope};
 pub use routing::UpstreamRouting;
 pub use server::{OVERFLOW_CONNECTIONS, ServeOptions, serve};
 pub use tls::{Tls, TlsError};

@@ -13,6 +13,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, fmt};
 use crate::cli::LogFormat;
 
 mod json;
+mod text;
 
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
@@ -26,7 +27,11 @@ where
             .event_format(json::JsonLines)
             .with_writer(writer)
             .boxed(),
-        LogFormat::Text => fmt::layer().with_ansi(ansi).with_writer(writer).boxed(),
+        LogFormat::Text => fmt::layer()
+            .event_format(text::TextLines::default())
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .boxed(),
     }
 }
 

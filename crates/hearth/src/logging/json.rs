@@ -123,6 +123,16 @@ where
         out.push_str("\"name\":");
         string(out, span.name());
         out.push('}');
+    } else {
+        // A request's handler: its id stands where its span would (see
+        // `hearth_gateway::request_id_in_scope`), in the same shape.
+        hearth_gateway::request_id_in_scope(|id| {
+            if let Some(id) = id {
+                out.push_str(",\"span\":{\"correlation_id\":");
+                string(out, id);
+                out.push_str(",\"name\":\"request\"}");
+            }
+        });
     }
     out.push_str("}\n");
     Ok(())
@@ -419,6 +429,42 @@ mod tests {
         assert_eq!(ours[3]["span"]["name"], "empty");
         assert_eq!(ours[4]["span"]["quoted"], "a \"b\"");
         assert_eq!(ours[4]["span"]["filled"], 7);
+    }
+
+    /// A request's handler has no span, but its lines carry the request as if it had one;
+    /// a real span, when there is one, is still the one written.
+    #[test]
+    fn a_requests_lines_carry_its_id_as_the_span() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            fmt::layer()
+                .fmt_fields(SpanFields)
+                .event_format(JsonLines)
+                .with_writer(move || writer.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside");
+            hearth_gateway::run_in_request_scope("req-7", || {
+                tracing::info!("inside");
+                let span = tracing::info_span!("job", k = 1);
+                let _in = span.enter();
+                tracing::info!("in a span");
+            });
+            tracing::info!("after");
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[0].get("span").is_none(), "{out}");
+        assert_eq!(lines[1]["span"]["correlation_id"], "req-7");
+        assert_eq!(lines[1]["span"]["name"], "request");
+        assert_eq!(lines[2]["span"]["name"], "job");
+        assert_eq!(lines[2]["span"]["k"], 1);
+        assert!(lines[3].get("span").is_none(), "{out}");
     }
 
     fn escaped(s: &str) -> String {
