@@ -40,6 +40,10 @@ pub(crate) async fn read_json<S: Send + Sync, T: DeserializeOwned>(
 
 /// `application/json` or any `…+json` type, parameters aside, in any case.
 fn is_json(content_type: &header::HeaderValue) -> bool {
+    // What nearly every client sends, compared before anything is split or trimmed.
+    if content_type.as_bytes() == b"application/json" {
+        return true;
+    }
     content_type
         .to_str()
         .ok()

@@ -284,7 +284,11 @@ pub(crate) const OVERHEAD: axum::http::HeaderName =
 /// [`OVERHEAD`]'s value, with three decimals (rounded to the microsecond). Written from
 /// whole microseconds: formatting an `f64` with a precision takes a slow exact path.
 pub(crate) fn overhead_header(d: std::time::Duration) -> axum::http::HeaderValue {
-    let micros = (d.as_nanos() + 500) / 1000;
+    // In u64: the u128 of `as_nanos` made every digit below a library division.
+    let micros = d
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from((d.subsec_nanos() + 500) / 1000));
     // Digits written from the right: the formatter's `{:03}` padding cost more than the rest
     // of the header.
     let mut text = [0u8; 48];
@@ -319,7 +323,9 @@ mod tests {
             (Duration::from_micros(999), "0.999"),
             (Duration::from_micros(1_000), "1.000"),
             (Duration::from_micros(10_020), "10.020"),
-            (Duration::MAX, "18446744073709551616000.000"),
+            // Saturated at u64::MAX microseconds (half a million years).
+            (Duration::MAX, "18446744073709551.615"),
+            (Duration::new(3, 999_999_600), "4000.000"),
             (Duration::from_nanos(1_234_567), "1.235"),
             (Duration::from_nanos(1_234_499), "1.234"),
             (Duration::from_nanos(9_999_995_000), "9999.995"),

@@ -93,11 +93,21 @@ impl Frames {
 /// Appends `{"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,`: the start of
 /// every answer and chunk of one choice. The names are written as they are; serializing a
 /// struct escaped each of them again.
-pub(super) fn put_head(buf: &mut Vec<u8>, id: &str, object: &str, created: u64, model: &str) {
+/// `object` is one of OpenAI's object names (`&'static`, plain ASCII), written without
+/// escaping.
+pub(super) fn put_head(
+    buf: &mut Vec<u8>,
+    id: &str,
+    object: &'static str,
+    created: u64,
+    model: &str,
+) {
+    debug_assert!(!object.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
     buf.extend_from_slice(br#"{"id":"#);
     put_json(buf, id);
-    buf.extend_from_slice(br#","object":"#);
-    put_json(buf, object);
+    buf.extend_from_slice(br#","object":""#);
+    buf.extend_from_slice(object.as_bytes());
+    buf.push(b'"');
     buf.extend_from_slice(br#","created":"#);
     put_u64(buf, created);
     buf.extend_from_slice(br#","model":"#);

@@ -215,10 +215,10 @@ impl Relay {
     }
 
     fn close(&mut self, status: u16, error: Option<&str>) {
-        let finish = self.finish.clone().unwrap_or_else(|| "stop".into());
+        let finish = self.finish.as_deref().unwrap_or("stop");
         let last = match self.shape {
-            Shape::Text => self.text_chunk("", Some(&finish)),
-            Shape::Chat => self.chat_chunk(None, None, Some(&finish)),
+            Shape::Text => self.text_chunk("", Some(finish)),
+            Shape::Chat => self.chat_chunk(None, None, Some(finish)),
         };
         self.out.push_back(last);
         if self.include_usage

@@ -66,7 +66,7 @@ pub(crate) fn chat(body: &ChatCompletion<'_>) -> Response {
 }
 
 /// A buffer for the answer, started with its head.
-fn head(id: &str, object: &str, created: u64, model: &str, text: &str) -> Vec<u8> {
+fn head(id: &str, object: &'static str, created: u64, model: &str, text: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(320 + text.len());
     put_head(&mut buf, id, object, created, model);
     buf
