@@ -160,6 +160,49 @@ pub(crate) fn init(
     Ok(LogGuard(guards))
 }
 
+/// What a format writes, caught in memory, for the formats' tests.
+#[cfg(test)]
+mod capture {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[derive(Clone, Default)]
+    pub(super) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        /// Runs `f` under a subscriber made (by `subscriber`) around this writer, and returns
+        /// what was written.
+        pub(super) fn run<S>(subscriber: impl FnOnce(Self) -> S, f: impl FnOnce()) -> String
+        where
+            S: tracing::Subscriber + Send + Sync + 'static,
+        {
+            let out = Self::default();
+            tracing::subscriber::with_default(subscriber(out.clone()), f);
+            let bytes = out.0.lock().unwrap().clone();
+            String::from_utf8(bytes).unwrap()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

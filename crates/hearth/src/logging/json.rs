@@ -321,27 +321,13 @@ fn escape_into(out: &mut String, s: &str) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use proptest::strategy::Strategy;
     use serde_json::Value;
     use tracing_subscriber::fmt;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logging::capture::Captured;
 
     fn emit() {
         let id = "c3add897";
@@ -373,10 +359,8 @@ mod tests {
         tracing::info!("inside a span with a field recorded later");
     }
 
-    fn lines(f: impl FnOnce(Buf) -> Box<dyn tracing::Subscriber + Send + Sync>) -> Vec<Value> {
-        let buf = Buf::default();
-        tracing::subscriber::with_default(f(buf.clone()), emit);
-        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    fn lines(f: impl FnOnce(Captured) -> Box<dyn tracing::Subscriber + Send + Sync>) -> Vec<Value> {
+        let out = Captured::run(f, emit);
         out.lines()
             .map(|l| {
                 let mut v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
@@ -403,7 +387,7 @@ mod tests {
                     fmt::layer()
                         .fmt_fields(SpanFields)
                         .event_format(JsonLines)
-                        .with_writer(move || buf.clone()),
+                        .with_writer(buf),
                 ),
             )
         });
@@ -415,7 +399,7 @@ mod tests {
                         .flatten_event(true)
                         .with_current_span(true)
                         .with_span_list(false)
-                        .with_writer(move || buf.clone()),
+                        .with_writer(buf),
                 ),
             )
         });
@@ -435,15 +419,15 @@ mod tests {
     /// a real span, when there is one, is still the one written.
     #[test]
     fn a_requests_lines_carry_its_id_as_the_span() {
-        let buf = Buf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::registry().with(
-            fmt::layer()
-                .fmt_fields(SpanFields)
-                .event_format(JsonLines)
-                .with_writer(move || writer.clone()),
-        );
-        tracing::subscriber::with_default(subscriber, || {
+        let subscriber = |out: Captured| {
+            tracing_subscriber::registry().with(
+                fmt::layer()
+                    .fmt_fields(SpanFields)
+                    .event_format(JsonLines)
+                    .with_writer(out),
+            )
+        };
+        let out = Captured::run(subscriber, || {
             tracing::info!("outside");
             hearth_gateway::run_in_request_scope("req-7", || {
                 tracing::info!("inside");
@@ -453,7 +437,6 @@ mod tests {
             });
             tracing::info!("after");
         });
-        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<Value> = out
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

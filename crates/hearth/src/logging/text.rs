@@ -74,37 +74,22 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::fmt;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logging::capture::Captured;
 
     fn text(ansi: bool, f: impl FnOnce()) -> String {
-        let buf = Buf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::registry().with(
-            fmt::layer()
-                .event_format(TextLines::default())
-                .with_ansi(ansi)
-                .with_writer(move || writer.clone()),
-        );
-        tracing::subscriber::with_default(subscriber, f);
-        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+        let subscriber = |out: Captured| {
+            tracing_subscriber::registry().with(
+                fmt::layer()
+                    .event_format(TextLines::default())
+                    .with_ansi(ansi)
+                    .with_writer(out),
+            )
+        };
+        Captured::run(subscriber, f)
     }
 
     #[test]
