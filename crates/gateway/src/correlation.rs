@@ -172,14 +172,17 @@ impl AccessLog {
         let message = [method, " ", path, " ", status_text].concat();
         let (id, ip) = (&*self.id, self.client_ip.as_str());
         match &self.gitlab {
+            // The message first, where a formatted message goes (the text format writes it
+            // at the head of the fields).
             None => tracing::info!(
                 target: "hearth::access",
+                message = message.as_str(),
                 correlation_id = id, method, path, status_code = status,
                 duration_s, first_chunk_duration_s, client_ip = ip, completed,
-                message = message.as_str(),
             ),
             Some(g) => tracing::info!(
                 target: "hearth::access",
+                message = message.as_str(),
                 correlation_id = id, method, path, status_code = status,
                 duration_s, first_chunk_duration_s, client_ip = ip, completed,
                 gitlab_instance_id = g[0].as_str(), gitlab_global_user_id = g[1].as_str(),
@@ -188,7 +191,6 @@ impl AccessLog {
                 gitlab_feature_enabled_by_namespace_ids = g[6].as_str(),
                 gitlab_feature_enablement_type = g[7].as_str(),
                 gitlab_root_namespace_id = g[8].as_str(),
-                message = message.as_str(),
             ),
         }
     }
