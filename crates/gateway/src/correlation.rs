@@ -50,7 +50,12 @@ pub fn request_id_in_scope<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
 
 /// Runs `f` as a request's handler runs: with `id` in scope (for tests of log formats).
 pub fn run_in_request_scope<R>(id: &str, f: impl FnOnce() -> R) -> R {
-    let mut owner = Some(Arc::from(id));
+    in_scope(Arc::from(id), f)
+}
+
+/// Runs `f` with `id` in the thread's slot.
+fn in_scope<R>(id: Arc<str>, f: impl FnOnce() -> R) -> R {
+    let mut owner = Some(id);
     let _scope = Scope::enter(&mut owner);
     f()
 }
@@ -156,11 +161,14 @@ struct AccessLog {
 }
 
 impl AccessLog {
+    /// Writes the line with the request's id in scope, as the handler's lines were.
+    fn write(self, completed: bool) {
+        in_scope(self.id.clone(), || self.emit(completed));
+    }
+
     /// Every value goes to tracing as a `&str` or a number: a `%` (Display) value makes the
     /// log formatter run `core::fmt` for it, which cost about as much as the rest of the line.
-    fn write(self, completed: bool) {
-        let mut scoped = Some(self.id.clone());
-        let _scope = Scope::enter(&mut scoped);
+    fn emit(&self, completed: bool) {
         let duration_s = self.started.elapsed().as_secs_f64();
         let first_chunk_duration_s = self.first_chunk.unwrap_or(duration_s);
         let status = self.status;
@@ -248,7 +256,7 @@ impl Drop for LoggedBody {
     }
 }
 
-/// Gives each request its correlation id, span and access line (a tower layer rather than
+/// Gives each request its correlation id, its scope for log lines and its access line (a tower layer rather than
 /// `from_fn`, which boxes every request's future and clones the inner service for `Next`).
 #[derive(Clone, Copy)]
 pub(crate) struct CorrelationLayer;
