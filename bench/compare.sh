@@ -8,6 +8,7 @@
 #   bench/compare.sh                       # 5 s per run, 32 connections: about 70 s in all
 #   DURATION=10s CONN=64 bench/compare.sh
 #   HEARTH_BIN=/tmp/hearth-other bench/compare.sh
+#   BARE_CLIENT=hyper bench/compare.sh     # the bare proxy on hyper-util's client, not reqwest
 #   RATE=5000 DURATION=10s CONN=50 bench/compare.sh   # open loop at 5k req/s (oha, else hey):
 #                                                      # added latency
 #   CHUNKS=2,100 CONN=64 DURATION=10s bench/compare.sh # streams of 100 chunks 2 ms apart: CPU per chunk

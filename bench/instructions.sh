@@ -8,6 +8,7 @@
 #
 #   bench/instructions.sh                    # N=2000 per case, about 5 minutes
 #   HEARTH_BIN=/tmp/hearth-before bench/instructions.sh
+#   BARE_CLIENT=hyper bench/instructions.sh  # the bare proxy on hyper-util's client, not reqwest
 #   KEEP=/tmp/cg bench/instructions.sh       # keep the callgrind files for callgrind_annotate
 #   CASES="completion-streamed" N=500 bench/instructions.sh   # some cases only
 #   CHUNKS=1,100 N=40 bench/instructions.sh  # per streamed chunk: N streams of 100 chunks 1 ms

@@ -6,6 +6,10 @@
 //! `POST /v1/completions` and `POST /v1/chat/completions` forward the body as is to the same
 //! path on UPSTREAM over a pooled keep-alive client, and stream the answer back unchanged
 //! (status, content type, body chunks as they arrive).
+//!
+//! With `BARE_CLIENT=hyper` the upstream calls go through hyper-util's pooled client directly
+//! instead of reqwest, as Hearth's calls to plain-HTTP model servers do: the baseline for
+//! Hearth's own work without reqwest's per-request URL handling in either.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -13,10 +17,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 #[derive(Clone)]
 struct Proxy {
     client: reqwest::Client,
+    /// Set with `BARE_CLIENT=hyper`.
+    direct: Option<hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>>,
     upstream: String,
 }
 
@@ -42,8 +51,17 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let direct = (std::env::var("BARE_CLIENT").as_deref() == Ok("hyper")).then(|| {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .build(http)
+    });
     let proxy = Proxy {
         client,
+        direct,
         upstream: upstream.trim_end_matches('/').to_owned(),
     };
     let app = Router::new()
@@ -70,6 +88,9 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(direct) = &proxy.direct {
+        return forward_direct(direct, &proxy.upstream, &uri, &headers, body).await;
+    }
     let mut request = proxy
         .client
         .post(format!("{}{}", proxy.upstream, uri.path()))
@@ -96,4 +117,29 @@ async fn forward(
         );
     }
     response
+}
+
+async fn forward_direct(
+    client: &hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    upstream: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = match format!("{upstream}{}", uri.path()).parse::<Uri>() {
+        Ok(target) => target,
+        Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()).into_response(),
+    };
+    let mut request = axum::http::Request::new(Full::new(body));
+    *request.method_mut() = axum::http::Method::POST;
+    *request.uri_mut() = target;
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        request
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    match client.request(request).await {
+        Ok(answer) => answer.map(Body::new),
+        Err(err) => (StatusCode::BAD_GATEWAY, err.to_string()).into_response(),
+    }
 }

@@ -467,7 +467,7 @@ async fn send(
     body: Value,
     ctx: &CallContext,
     deadline: &Deadline,
-) -> Result<reqwest::Response, ProviderError> {
+) -> Result<crate::upstream::Response, ProviderError> {
     let url = format!(
         "{}/model/{}/{}",
         ep.base_url.trim_end_matches('/'),
@@ -584,7 +584,7 @@ async fn streamed(
     }
     let clock = StreamClock::start(started, first, ep.timeouts.total);
     let state = EventStream {
-        body: Box::pin(response.bytes_stream()),
+        body: http_body_util::BodyDataStream::new(response.into_body()),
         frames: FrameReader::new(limits.max_event_bytes),
         pending: VecDeque::new(),
         timer: ReadTimer::new(clock.next_deadline().0),
@@ -597,8 +597,7 @@ async fn streamed(
     Ok(Box::pin(state))
 }
 
-type ByteStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type ByteStream = http_body_util::BodyDataStream<crate::upstream::Body>;
 
 struct EventStream {
     body: ByteStream,

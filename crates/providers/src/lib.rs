@@ -12,6 +12,7 @@ mod redact;
 mod replicas;
 mod sse;
 mod types;
+mod upstream;
 
 pub use bedrock::{
     AwsDefaults, BedrockAuth, BedrockTarget, FrameReader, bedrock_auth_from_key,

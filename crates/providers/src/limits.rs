@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep, timeout_at};
 
 use crate::error::{ConnectCause, ProviderError, StreamClock, TimeoutPhase};
 use crate::types::Endpoint;
+use crate::upstream::{BoxError, Response, from_reqwest};
 
 /// The deadline of a stream's reads: one timer for the whole stream, moved to each read's
 /// deadline. A fresh `timeout_at` per read adds a timer to tokio's timer wheel and takes it
@@ -77,7 +79,7 @@ pub(crate) fn poll_read<S>(
     cx: &mut Context<'_>,
 ) -> Poll<Result<Option<Bytes>, ProviderError>>
 where
-    S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
+    S: Stream<Item = Result<Bytes, BoxError>> + Unpin,
 {
     let (deadline, phase, after) = clock.next_deadline();
     Poll::Ready(match ready!(timer.poll_next(body, deadline, cx)) {
@@ -158,25 +160,31 @@ pub(crate) fn size_text(bytes: usize) -> String {
     }
 }
 
-/// Sends a request and waits for the response head until `deadline`.
+/// Sends a request through reqwest and waits for the response head until `deadline`.
 pub(crate) async fn send(
     request: reqwest::RequestBuilder,
     ep: &Endpoint,
     deadline: &Deadline,
-) -> Result<reqwest::Response, ProviderError> {
+) -> Result<Response, ProviderError> {
     match timeout_at(deadline.at, request.send()).await {
         Err(_) => Err(deadline.expired()),
-        Ok(Err(e)) => Err(transport_error(ep, &e)),
-        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(transport_error(ep, &e, e.is_connect(), e.is_timeout())),
+        Ok(Ok(r)) => Ok(from_reqwest(r)),
     }
 }
 
-/// Names why a request never got an answer, from the error's source chain.
-pub(crate) fn transport_error(ep: &Endpoint, e: &reqwest::Error) -> ProviderError {
+/// Names why a request never got an answer, from the error's source chain; `connect` and
+/// `timeout` are what the client itself says of the error.
+pub(crate) fn transport_error(
+    ep: &Endpoint,
+    e: &(dyn std::error::Error + 'static),
+    connect: bool,
+    timeout: bool,
+) -> ProviderError {
     let (cause, detail) = connect_cause(e);
-    // reqwest's own connect timeout (the deployment's connect_timeout_ms) is a timeout, not
-    // a connection failure: it maps to 504 like the other phases.
-    if e.is_connect() && (e.is_timeout() || cause == ConnectCause::TimedOut) {
+    // The client's own connect timeout (the deployment's connect_timeout_ms) is a timeout,
+    // not a connection failure: it maps to 504 like the other phases.
+    if connect && (timeout || cause == ConnectCause::TimedOut) {
         return ProviderError::Timeout {
             phase: TimeoutPhase::Connect,
             after: ep.timeouts.connect,
@@ -256,36 +264,42 @@ enum End {
     Broken(String),
 }
 
+/// The answer's declared length, when it has one.
+fn content_length(response: &Response) -> Option<u64> {
+    http_body::Body::size_hint(response.body()).exact()
+}
+
 async fn read_up_to(
-    response: &mut reqwest::Response,
+    response: &mut Response,
     cap: usize,
     deadline: &Deadline,
 ) -> Result<(Vec<u8>, End), ProviderError> {
     let mut out = Vec::with_capacity(
-        response
-            .content_length()
-            .map_or(0, |n| usize::try_from(n).unwrap_or(cap).min(cap)),
+        content_length(response).map_or(0, |n| usize::try_from(n).unwrap_or(cap).min(cap)),
     );
     loop {
-        match timeout_at(deadline.at, response.chunk()).await {
+        let frame = match timeout_at(deadline.at, response.body_mut().frame()).await {
             Err(_) => return Err(deadline.expired()),
-            Ok(Err(e)) => return Ok((out, End::Broken(e.to_string()))),
-            Ok(Ok(None)) => return Ok((out, End::Complete)),
-            Ok(Ok(Some(chunk))) => {
-                let room = cap - out.len();
-                if chunk.len() > room {
-                    out.extend_from_slice(&chunk[..room]);
-                    return Ok((out, End::OverCap));
-                }
-                out.extend_from_slice(&chunk);
-            }
+            Ok(None) => return Ok((out, End::Complete)),
+            Ok(Some(Err(e))) => return Ok((out, End::Broken(e.to_string()))),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        // Trailers carry nothing Hearth reads.
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        let room = cap - out.len();
+        if chunk.len() > room {
+            out.extend_from_slice(&chunk[..room]);
+            return Ok((out, End::OverCap));
         }
+        out.extend_from_slice(&chunk);
     }
 }
 
 /// A whole answer, refused once it passes `max_body_bytes`.
 pub(crate) async fn read_answer(
-    mut response: reqwest::Response,
+    mut response: Response,
     limits: &UpstreamLimits,
     deadline: &Deadline,
 ) -> Result<Vec<u8>, ProviderError> {
@@ -294,10 +308,7 @@ pub(crate) async fn read_answer(
         limit: "max_body_bytes",
         bytes: limits.max_body_bytes,
     };
-    if response
-        .content_length()
-        .is_some_and(|n| n > limits.max_body_bytes as u64)
-    {
+    if content_length(&response).is_some_and(|n| n > limits.max_body_bytes as u64) {
         return Err(too_large);
     }
     match read_up_to(&mut response, limits.max_body_bytes, deadline).await? {
@@ -310,7 +321,7 @@ pub(crate) async fn read_answer(
 /// The start of an error body: enough for its message. A body cut by the cap or by the
 /// network still yields what arrived; only the deadline ends the wait.
 pub(crate) async fn read_error_body(
-    mut response: reqwest::Response,
+    mut response: Response,
     deadline: &Deadline,
 ) -> Result<Vec<u8>, ProviderError> {
     read_up_to(&mut response, MAX_ERROR_BODY, deadline)
@@ -320,8 +331,8 @@ pub(crate) async fn read_error_body(
 
 /// Whether a stream answer's `Content-Type` is `want`; a missing one is given the benefit
 /// of the doubt (some proxies drop it), the decoder then judges the bytes.
-pub(crate) fn content_type_is(response: &reqwest::Response, want: &str) -> Result<(), String> {
-    let Some(value) = response.headers().get(reqwest::header::CONTENT_TYPE) else {
+pub(crate) fn content_type_is(response: &Response, want: &str) -> Result<(), String> {
+    let Some(value) = response.headers().get(http::header::CONTENT_TYPE) else {
         return Ok(());
     };
     let text = String::from_utf8_lossy(value.as_bytes());

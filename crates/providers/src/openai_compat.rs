@@ -3,11 +3,13 @@
 // Keys are deployment settings, not client input: the fast seeded hash is enough.
 use foldhash::HashMap;
 use std::pin::Pin;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
+use http_body_util::{BodyDataStream, Full};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -19,6 +21,7 @@ use crate::error::{
 use crate::limits::{self, Deadline, ReadTimer, UpstreamLimits};
 use crate::redact::{SecretSource, Secrets};
 use crate::replicas;
+use crate::upstream::{self, BoxError, Clients};
 
 mod body;
 mod read;
@@ -36,21 +39,28 @@ enum Kind {
     Chat,
 }
 
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
 /// Parsed upstream URLs kept at most; past it the cache starts again (a registry with more
 /// distinct endpoint × path pairs than this only pays the parse again).
 const MAX_CACHED_URLS: usize = 4096;
 
-/// Every platform behind one entry point, with one pooled client per (connect timeout,
-/// endpoint origin): keep-alive connections are reused across requests, and one slow
+/// Every platform behind one entry point, with one set of pooled clients per (connect
+/// timeout, endpoint origin): keep-alive connections are reused across requests, and one slow
 /// endpoint's settings never apply to another. Upstream URLs are parsed once: parsing one
 /// costs more than the rest of building the request.
 #[derive(Default)]
 pub struct Providers {
-    clients: RwLock<HashMap<Duration, HashMap<String, reqwest::Client>>>,
-    urls: RwLock<HashMap<String, reqwest::Url>>,
+    clients: RwLock<HashMap<Duration, HashMap<String, Arc<Clients>>>>,
+    urls: RwLock<HashMap<String, Arc<Target>>>,
     limits: UpstreamLimits,
+}
+
+/// An upstream URL, parsed for each client.
+struct Target {
+    url: reqwest::Url,
+    /// For the direct client; `None` sends the request through reqwest: a URL with a user
+    /// name or password in it (reqwest turns those into an `Authorization` header), or one
+    /// whose serialisation is not an HTTP URI.
+    uri: Option<http::Uri>,
 }
 
 impl Providers {
@@ -66,52 +76,46 @@ impl Providers {
         }
     }
 
-    fn client(&self, ep: &Endpoint) -> Result<reqwest::Client, ProviderError> {
+    fn clients(&self, ep: &Endpoint) -> Result<Arc<Clients>, ProviderError> {
         let origin = origin(&ep.base_url);
         if let Ok(map) = self.clients.read()
             && let Some(c) = map.get(&ep.timeouts.connect).and_then(|m| m.get(origin))
         {
-            return Ok(c.clone());
+            return Ok(Arc::clone(c));
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(ep.timeouts.connect)
-            .pool_max_idle_per_host(self.limits.max_idle_connections)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Connect {
-                endpoint: ep.base_url.clone(),
-                cause: ConnectCause::Other,
-                message: e.to_string(),
-            })?;
+        let clients = Arc::new(Clients::new(ep, origin, &self.limits)?);
         if let Ok(mut map) = self.clients.write() {
             map.entry(ep.timeouts.connect)
                 .or_default()
-                .insert(origin.to_owned(), client.clone());
+                .insert(origin.to_owned(), Arc::clone(&clients));
         }
-        Ok(client)
+        Ok(clients)
     }
 
     /// `url` parsed, from the cache when it was seen before.
-    fn url(&self, url: &str) -> Result<reqwest::Url, ProviderError> {
+    fn target(&self, url: &str) -> Result<Arc<Target>, ProviderError> {
         if let Ok(map) = self.urls.read()
-            && let Some(u) = map.get(url)
+            && let Some(t) = map.get(url)
         {
-            return Ok(u.clone());
+            return Ok(Arc::clone(t));
         }
         let parsed = reqwest::Url::parse(url).map_err(|e| ProviderError::Connect {
             endpoint: url.to_owned(),
             cause: ConnectCause::Other,
             message: format!("{url} is not a URL: {e}"),
         })?;
+        let plain = parsed.username().is_empty() && parsed.password().is_none();
+        let target = Arc::new(Target {
+            uri: plain.then(|| parsed.as_str().parse().ok()).flatten(),
+            url: parsed,
+        });
         if let Ok(mut map) = self.urls.write() {
             if map.len() >= MAX_CACHED_URLS {
                 map.clear();
             }
-            map.insert(url.to_owned(), parsed.clone());
+            map.insert(url.to_owned(), Arc::clone(&target));
         }
-        Ok(parsed)
+        Ok(target)
     }
 
     pub async fn complete(
@@ -123,7 +127,15 @@ impl Providers {
         replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
-                    bedrock::complete(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
+                    bedrock::complete(
+                        &self.clients(&one)?.reqwest,
+                        &self.limits,
+                        &one,
+                        t,
+                        req,
+                        ctx,
+                    )
+                    .await
                 }
                 _ => {
                     let body = Outgoing::text(req, false, false);
@@ -147,8 +159,15 @@ impl Providers {
         let (stream, guard) = replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
-                    bedrock::complete_stream(&self.client(&one)?, &self.limits, &one, t, req, ctx)
-                        .await
+                    bedrock::complete_stream(
+                        &self.clients(&one)?.reqwest,
+                        &self.limits,
+                        &one,
+                        t,
+                        req,
+                        ctx,
+                    )
+                    .await
                 }
                 _ => {
                     let body = Outgoing::text(req, true, include_usage);
@@ -171,7 +190,15 @@ impl Providers {
         replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
-                    bedrock::chat(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
+                    bedrock::chat(
+                        &self.clients(&one)?.reqwest,
+                        &self.limits,
+                        &one,
+                        t,
+                        req,
+                        ctx,
+                    )
+                    .await
                 }
                 _ => {
                     let body = Outgoing::chat(req, false, false);
@@ -195,7 +222,15 @@ impl Providers {
         let (stream, guard) = replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
-                    bedrock::chat_stream(&self.client(&one)?, &self.limits, &one, t, req, ctx).await
+                    bedrock::chat_stream(
+                        &self.clients(&one)?.reqwest,
+                        &self.limits,
+                        &one,
+                        t,
+                        req,
+                        ctx,
+                    )
+                    .await
                 }
                 _ => {
                     let body = Outgoing::chat(req, true, include_usage);
@@ -216,7 +251,7 @@ impl Providers {
         let result = async {
             let deadline = Deadline::from(Instant::now(), ep.timeouts.total, TimeoutPhase::Total);
             let url = format!("{}/models", ep.base_url.trim_end_matches('/'));
-            let mut request = self.client(ep)?.get(&url);
+            let mut request = self.clients(ep)?.reqwest.get(&url);
             if let Some(key) = &ep.api_key {
                 request = request.bearer_auth(key.expose_secret());
             }
@@ -254,7 +289,7 @@ impl Providers {
         let result = async {
             let deadline = Deadline::from(Instant::now(), ep.timeouts.total, TimeoutPhase::Total);
             let url = format!("{}/metrics", origin(&ep.base_url));
-            let mut request = self.client(ep)?.get(&url);
+            let mut request = self.clients(ep)?.reqwest.get(&url);
             if let Some(key) = &ep.api_key {
                 request = request.bearer_auth(key.expose_secret());
             }
@@ -283,7 +318,7 @@ impl Providers {
         body: Outgoing<'_>,
         ctx: &CallContext,
         deadline: Deadline,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<upstream::Response, ProviderError> {
         let base = ep.base_url.trim_end_matches('/');
         let (url, body) = match &ep.flavor {
             // Bedrock calls never reach here (see the public methods); treat as plain OpenAI.
@@ -306,27 +341,32 @@ impl Providers {
                 body.with_model(Some(deployment)),
             ),
         };
-        let mut request = self
-            .client(ep)?
-            .post(self.url(&url)?)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                reqwest::header::HeaderValue::from_static("application/json"),
-            )
-            .body(body.to_json());
-        if let Some(key) = &ep.api_key {
-            let key = key.expose_secret();
-            request = match (&ep.flavor, key.strip_prefix("Bearer ")) {
-                (Flavor::OpenAi | Flavor::Bedrock(_), _) => request.bearer_auth(key),
-                // An Entra ID token, stored with its scheme.
-                (Flavor::Azure { .. }, Some(token)) => request.bearer_auth(token),
-                (Flavor::Azure { .. }, None) => request.header("api-key", key),
-            };
-        }
-        if !ctx.request_id.is_empty() {
-            request = request.header("x-request-id", &ctx.request_id);
-        }
-        let response = limits::send(request, ep, &deadline).await?;
+        let clients = self.clients(ep)?;
+        let target = self.target(&url)?;
+        let response = match (clients.direct(), &target.uri) {
+            (Some(direct), Some(uri)) => {
+                let request = direct_request(ep, uri, body.to_json(), ctx)?;
+                upstream::send_direct(direct, request, ep, &deadline).await?
+            }
+            _ => {
+                let mut request = clients
+                    .reqwest
+                    .post(target.url.clone())
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(body.to_json());
+                if let Some(key) = &ep.api_key {
+                    let key = key.expose_secret();
+                    request = match auth_header(&ep.flavor, key) {
+                        (AUTHORIZATION, token) => request.bearer_auth(token),
+                        (name, key) => request.header(name, key),
+                    };
+                }
+                if !ctx.request_id.is_empty() {
+                    request = request.header("x-request-id", &ctx.request_id);
+                }
+                limits::send(request, ep, &deadline).await?
+            }
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -388,7 +428,7 @@ impl Providers {
         }
         let clock = StreamClock::start(started, first_token, ep.timeouts.total);
         let state = StreamState {
-            body: Box::pin(response.bytes_stream()),
+            body: BodyDataStream::new(response.into_body()),
             decoder: SseDecoder::with_limit(self.limits.max_event_bytes),
             pending: std::collections::VecDeque::new(),
             timer: ReadTimer::new(clock.next_deadline().0),
@@ -398,6 +438,54 @@ impl Providers {
         };
         Ok(Box::pin(state))
     }
+}
+
+/// The header a deployment's key goes in, and the key as it goes there (`Bearer` added to it
+/// for `Authorization`).
+fn auth_header<'k>(flavor: &Flavor, key: &'k str) -> (HeaderName, &'k str) {
+    match (flavor, key.strip_prefix("Bearer ")) {
+        (Flavor::OpenAi | Flavor::Bedrock(_), _) => (AUTHORIZATION, key),
+        // An Entra ID token, stored with its scheme.
+        (Flavor::Azure { .. }, Some(token)) => (AUTHORIZATION, token),
+        (Flavor::Azure { .. }, None) => (HeaderName::from_static("api-key"), key),
+    }
+}
+
+/// The request the direct client sends: the headers reqwest would have sent.
+fn direct_request(
+    ep: &Endpoint,
+    uri: &http::Uri,
+    body: Vec<u8>,
+    ctx: &CallContext,
+) -> Result<http::Request<Full<bytes::Bytes>>, ProviderError> {
+    let refused = |what: &str| ProviderError::Connect {
+        endpoint: ep.base_url.clone(),
+        cause: ConnectCause::Other,
+        message: format!("{what} cannot be sent in an HTTP header (it holds a control character)"),
+    };
+    let mut request = http::Request::new(Full::new(bytes::Bytes::from(body)));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri.clone();
+    let headers = request.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    headers.insert(USER_AGENT, upstream::user_agent());
+    if let Some(key) = &ep.api_key {
+        let (name, key) = auth_header(&ep.flavor, key.expose_secret());
+        let value = if name == AUTHORIZATION {
+            HeaderValue::try_from(["Bearer ", key].concat())
+        } else {
+            HeaderValue::try_from(key)
+        };
+        let mut value = value.map_err(|_| refused("the deployment's API key"))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    if !ctx.request_id.is_empty() {
+        let id = HeaderValue::try_from(&ctx.request_id).map_err(|_| refused("the request id"))?;
+        headers.insert(HeaderName::from_static("x-request-id"), id);
+    }
+    Ok(request)
 }
 
 /// Every error a stream yields, before or after it began, leaves the crate scrubbed.
@@ -417,8 +505,7 @@ fn scrub_stream(
     }
 }
 
-type ByteStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type ByteStream = BodyDataStream<upstream::Body>;
 
 struct StreamState {
     body: ByteStream,
@@ -507,8 +594,8 @@ impl StreamState {
 }
 
 /// A stream whose connection failed after it began, with the cause when one is known.
-pub(crate) fn broken_stream(e: &reqwest::Error) -> ProviderError {
-    let (cause, detail) = limits::connect_cause(e);
+pub(crate) fn broken_stream(e: &BoxError) -> ProviderError {
+    let (cause, detail) = limits::connect_cause(&**e);
     ProviderError::Stream(match cause {
         ConnectCause::Reset => format!("connection reset by the model server ({detail})"),
         ConnectCause::Closed => format!("the model server closed the connection ({detail})"),

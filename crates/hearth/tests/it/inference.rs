@@ -133,6 +133,68 @@ async fn every_family_gets_its_exact_prompt_bytes() {
     assert_eq!(mistral["temperature"], 0.0);
 }
 
+/// A plain-HTTP model server is called by hyper's client directly (not reqwest): the request
+/// still carries the headers reqwest sent, the key as a bearer token, and one connection is
+/// reused for the next request.
+#[tokio::test]
+async fn a_plain_http_model_server_gets_the_usual_headers_on_a_reused_connection() {
+    let up = FakeUpstream::start().await;
+    up.require_key("sk-direct-1");
+    let h = Hearth::start();
+    h.patch("/api/v1/settings", json!({"beta_models_enabled": true}))
+        .await;
+    let id = h
+        .create(
+            json!({"name": "cs", "family": "codestral", "endpoint": up.endpoint(),
+            "identifier": "custom_openai/codestral", "api_key": "sk-direct-1"}),
+        )
+        .await;
+    h.bind_completions(id).await;
+    for _ in 0..2 {
+        let resp = post(&h, "/v1/completions", json!({"prompt": "def f():"})).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    let headers = &seen[0].headers;
+    assert_eq!(headers["authorization"], "Bearer sk-direct-1");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["accept"], "*/*");
+    let agent = headers["user-agent"].to_str().unwrap();
+    assert!(agent.starts_with("hearth/"), "{agent}");
+    assert!(
+        headers.contains_key("content-length"),
+        "the body is sent whole, with its length: {headers:?}"
+    );
+    assert_eq!(seen[0].peer, seen[1].peer, "the connection is pooled");
+}
+
+/// An origin that `HTTP_PROXY` covers is reached through the proxy, as before Hearth called
+/// plain-HTTP servers directly: here the model server's name does not resolve, so only the
+/// proxy (a fake upstream, which answers the absolute-form request itself) can answer.
+#[tokio::test]
+async fn an_origin_behind_http_proxy_goes_through_the_proxy() {
+    let proxy = FakeUpstream::start().await;
+    let h = Hearth::start_with(Options {
+        env: vec![
+            ("HTTP_PROXY", format!("http://{}", proxy.addr)),
+            ("NO_PROXY", String::new()),
+        ],
+        ..Options::default()
+    });
+    let id = h
+        .create(json!({"name": "cs", "family": "codestral",
+            "endpoint": "http://model-host.invalid:8000/v1",
+            "identifier": "custom_openai/codestral"}))
+        .await;
+    h.bind_completions(id).await;
+    let resp = post(&h, "/v1/completions", json!({"prompt": "def f():"})).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = proxy.last();
+    assert_eq!(seen.path, "/v1/completions");
+    assert_eq!(seen.headers["host"], "model-host.invalid:8000");
+}
+
 #[tokio::test]
 async fn chat_families_complete_through_a_cursor_message() {
     let up = FakeUpstream::start().await;
