@@ -92,6 +92,11 @@ impl Providers {
         Ok(clients)
     }
 
+    /// The reqwest client for the endpoint's origin (Bedrock's calls).
+    fn reqwest(&self, ep: &Endpoint) -> Result<reqwest::Client, ProviderError> {
+        Ok(self.clients(ep)?.reqwest.clone())
+    }
+
     /// `url` parsed, from the cache when it was seen before.
     fn target(&self, url: &str) -> Result<Arc<Target>, ProviderError> {
         if let Ok(map) = self.urls.read()
@@ -127,15 +132,7 @@ impl Providers {
         replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
-                    bedrock::complete(
-                        &self.clients(&one)?.reqwest,
-                        &self.limits,
-                        &one,
-                        t,
-                        req,
-                        ctx,
-                    )
-                    .await
+                    bedrock::complete(&self.reqwest(&one)?, &self.limits, &one, t, req, ctx).await
                 }
                 _ => {
                     let body = Outgoing::text(req, false, false);
@@ -159,15 +156,8 @@ impl Providers {
         let (stream, guard) = replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
-                    bedrock::complete_stream(
-                        &self.clients(&one)?.reqwest,
-                        &self.limits,
-                        &one,
-                        t,
-                        req,
-                        ctx,
-                    )
-                    .await
+                    bedrock::complete_stream(&self.reqwest(&one)?, &self.limits, &one, t, req, ctx)
+                        .await
                 }
                 _ => {
                     let body = Outgoing::text(req, true, include_usage);
@@ -190,15 +180,7 @@ impl Providers {
         replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
-                    bedrock::chat(
-                        &self.clients(&one)?.reqwest,
-                        &self.limits,
-                        &one,
-                        t,
-                        req,
-                        ctx,
-                    )
-                    .await
+                    bedrock::chat(&self.reqwest(&one)?, &self.limits, &one, t, req, ctx).await
                 }
                 _ => {
                     let body = Outgoing::chat(req, false, false);
@@ -222,15 +204,8 @@ impl Providers {
         let (stream, guard) = replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
-                    bedrock::chat_stream(
-                        &self.clients(&one)?.reqwest,
-                        &self.limits,
-                        &one,
-                        t,
-                        req,
-                        ctx,
-                    )
-                    .await
+                    bedrock::chat_stream(&self.reqwest(&one)?, &self.limits, &one, t, req, ctx)
+                        .await
                 }
                 _ => {
                     let body = Outgoing::chat(req, true, include_usage);

@@ -9,12 +9,9 @@
 //! the request's URI into a `Url` and the answer's back into one, even with redirects off):
 //! about 12k instructions a request, an eighth of a whole bare proxy's.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -107,7 +104,7 @@ pub(crate) async fn send_direct(
     match timeout_at(deadline.at, client.request(request)).await {
         Err(_) => Err(deadline.expired()),
         Ok(Err(e)) => Err(transport_error(ep, &e, e.is_connect(), false)),
-        Ok(Ok(r)) => Ok(r.map(Body::Direct)),
+        Ok(Ok(r)) => Ok(r.map(Body::Left)),
     }
 }
 
@@ -119,51 +116,13 @@ pub(crate) fn user_agent() -> http::HeaderValue {
 /// A model server's answer, from either client.
 pub(crate) type Response = http::Response<Body>;
 
-/// An answer's body, from either client; read errors are boxed (their source chains are
-/// what [`crate::limits::connect_cause`] reads).
-pub(crate) enum Body {
-    Direct(hyper::body::Incoming),
-    Reqwest(reqwest::Body),
-}
-
-impl http_body::Body for Body {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Body::Direct(b) => Pin::new(b).poll_frame(cx).map(boxed),
-            Body::Reqwest(b) => Pin::new(b).poll_frame(cx).map(boxed),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Body::Direct(b) => b.is_end_stream(),
-            Body::Reqwest(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Body::Direct(b) => b.size_hint(),
-            Body::Reqwest(b) => b.size_hint(),
-        }
-    }
-}
-
-fn boxed<E: Into<BoxError>>(
-    frame: Option<Result<Frame<Bytes>, E>>,
-) -> Option<Result<Frame<Bytes>, BoxError>> {
-    frame.map(|r| r.map_err(Into::into))
-}
+/// An answer's body, from either client. Read errors are boxed; their source chains are what
+/// [`crate::limits::connect_cause`] reads.
+pub(crate) type Body = http_body_util::Either<hyper::body::Incoming, reqwest::Body>;
 
 /// A reqwest answer as a [`Response`].
 pub(crate) fn from_reqwest(r: reqwest::Response) -> Response {
-    http::Response::from(r).map(Body::Reqwest)
+    http::Response::from(r).map(Body::Right)
 }
 
 #[cfg(test)]
