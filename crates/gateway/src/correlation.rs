@@ -24,7 +24,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub(crate) const HEADER: &str = "x-request-id";
+pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_LEN: usize = 128;
 
 thread_local! {
@@ -291,7 +291,7 @@ where
         let started = Instant::now();
         let id = req
             .headers()
-            .get(HEADER)
+            .get(&HEADER)
             .and_then(sane)
             .map(str::to_owned)
             .unwrap_or_else(|| fresh_id(""));

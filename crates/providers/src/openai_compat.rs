@@ -415,6 +415,10 @@ impl Providers {
     }
 }
 
+/// Names made at compile time: `from_static` at run time checks every byte of the name.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const API_KEY: HeaderName = HeaderName::from_static("api-key");
+
 /// The header a deployment's key goes in, and the key as it goes there (`Bearer` added to it
 /// for `Authorization`).
 fn auth_header<'k>(flavor: &Flavor, key: &'k str) -> (HeaderName, &'k str) {
@@ -422,7 +426,7 @@ fn auth_header<'k>(flavor: &Flavor, key: &'k str) -> (HeaderName, &'k str) {
         (Flavor::OpenAi | Flavor::Bedrock(_), _) => (AUTHORIZATION, key),
         // An Entra ID token, stored with its scheme.
         (Flavor::Azure { .. }, Some(token)) => (AUTHORIZATION, token),
-        (Flavor::Azure { .. }, None) => (HeaderName::from_static("api-key"), key),
+        (Flavor::Azure { .. }, None) => (API_KEY, key),
     }
 }
 
@@ -458,7 +462,7 @@ fn direct_request(
     }
     if !ctx.request_id.is_empty() {
         let id = HeaderValue::try_from(&ctx.request_id).map_err(|_| refused("the request id"))?;
-        headers.insert(HeaderName::from_static("x-request-id"), id);
+        headers.insert(REQUEST_ID, id);
     }
     Ok(request)
 }
