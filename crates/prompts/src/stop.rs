@@ -22,6 +22,12 @@ pub struct StopScanner {
     done: bool,
 }
 
+/// What a pushed chunk lets show: the first bytes of `held`, or the text a stop ended.
+enum Settled {
+    Show(usize),
+    Stopped(String),
+}
+
 impl StopScanner {
     /// Empty stops are dropped; repeated ones do no harm (a position matches either way).
     pub fn new(stops: impl Into<Arc<[String]>>, echo: Option<String>) -> StopScanner {
@@ -52,12 +58,42 @@ impl StopScanner {
         self.done
     }
 
-    /// Feeds a chunk; returns the text that may be shown now.
-    pub fn push(&mut self, chunk: &str) -> String {
-        if self.done {
-            return String::new();
+    /// Feeds a chunk; returns the text that may be shown now. A chunk that settles whole
+    /// (nothing held before it, nothing held back of it) is handed back as it came, not copied.
+    pub fn push(&mut self, chunk: String) -> String {
+        match self.settle(chunk) {
+            Settled::Stopped(text) => text,
+            Settled::Show(n) if n == self.held.len() => std::mem::take(&mut self.held),
+            Settled::Show(n) => {
+                let out = self.held[..n].to_string();
+                self.held.drain(..n);
+                out
+            }
         }
-        self.held.push_str(chunk);
+    }
+
+    /// As [`push`](Self::push), appending the text that may be shown now to `shown`: a relay
+    /// that keeps one buffer for it makes no string per chunk.
+    pub fn push_to(&mut self, chunk: String, shown: &mut String) {
+        match self.settle(chunk) {
+            Settled::Stopped(text) => shown.push_str(&text),
+            Settled::Show(n) => {
+                shown.push_str(&self.held[..n]);
+                self.held.drain(..n);
+            }
+        }
+    }
+
+    /// Takes `chunk` into `held` and says how much of `held` is settled.
+    fn settle(&mut self, chunk: String) -> Settled {
+        if self.done {
+            return Settled::Show(0);
+        }
+        if self.held.is_empty() {
+            self.held = chunk;
+        } else {
+            self.held.push_str(&chunk);
+        }
         // A stop found after the start of one still arriving waits: the longer one may yet
         // complete and cut earlier (stops "</s>" and "/" with "</" held), as in the whole reply.
         let pending = self.held.len() - self.partial_len();
@@ -65,7 +101,7 @@ impl StopScanner {
             .earliest_stop(&self.held)
             .filter(|&(at, _)| at <= pending)
         {
-            return self.stop_at(at, is_echo);
+            return Settled::Stopped(self.stop_at(at, is_echo));
         }
         let mut safe = pending;
         if self.echo.is_some() {
@@ -75,13 +111,11 @@ impl StopScanner {
         if !self.started {
             // Only settled text counts: a held "<" may still be the start of a stop.
             if self.held[..safe].trim().is_empty() {
-                return String::new();
+                return Settled::Show(0);
             }
             self.started = true;
         }
-        let out: String = self.held[..safe].to_string();
-        self.held.drain(..safe);
-        out
+        Settled::Show(safe)
     }
 
     /// Ends the stream; returns what was held back (cut at a stop that was waiting on a
@@ -138,7 +172,7 @@ impl StopScanner {
     /// streamed pieces are tested against.
     #[cfg(test)]
     fn apply(mut self, text: &str) -> String {
-        let mut out = self.push(text);
+        let mut out = self.push(text.to_owned());
         out.push_str(&self.finish());
         out
     }
@@ -219,19 +253,19 @@ mod tests {
     #[test]
     fn cuts_at_the_earliest_stop_even_across_chunks() {
         let mut s = scan(&["<|file_separator|>", "\n\n"], None);
-        let mut out = s.push("return a + b<|file_");
+        let mut out = s.push("return a + b<|file_".into());
         assert_eq!(out, "return a + b");
-        out.push_str(&s.push("separator|>junk"));
+        out.push_str(&s.push("separator|>junk".into()));
         assert!(s.is_done());
         assert_eq!(out, "return a + b");
-        assert_eq!(s.push("more"), "");
+        assert_eq!(s.push("more".into()), "");
     }
 
     #[test]
     fn held_partial_matches_are_released_when_they_are_not_stops() {
         let mut s = scan(&["<EOT>"], None);
-        assert_eq!(s.push("a <E"), "a ");
-        assert_eq!(s.push("lse"), "<Else");
+        assert_eq!(s.push("a <E".into()), "a ");
+        assert_eq!(s.push("lse".into()), "<Else");
         assert_eq!(s.finish(), "");
     }
 
@@ -270,18 +304,18 @@ mod tests {
     #[test]
     fn a_shorter_stop_waits_for_a_longer_one_begun_before_it() {
         let mut s = scan(&["</s>", "/"], None);
-        assert_eq!(s.push("a </"), "a ");
+        assert_eq!(s.push("a </".into()), "a ");
         assert!(!s.is_done());
-        assert_eq!(s.push("s>b"), "");
+        assert_eq!(s.push("s>b".into()), "");
         assert!(s.is_done());
         let mut s = scan(&["</s>", "/"], None);
-        assert_eq!(s.push("a </"), "a ");
+        assert_eq!(s.push("a </".into()), "a ");
         // "</x": the longer stop can no longer come, so the "/" cuts, as in the whole reply.
-        assert_eq!(s.push("x"), "<");
+        assert_eq!(s.push("x".into()), "<");
         assert!(s.is_done());
         assert_eq!(scan(&["</s>", "/"], None).apply("a </x"), "a <");
         let mut s = scan(&["<|endoftext|>", "end"], None);
-        assert_eq!(s.push("x <|end"), "x ");
+        assert_eq!(s.push("x <|end".into()), "x ");
         assert_eq!(s.finish(), "<|");
         assert_eq!(
             scan(&["<|endoftext|>", "end"], None).apply("x <|end"),
@@ -301,8 +335,13 @@ mod tests {
             let whole = make().apply(&text);
             let mut streamed = String::new();
             let mut s = make();
+            // The same pieces through `push_to`, into one buffer.
+            let mut appended = String::new();
+            let mut t = make();
             for piece in split_at_chars(&text, &cuts) {
-                streamed.push_str(&s.push(&piece));
+                streamed.push_str(&s.push(piece.clone()));
+                t.push_to(piece.clone(), &mut appended);
+                prop_assert_eq!(&appended, &streamed);
             }
             streamed.push_str(&s.finish());
             prop_assert_eq!(&streamed, &whole);

@@ -25,7 +25,7 @@ fn sse_decoding(c: &mut Criterion) {
             let mut decoder = SseDecoder::new();
             let mut events = 0;
             for piece in &pieces {
-                events += decoder.push(black_box(piece)).len();
+                decoder.push_each(black_box(piece), |_| events += 1);
             }
             events
         })

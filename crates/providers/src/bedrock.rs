@@ -722,7 +722,7 @@ impl Stream for EventStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let s = self.get_mut();
         loop {
-            if let Some(item) = limits::handed_on(&s.clock, &mut s.pending, &mut s.finished) {
+            if let Some(item) = limits::handed_on(&mut s.pending, &mut s.finished) {
                 return Poll::Ready(item);
             }
             let read = limits::poll_read(&mut s.timer, &mut s.body, &s.clock, &mut s.finished, cx);
@@ -754,7 +754,10 @@ impl Stream for EventStream {
 
     /// At least the events already decoded (see the OpenAI-compatible stream's).
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.pending.len(), None)
+        (
+            self.pending.len(),
+            self.finished.then_some(self.pending.len()),
+        )
     }
 }
 

@@ -243,12 +243,6 @@ impl StreamClock {
         }
     }
 
-    /// The timeout error, once the deadline that applies now has passed.
-    pub(crate) fn expired(&self) -> Option<ProviderError> {
-        let (deadline, phase, after) = self.next_deadline();
-        (tokio::time::Instant::now() >= deadline).then_some(ProviderError::Timeout { phase, after })
-    }
-
     /// The deadline for the next read, which timeout it is, and its length.
     pub(crate) fn next_deadline(&self) -> (tokio::time::Instant, TimeoutPhase, Duration) {
         if self.seen_token {

@@ -22,7 +22,7 @@ pub use error::{ConnectCause, ProviderError, TimeoutPhase};
 pub use limits::UpstreamLimits;
 pub use openai_compat::Providers;
 pub use replicas::{MAX_ATTEMPTS, Outcome, Pick, Replicas, outcome_of, retryable};
-pub use sse::{SseDecoder, SseEvent};
+pub use sse::{SseDecoder, SseEvent, SseRef};
 pub use types::{
     CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply,
     TextRequest, Timeouts, Usage,

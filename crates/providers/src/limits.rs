@@ -45,20 +45,13 @@ impl ReadTimer {
     }
 }
 
-/// The start of every event stream's poll: the deadline first (a reader that polls only now
-/// and then — a slow client — must still meet it, and the read timer would let a server that
-/// always has bytes ready run past it), then the events already decoded (an error ends the
-/// stream), then the end. `None`: nothing to hand on, read more.
+/// The start of every event stream's poll: the events already decoded (an error ends the
+/// stream), then the end. `None`: nothing to hand on, read more. The deadline is checked
+/// where bytes are read ([`poll_read`]), so everything handed on was read before it.
 pub(crate) fn handed_on<T>(
-    clock: &StreamClock,
     pending: &mut VecDeque<Result<T, ProviderError>>,
     finished: &mut bool,
 ) -> Option<Option<Result<T, ProviderError>>> {
-    if !*finished && let Some(expired) = clock.expired() {
-        *finished = true;
-        pending.clear();
-        return Some(Some(Err(expired)));
-    }
     if let Some(item) = pending.pop_front() {
         if item.is_err() {
             *finished = true;
@@ -71,6 +64,9 @@ pub(crate) fn handed_on<T>(
 
 /// An event stream's next read under the clock's current deadline: bytes, `None` at the
 /// body's end, or the error that ends the stream (the deadline passed, the connection broke).
+/// The clock is read once a read is ready, not on every poll: a reader that polls only now
+/// and then (a slow client), or a server that always has bytes ready, never lets the timer
+/// fire, and must still meet the deadline.
 pub(crate) fn poll_read<S>(
     timer: &mut ReadTimer,
     body: &mut S,
@@ -82,17 +78,18 @@ where
     S: Stream<Item = Result<Bytes, BoxError>> + Unpin,
 {
     let (deadline, phase, after) = clock.next_deadline();
-    Poll::Ready(match ready!(timer.poll_next(body, deadline, cx)) {
-        None => {
-            *finished = true;
-            Err(ProviderError::Timeout { phase, after })
-        }
+    let read = ready!(timer.poll_next(body, deadline, cx));
+    if read.is_none() || Instant::now() >= deadline {
+        *finished = true;
+        return Poll::Ready(Err(ProviderError::Timeout { phase, after }));
+    }
+    Poll::Ready(match read {
         Some(Some(Err(e))) => {
             *finished = true;
             Err(crate::openai_compat::broken_stream(&e))
         }
         Some(Some(Ok(bytes))) => Ok(Some(bytes)),
-        Some(None) => Ok(None),
+        _ => Ok(None),
     })
 }
 

@@ -25,7 +25,7 @@ use crate::upstream::{self, BoxError, Clients};
 
 mod body;
 mod read;
-use crate::sse::{SseDecoder, SseEvent};
+use crate::sse::{SseDecoder, SseRef};
 use crate::types::{
     CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest,
 };
@@ -502,7 +502,7 @@ impl Stream for StreamState {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let s = self.get_mut();
         loop {
-            if let Some(item) = limits::handed_on(&s.clock, &mut s.pending, &mut s.finished) {
+            if let Some(item) = limits::handed_on(&mut s.pending, &mut s.finished) {
                 return Poll::Ready(item);
             }
             let read = limits::poll_read(&mut s.timer, &mut s.body, &s.clock, &mut s.finished, cx);
@@ -516,7 +516,7 @@ impl Stream for StreamState {
                 }
                 Ok(None) => {
                     if let Some(event) = s.decoder.finish() {
-                        s.handle(event);
+                        s.handle(event.borrowed());
                     }
                     if !s.finished {
                         // The body ended without [DONE]: the server or the network cut it.
@@ -530,25 +530,29 @@ impl Stream for StreamState {
         }
     }
 
-    /// At least the events already decoded: a relay groups those without polling the
-    /// network again, which on a slow stream would only arm the timer and read a socket that
-    /// has nothing yet.
+    /// At least the events already decoded, and exactly those once the body has ended: a
+    /// relay groups what is ready (the stream's end included) without polling the network
+    /// again, which on a slow stream would only arm the timer and read a socket that has
+    /// nothing yet.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.pending.len(), None)
+        (
+            self.pending.len(),
+            self.finished.then_some(self.pending.len()),
+        )
     }
 }
 
 impl StreamState {
-    fn handle(&mut self, event: SseEvent) {
+    fn handle(&mut self, event: SseRef<'_>) {
         if self.finished {
             return;
         }
         let data = match event {
-            SseEvent::Done => {
+            SseRef::Done => {
                 self.finished = true;
                 return;
             }
-            SseEvent::TooLarge(bytes) => {
+            SseRef::TooLarge(bytes) => {
                 self.pending.push_back(Err(ProviderError::TooLarge {
                     what: "an SSE event",
                     limit: "max_event_bytes",
@@ -556,9 +560,9 @@ impl StreamState {
                 }));
                 return;
             }
-            SseEvent::Data { data, .. } => data,
+            SseRef::Data { data, .. } => data,
         };
-        let chunk = match event_chunk(&data, self.kind) {
+        let chunk = match event_chunk(data, self.kind) {
             Ok(chunk) => chunk,
             Err(e) => {
                 self.pending.push_back(Err(e));

@@ -15,6 +15,48 @@ pub enum SseEvent {
     TooLarge(usize),
 }
 
+/// One decoded event as [`SseDecoder::push_each`] hands it on: borrowed from the decoder,
+/// which keeps its buffer for the next event instead of giving up a new string for each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SseRef<'a> {
+    Data {
+        event: Option<&'a str>,
+        data: &'a str,
+    },
+    Done,
+    TooLarge(usize),
+}
+
+impl SseEvent {
+    pub fn borrowed(&self) -> SseRef<'_> {
+        match self {
+            SseEvent::Data { event, data } => SseRef::Data {
+                event: event.as_deref(),
+                data,
+            },
+            SseEvent::Done => SseRef::Done,
+            SseEvent::TooLarge(max) => SseRef::TooLarge(*max),
+        }
+    }
+}
+
+impl SseRef<'_> {
+    pub fn into_owned(self) -> SseEvent {
+        match self {
+            SseRef::Data { event, data } => SseEvent::Data {
+                event: event.map(str::to_owned),
+                data: data.to_owned(),
+            },
+            SseRef::Done => SseEvent::Done,
+            SseRef::TooLarge(max) => SseEvent::TooLarge(max),
+        }
+    }
+}
+
+/// The event buffer a decoder keeps between events; a larger one (an unusually long event)
+/// is given back rather than held for the rest of the stream.
+const KEPT_DATA_BYTES: usize = 4096;
+
 #[derive(Debug)]
 pub struct SseDecoder {
     /// The most bytes of one event (its unterminated line, data and name) held at once.
@@ -62,13 +104,13 @@ impl SseDecoder {
     /// [`SseEvent::TooLarge`] when an event passed the limit.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
-        self.push_each(bytes, |e| events.push(e));
+        self.push_each(bytes, |e| events.push(e.into_owned()));
         events
     }
 
-    /// As [`push`](Self::push), handing each complete event to `each` as it is decoded
-    /// (no list is built: this runs for every piece of every stream).
-    pub fn push_each(&mut self, mut bytes: &[u8], mut each: impl FnMut(SseEvent)) {
+    /// As [`push`](Self::push), handing each complete event to `each` as it is decoded,
+    /// borrowed (no list and no string per event: this runs for every piece of every stream).
+    pub fn push_each(&mut self, mut bytes: &[u8], mut each: impl FnMut(SseRef<'_>)) {
         while !bytes.is_empty() && !self.failed {
             if std::mem::take(&mut self.after_cr) && bytes[0] == b'\n' {
                 bytes = &bytes[1..];
@@ -78,7 +120,7 @@ impl SseDecoder {
             let part = &bytes[..end.unwrap_or(bytes.len())];
             if self.buffered() + part.len() >= self.max {
                 self.fail();
-                each(SseEvent::TooLarge(self.max));
+                each(SseRef::TooLarge(self.max));
                 break;
             }
             let Some(i) = end else {
@@ -89,19 +131,15 @@ impl SseDecoder {
             bytes = &bytes[i + 1..];
             // A line that arrived whole is read where it lies; only a line split across
             // reads is gathered in `line` first.
-            let event = if self.line.is_empty() {
-                self.line_done(part)
+            if self.line.is_empty() {
+                self.line_done(part, &mut each);
             } else {
                 self.line.extend_from_slice(part);
                 let line = std::mem::take(&mut self.line);
-                let event = self.line_done(&line);
+                self.line_done(&line, &mut each);
                 // Keeps the allocation for the next split line.
                 self.line = line;
                 self.line.clear();
-                event
-            };
-            if let Some(e) = event {
-                each(e);
             }
         }
     }
@@ -120,20 +158,22 @@ impl SseDecoder {
             return None;
         }
         let line = std::mem::take(&mut self.line);
-        if !line.is_empty()
-            && let Some(e) = self.line_done(&line)
-        {
-            return Some(e);
+        let mut last = None;
+        if !line.is_empty() {
+            self.line_done(&line, &mut |e: SseRef<'_>| last = Some(e.into_owned()));
         }
-        self.line_done(b"")
+        if last.is_none() {
+            self.line_done(b"", &mut |e: SseRef<'_>| last = Some(e.into_owned()));
+        }
+        last
     }
 
-    fn line_done(&mut self, line: &[u8]) -> Option<SseEvent> {
+    fn line_done(&mut self, line: &[u8], each: &mut impl FnMut(SseRef<'_>)) {
         if line.is_empty() {
-            return self.dispatch();
+            return self.dispatch(each);
         }
         if line[0] == b':' {
-            return None; // comment / keep-alive
+            return; // comment / keep-alive
         }
         let (field, value) = match line.iter().position(|&c| c == b':') {
             Some(i) => {
@@ -153,23 +193,34 @@ impl SseDecoder {
             b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
             _ => {} // id, retry, unknown fields
         }
-        None
     }
 
-    fn dispatch(&mut self) -> Option<SseEvent> {
+    fn dispatch(&mut self, each: &mut impl FnMut(SseRef<'_>)) {
         let event = self.event.take();
         if !self.has_data {
-            return None;
+            return;
         }
         self.has_data = false;
-        let data = match String::from_utf8(std::mem::take(&mut self.data)) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        // `from_utf8` first: the lossy reading checks byte by byte, many times slower, and is
+        // only needed for a server that sends invalid UTF-8.
+        let data = match std::str::from_utf8(&self.data) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&self.data),
         };
         if data.trim() == "[DONE]" {
-            return Some(SseEvent::Done);
+            each(SseRef::Done);
+        } else {
+            each(SseRef::Data {
+                event: event.as_deref(),
+                data: &data,
+            });
         }
-        Some(SseEvent::Data { event, data })
+        drop(data);
+        if self.data.capacity() > KEPT_DATA_BYTES {
+            self.data = Vec::new();
+        } else {
+            self.data.clear();
+        }
     }
 }
 

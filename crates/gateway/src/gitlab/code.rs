@@ -494,7 +494,7 @@ fn pieces(
                 match up.next().await {
                     Some(Ok(chunk)) => {
                         let text = match sc.as_mut() {
-                            Some(s) => s.push(&chunk.text),
+                            Some(s) => s.push(chunk.text),
                             None => chunk.text,
                         };
                         let stop = sc.as_ref().is_some_and(StopScanner::is_done);

@@ -386,7 +386,7 @@ pub(crate) fn sse_response(
     deadline: Instant,
     permit: Permit,
 ) -> Response {
-    let mut response = Response::new(pump::body(relay.into_frames(), deadline, Some(permit)));
+    let mut response = Response::new(pump::body(relay, deadline, Some(permit)));
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
     h.insert(

@@ -5,10 +5,35 @@
 //! serializing [`TextCompletion`](super::wire::TextCompletion) or
 //! [`ChatChunk`](super::wire::ChatChunk) gives (see the tests).
 
-use bytes::Bytes;
+use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
 use super::stream::Shape;
+
+/// What answers are written into: a whole answer's `Vec`, or a stream's buffer, from which
+/// each piece is split off without a new allocation.
+pub(super) trait Out: BufMut {
+    fn written(&self) -> usize;
+    fn cut(&mut self, at: usize);
+}
+
+impl Out for Vec<u8> {
+    fn written(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self, at: usize) {
+        self.truncate(at);
+    }
+}
+
+impl Out for BytesMut {
+    fn written(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self, at: usize) {
+        self.truncate(at);
+    }
+}
 
 pub(crate) struct Frames {
     /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,`
@@ -37,48 +62,48 @@ impl Frames {
         }
     }
 
-    /// A `text_completion` chunk.
-    pub(crate) fn text(&self, text: &str, finish: Option<&str>) -> Bytes {
-        let mut buf = self.start(text.len());
+    /// Appends a `text_completion` chunk to `buf`.
+    pub(crate) fn text(&self, buf: &mut BytesMut, text: &str, finish: Option<&str>) {
+        self.start(buf, text.len());
         buf.extend_from_slice(br#""text":"#);
-        put_json(&mut buf, text);
-        self.end(buf, finish)
+        put_json(buf, text);
+        self.end(buf, finish);
     }
 
-    /// A `chat.completion.chunk` whose delta has at most a role and content.
+    /// Appends a `chat.completion.chunk` whose delta has at most a role and content.
     pub(crate) fn chat(
         &self,
+        buf: &mut BytesMut,
         role: Option<&str>,
         content: Option<&str>,
         finish: Option<&str>,
-    ) -> Bytes {
-        let mut buf = self.start(content.map_or(0, str::len));
+    ) {
+        self.start(buf, content.map_or(0, str::len));
         buf.extend_from_slice(br#""delta":{"#);
         if let Some(role) = role {
             buf.extend_from_slice(br#""role":"#);
-            put_json(&mut buf, role);
+            put_json(buf, role);
         }
         if let Some(content) = content {
             if role.is_some() {
-                buf.push(b',');
+                buf.put_u8(b',');
             }
             buf.extend_from_slice(br#""content":"#);
-            put_json(&mut buf, content);
+            put_json(buf, content);
         }
-        buf.push(b'}');
-        self.end(buf, finish)
+        buf.put_u8(b'}');
+        self.end(buf, finish);
     }
 
-    fn start(&self, text_len: usize) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(self.head.len() + text_len + 96);
+    fn start(&self, buf: &mut BytesMut, text_len: usize) {
+        buf.reserve(self.head.len() + text_len + 96);
         buf.extend_from_slice(&self.head);
-        buf
     }
 
-    fn end(&self, mut buf: Vec<u8>, finish: Option<&str>) -> Bytes {
+    fn end(&self, buf: &mut BytesMut, finish: Option<&str>) {
         buf.extend_from_slice(br#","logprobs":null,"finish_reason":"#);
         match finish {
-            Some(f) => put_json(&mut buf, f),
+            Some(f) => put_json(buf, f),
             None => buf.extend_from_slice(b"null"),
         }
         buf.extend_from_slice(b"}]");
@@ -86,7 +111,6 @@ impl Frames {
             buf.extend_from_slice(br#","usage":null"#);
         }
         buf.extend_from_slice(b"}\n\n");
-        Bytes::from(buf)
     }
 }
 
@@ -96,27 +120,27 @@ impl Frames {
 /// `object` is one of OpenAI's object names (`&'static`, plain ASCII), written without
 /// escaping.
 pub(super) fn put_head(
-    buf: &mut Vec<u8>,
+    buf: &mut impl Out,
     id: &str,
     object: &'static str,
     created: u64,
     model: &str,
 ) {
     debug_assert!(!object.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
-    buf.extend_from_slice(br#"{"id":"#);
+    buf.put_slice(br#"{"id":"#);
     put_json(buf, id);
-    buf.extend_from_slice(br#","object":""#);
-    buf.extend_from_slice(object.as_bytes());
-    buf.push(b'"');
-    buf.extend_from_slice(br#","created":"#);
+    buf.put_slice(br#","object":""#);
+    buf.put_slice(object.as_bytes());
+    buf.put_u8(b'"');
+    buf.put_slice(br#","created":"#);
     put_u64(buf, created);
-    buf.extend_from_slice(br#","model":"#);
+    buf.put_slice(br#","model":"#);
     put_json(buf, model);
-    buf.extend_from_slice(br#","choices":[{"index":0,"#);
+    buf.put_slice(br#","choices":[{"index":0,"#);
 }
 
 /// Appends `n` in decimal, as JSON writes it, without a serializer's setup per number.
-pub(super) fn put_u64(buf: &mut Vec<u8>, mut n: u64) {
+pub(super) fn put_u64(buf: &mut impl Out, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -127,16 +151,16 @@ pub(super) fn put_u64(buf: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    buf.extend_from_slice(&digits[at..]);
+    buf.put_slice(&digits[at..]);
 }
 
 /// Appends `value` as JSON. Strings and these plain structs cannot fail to serialize into a
-/// `Vec`; were one to, `null` keeps the frame well-formed.
-pub(super) fn put_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
-    let mark = buf.len();
-    if serde_json::to_writer(&mut *buf, value).is_err() {
-        buf.truncate(mark);
-        buf.extend_from_slice(b"null");
+/// growing buffer; were one to, `null` keeps the frame well-formed.
+pub(super) fn put_json<B: Out, T: Serialize + ?Sized>(buf: &mut B, value: &T) {
+    let mark = buf.written();
+    if serde_json::to_writer((&mut *buf).writer(), value).is_err() {
+        buf.cut(mark);
+        buf.put_slice(b"null");
     }
 }
 
@@ -209,7 +233,9 @@ pub(super) mod tests {
                     for finish in [None, Some("stop"), Some("length"), Some("odd \"reason\"")] {
                         let want =
                             serde_sse(&text_completion(id, created, model, text, finish, usage));
-                        assert_eq!(&text_frames.text(text, finish)[..], &want[..]);
+                        let mut got = BytesMut::new();
+                        text_frames.text(&mut got, text, finish);
+                        assert_eq!(&got[..], &want[..]);
                         for role in [None, Some("assistant")] {
                             for content in [None, Some(text)] {
                                 let want = serde_sse(&ChatChunk {
@@ -229,7 +255,8 @@ pub(super) mod tests {
                                     }],
                                     usage,
                                 });
-                                let got = chat_frames.chat(role, content, finish);
+                                let mut got = BytesMut::new();
+                                chat_frames.chat(&mut got, role, content, finish);
                                 assert_eq!(
                                     String::from_utf8_lossy(&got),
                                     String::from_utf8_lossy(&want)

@@ -332,6 +332,64 @@ async fn stop_sequences_are_cut_across_chunks_and_never_shown() {
     );
 }
 
+/// A streamed answer the model server sent in one piece leaves Hearth in one piece too, its
+/// ending (finish chunk and `[DONE]`) included: one chunk of the chunked encoding, then the
+/// last. Read from the raw socket, where each body frame Hearth writes is one chunk.
+#[tokio::test]
+async fn a_streamed_answer_that_arrives_whole_is_written_once_with_its_ending() {
+    use std::io::{Read, Write};
+
+    let up = FakeUpstream::start().await;
+    let h = setup(&up, &[("cg", "codegemma", "cg")]).await;
+    up.script(Reply::Text {
+        chunks: vec!["return ".into(), "a + b".into()],
+        finish: "stop",
+    });
+    let body = json!({"prompt": "def add(a, b):", "stream": true}).to_string();
+    let addr = h.addr;
+    let raw = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "POST /v1/completions HTTP/1.1\r\nHost: hearth\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    })
+    .await
+    .unwrap();
+    let (head, mut chunked) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let mut chunks = Vec::new();
+    while let Some((size, rest)) = chunked.split_once("\r\n") {
+        let size = usize::from_str_radix(size, 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        chunks.push(&rest[..size]);
+        chunked = &rest[size + 2..];
+    }
+    assert_eq!(chunks.len(), 1, "{chunks:#?}");
+    assert!(chunks[0].contains(r#""text":"return ""#), "{}", chunks[0]);
+    assert!(chunks[0].contains(r#""text":"a + b""#), "{}", chunks[0]);
+    assert!(
+        chunks[0].contains(r#""finish_reason":"stop""#),
+        "{}",
+        chunks[0]
+    );
+    assert!(chunks[0].ends_with("data: [DONE]\n\n"), "{}", chunks[0]);
+}
+
 #[tokio::test]
 async fn failures_after_the_stream_started_become_an_error_event_then_done() {
     let up = FakeUpstream::start().await;
