@@ -241,33 +241,26 @@ impl Relay {
         more: Option<&serde_json::Map<String, serde_json::Value>>,
         logprobs: Option<&serde_json::Value>,
     ) {
-        let usage = self.usage_field();
-        sse(
-            &mut self.buf,
-            &ChatChunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: vec![ChatChunkChoice {
-                    index: 0,
-                    delta: Delta {
-                        role: None,
-                        content,
-                        more,
-                    },
-                    logprobs,
-                    finish_reason: None,
-                }],
-                usage,
+        let choice = ChatChunkChoice {
+            index: 0,
+            delta: Delta {
+                role: None,
+                content,
+                more,
             },
-        );
+            logprobs,
+            finish_reason: None,
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        sse(&mut buf, &self.chat_chunk(vec![choice], self.usage_field()));
+        self.buf = buf;
     }
 
     fn usage_chunk(&mut self, usage: UsageOut) {
+        let mut buf = std::mem::take(&mut self.buf);
         match self.shape {
             Shape::Text => sse(
-                &mut self.buf,
+                &mut buf,
                 &TextCompletion {
                     id: &self.id,
                     object: "text_completion",
@@ -277,17 +270,23 @@ impl Relay {
                     usage: Some(Some(usage)),
                 },
             ),
-            Shape::Chat => sse(
-                &mut self.buf,
-                &ChatChunk {
-                    id: &self.id,
-                    object: "chat.completion.chunk",
-                    created: self.created,
-                    model: &self.model,
-                    choices: Vec::new(),
-                    usage: Some(Some(usage)),
-                },
-            ),
+            Shape::Chat => sse(&mut buf, &self.chat_chunk(Vec::new(), Some(Some(usage)))),
+        }
+        self.buf = buf;
+    }
+
+    fn chat_chunk<'a>(
+        &'a self,
+        choices: Vec<ChatChunkChoice<'a>>,
+        usage: Option<Option<UsageOut>>,
+    ) -> ChatChunk<'a> {
+        ChatChunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices,
+            usage,
         }
     }
 }
