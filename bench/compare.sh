@@ -3,7 +3,9 @@
 # ways in one invocation — (a) the upstream direct, (b) bench/bare-proxy (axum + reqwest
 # pass-through, none of Hearth's work), (c) Hearth — for completion (Hearth's FIM path) and
 # chat, non-streamed and streamed. Prints Markdown tables: req/s, p50/p99, CPU µs per request
-# of (b) and (c) from /proc/PID/stat (user + system), RSS, and the ratios (c)/(b).
+# of (b) and (c) from /proc/PID/stat (user + system), RSS, the ratios (c)/(b), and the 99th
+# percentile of Hearth's own time per request from its gateway_overhead_seconds histogram (the
+# part of the added latency that is Hearth's work, apart from the machine's scheduling).
 #
 #   bench/compare.sh                       # 5 s per run, 32 connections: about 70 s in all
 #   DURATION=10s CONN=64 bench/compare.sh
@@ -126,13 +128,34 @@ summary() {  # $1: report; prints "requests p50_ms p99_ms"
     esac
 }
 
-declare -A RPS P50 P99 CPU
-run() {  # $1: key, $2: pid or "", $3: url, $4: body
+# Hearth's own time per request, from its gateway_overhead_seconds histogram: for one feature,
+# the cumulative count at each bucket bound ("bound count" lines).
+overhead_counts() {  # $1: feature
+    curl -s "$hearth/metrics" | awk -v f="feature=\"$1\"" '
+        /^hearth_gateway_overhead_seconds_bucket\{/ && index($1, f) {
+            match($1, /le="[^"]*"/); print substr($1, RSTART + 4, RLENGTH - 5), $2 }'
+}
+# The smallest bucket bound at or under which 99 % of the requests between two snapshots fell
+# (the first snapshot is empty when the feature had no request yet).
+overhead_p99() {  # $1, $2: snapshots
+    awk -v before="$1" 'BEGIN { n = split(before, b, "\n")
+            for (i = 1; i <= n; i++) { split(b[i], f, " "); seen[f[1]] = f[2] } }
+        { le[NR] = $1; c[NR] = $2 - seen[$1] }
+        END { for (i = 1; i <= NR; i++) if (c[i] >= 0.99 * c[NR]) {
+            if (le[i] == "+Inf") printf "> %.2f ms", le[i - 1] * 1000
+            else printf "≤ %.2f ms", le[i] * 1000
+            printf " (%d requests)", c[NR]; exit } }' <<<"$2"
+}
+
+declare -A RPS P50 P99 CPU OWN
+run() {  # $1: key, $2: pid or "", $3: url, $4: body, $5: Hearth's feature for the request
     lua "$4"
-    local before=0 after=0 out reqs p50 p99
+    local before=0 after=0 out reqs p50 p99 seen=""
     [ -n "$2" ] && before="$(cpu_ticks "$2")"
+    [ -n "${5:-}" ] && seen="$(overhead_counts "$5")"
     out="$(load "$3" "$4")"
     [ -n "$2" ] && after="$(cpu_ticks "$2")"
+    [ -n "${5:-}" ] && OWN[$1]="$(overhead_p99 "$seen" "$(overhead_counts "$5")")"
     if failed "$out"; then
         echo "errors during $1:" >&2
         echo "$out" >&2
@@ -164,16 +187,18 @@ for case in "${cases[@]}"; do
     [ "${case#* }" = streamed ] && stream=true
     if [ "$kind" = completion ]; then
         path=/v1/completions
+        feature=code_completions
         open="{\"model\":\"codestral\",\"prompt\":\"$prompt\",\"max_tokens\":16,\"stream\":$stream}"
         hbody="{\"prompt\":\"$prompt\",\"suffix\":\"\\\\n    return c\\\\n\",\"max_tokens\":16,\"stream\":$stream}"
     else
         path=/v1/chat/completions
+        feature=duo_chat
         open="{\"model\":\"codestral\",$chat_msgs,\"max_tokens\":16,\"stream\":$stream}"
         hbody="{$chat_msgs,\"max_tokens\":16,\"stream\":$stream}"
     fi
     run "$case|up" "" "$up$path" "$open"
     run "$case|bare" "$bare_pid" "$bare$path" "$open"
-    run "$case|hearth" "$hearth_pid" "$hearth$path" "$hbody"
+    run "$case|hearth" "$hearth_pid" "$hearth$path" "$hbody" "$feature"
 done
 
 rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
@@ -207,6 +232,15 @@ for case in "${cases[@]}"; do
     printf '| %s | %s | %s | %s | %s |\n' "$case" "$(ratio "${RPS[$h]}" "${RPS[$b]}")" \
         "$(ratio "${P50[$h]}" "${P50[$b]}")" "$(ratio "${P99[$h]}" "${P99[$b]}")" \
         "$(ratio "${CPU[$h]}" "${CPU[$b]}")"
+done
+echo
+echo "Hearth's own time per request at the 99th percentile (its gateway_overhead_seconds histogram:"
+echo "time inside Hearth, waiting on the model server excluded; the bound of the bucket it falls in):"
+echo
+echo "| case | p99 of Hearth's own time |"
+echo "|---|---|"
+for case in "${cases[@]}"; do
+    printf '| %s | %s |\n' "$case" "${OWN[$case|hearth]}"
 done
 echo
 echo "| process | RSS now | peak RSS |"
