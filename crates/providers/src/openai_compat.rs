@@ -515,9 +515,9 @@ impl Stream for StreamState {
                     s.decoder = decoder;
                 }
                 Ok(None) => {
-                    if let Some(event) = s.decoder.finish() {
-                        s.handle(event.borrowed());
-                    }
+                    let mut decoder = std::mem::take(&mut s.decoder);
+                    decoder.finish_each(|event| s.handle(event));
+                    s.decoder = decoder;
                     if !s.finished {
                         // The body ended without [DONE]: the server or the network cut it.
                         s.pending.push_back(Err(ProviderError::Stream(

@@ -27,19 +27,6 @@ pub enum SseRef<'a> {
     TooLarge(usize),
 }
 
-impl SseEvent {
-    pub fn borrowed(&self) -> SseRef<'_> {
-        match self {
-            SseEvent::Data { event, data } => SseRef::Data {
-                event: event.as_deref(),
-                data,
-            },
-            SseEvent::Done => SseRef::Done,
-            SseEvent::TooLarge(max) => SseRef::TooLarge(*max),
-        }
-    }
-}
-
 impl SseRef<'_> {
     pub fn into_owned(self) -> SseEvent {
         match self {
@@ -154,18 +141,22 @@ impl SseDecoder {
 
     /// Ends the input; an event the server did not terminate with a blank line still counts.
     pub fn finish(&mut self) -> Option<SseEvent> {
-        if self.failed {
-            return None;
-        }
-        let line = std::mem::take(&mut self.line);
         let mut last = None;
-        if !line.is_empty() {
-            self.line_done(&line, &mut |e: SseRef<'_>| last = Some(e.into_owned()));
-        }
-        if last.is_none() {
-            self.line_done(b"", &mut |e: SseRef<'_>| last = Some(e.into_owned()));
-        }
+        self.finish_each(|e| last = Some(e.into_owned()));
         last
+    }
+
+    /// As [`finish`](Self::finish), handing the last event on borrowed.
+    pub fn finish_each(&mut self, mut each: impl FnMut(SseRef<'_>)) {
+        if self.failed {
+            return;
+        }
+        // A line on its own never ends an event; the blank line after it does.
+        let line = std::mem::take(&mut self.line);
+        if !line.is_empty() {
+            self.line_done(&line, &mut each);
+        }
+        self.line_done(b"", &mut each);
     }
 
     fn line_done(&mut self, line: &[u8], each: &mut impl FnMut(SseRef<'_>)) {
