@@ -30,7 +30,7 @@ use crate::types::{
     CallContext, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply, TextRequest,
 };
 use body::Outgoing;
-use read::{answer, event_chunk};
+use read::{EventReader, answer};
 
 /// What kind of answer to read: `choices[].text` or `choices[].message|delta.content`.
 #[derive(Clone, Copy)]
@@ -409,7 +409,7 @@ impl Providers {
             timer: ReadTimer::new(clock.next_deadline().0),
             clock,
             finished: false,
-            kind,
+            events: EventReader::new(kind),
         };
         Ok(Box::pin(state))
     }
@@ -493,7 +493,7 @@ struct StreamState {
     timer: ReadTimer,
     clock: StreamClock,
     finished: bool,
-    kind: Kind,
+    events: EventReader,
 }
 
 impl Stream for StreamState {
@@ -562,7 +562,7 @@ impl StreamState {
             }
             SseRef::Data { data, .. } => data,
         };
-        let chunk = match event_chunk(data, self.kind) {
+        let chunk = match self.events.chunk(data) {
             Ok(chunk) => chunk,
             Err(e) => {
                 self.pending.push_back(Err(e));

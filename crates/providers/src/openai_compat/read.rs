@@ -57,12 +57,42 @@ struct PlainDelta {
     refusal: Option<()>,
 }
 
+/// Reads one stream's events in order, keeping the last usual one as a template for the next
+/// (see [`plain::Template`]).
+pub(super) struct EventReader {
+    kind: Kind,
+    template: plain::Template,
+}
+
+impl EventReader {
+    pub(super) fn new(kind: Kind) -> EventReader {
+        EventReader {
+            kind,
+            template: plain::Template::default(),
+        }
+    }
+
+    /// The event's chunk, as [`event_chunk`] reads it.
+    pub(super) fn chunk(&mut self, data: &str) -> Result<Chunk, ProviderError> {
+        match plain::chunk_in_stream(data, self.kind, &mut self.template) {
+            Some(chunk) => Ok(chunk),
+            None => event_chunk_typed(data, self.kind),
+        }
+    }
+}
+
 /// One stream event's chunk: typed in one pass when the event is well-formed, else read as a
 /// JSON value, which tolerates odd fields or names the problem as before.
-pub(super) fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
+#[cfg(test)]
+fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
     if let Some(chunk) = plain::chunk(data, kind) {
         return Ok(chunk);
     }
+    event_chunk_typed(data, kind)
+}
+
+/// [`event_chunk`] past the plain reading.
+fn event_chunk_typed(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
     let Ok(event) = serde_json::from_str::<StreamEvent>(data) else {
         return event_chunk_value(data, kind);
     };
@@ -421,6 +451,101 @@ mod tests {
                 }
                 if let Some(fast) = plain::reply(&body, kind) {
                     prop_assert_eq!(Some(fast), answer_value(body.as_bytes(), kind).ok(), "{}", body);
+                }
+            }
+        }
+    }
+
+    /// The usual stream reads its middle events from the template: each event after the first
+    /// differs only in its text, and the reader hands on each one's own text.
+    #[test]
+    fn a_streams_usual_events_read_from_the_template() {
+        let event = |t: &str| {
+            format!(
+                r#"{{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{{"index":0,"text":"{t}","logprobs":null,"finish_reason":null}}],"usage":null}}"#
+            )
+        };
+        let mut template = plain::Template::default();
+        let first = plain::chunk_in_stream(&event("def"), Kind::Text, &mut template).unwrap();
+        assert_eq!(first.text, "def");
+        assert_eq!(
+            template.read(&event(r#" f():\n    \"x\""#)).map(|c| c.text),
+            Some(" f():\n    \"x\"".to_string()),
+            "read from the template"
+        );
+        // A quote in the new text ends the string before the template's tail: not a fit.
+        let forged = event(r#"a","finish_reason":"stop"#);
+        assert_eq!(template.read(&forged), None);
+        assert_eq!(
+            plain::chunk_in_stream(&forged, Kind::Text, &mut template),
+            None,
+            "a repeated finish_reason goes the general way"
+        );
+        let mut reader = EventReader::new(Kind::Text);
+        reader.chunk(&event("def")).unwrap();
+        assert_eq!(
+            reader.chunk(&forged).map_err(|e| e.to_string()),
+            event_chunk(&forged, Kind::Text).map_err(|e| e.to_string())
+        );
+    }
+
+    /// A stream's events that share their shape and differ in text, some texts with quotes,
+    /// escapes and JSON that end the string early, some events edited at one byte.
+    fn stream_events() -> impl Strategy<Value = Vec<String>> {
+        let piece = prop_oneof![
+            Just("a"),
+            Just(" "),
+            Just(r"\n"),
+            Just(r#"\""#),
+            Just(r"\\"),
+            Just("é"),
+            Just(r"\u00e9"),
+            Just(r#"""#),
+            Just(r#"","finish_reason":"stop"#),
+            Just(r#"","x":""#),
+            Just(r#""}],"usage":{"prompt_tokens":1},"z":[{"y":""#),
+        ];
+        let text = proptest::collection::vec(piece, 0..5).prop_map(|p| p.concat());
+        let event = (
+            text,
+            prop_oneof![6 => Just("null"), 1 => Just("\"stop\"")],
+            proptest::option::weighted(0.1, (0usize..200, proptest::char::any())),
+        );
+        (0usize..3, proptest::collection::vec(event, 1..8)).prop_map(|(shape, events)| {
+            events
+                .into_iter()
+                .map(|(t, finish, edit)| {
+                    let body = match shape {
+                        0 => format!(
+                            r#"{{"id":"c","choices":[{{"index":0,"text":"{t}","logprobs":null,"finish_reason":{finish}}}],"usage":null}}"#
+                        ),
+                        1 => format!(
+                            r#"{{"choices":[{{"delta":{{"content":"{t}"}},"finish_reason":{finish},"index":0}}],"created":1,"model":"m"}}"#
+                        ),
+                        _ => format!(
+                            r#"{{"choices":[{{"delta":{{"role":"assistant","content":"{t}"}},"text":"{t}","finish_reason":{finish}}}]}}"#
+                        ),
+                    };
+                    let mut chars: Vec<char> = body.chars().collect();
+                    if let Some((at, c)) = edit {
+                        let at = at % chars.len();
+                        chars[at] = c;
+                    }
+                    chars.into_iter().collect()
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_stream_read_in_order_reads_each_event_as_it_reads_alone(events in stream_events()) {
+            for kind in [Kind::Text, Kind::Chat] {
+                let mut reader = EventReader::new(kind);
+                for body in &events {
+                    let in_stream = reader.chunk(body).map_err(|e| e.to_string());
+                    let alone = event_chunk(body, kind).map_err(|e| e.to_string());
+                    prop_assert_eq!(in_stream, alone, "{}", body);
                 }
             }
         }

@@ -11,13 +11,84 @@
 use super::Kind;
 use crate::types::{Chunk, Reply, Usage};
 
-/// The chunk of a plain event, or `None` to read it the general way.
+/// The chunk of a plain event on its own, or `None` to read it the general way.
+#[cfg(test)]
 pub(super) fn chunk(data: &str, kind: Kind) -> Option<Chunk> {
+    chunk_in_stream(data, kind, &mut Template::default())
+}
+
+/// The longest event kept as a stream's [`Template`]: the usual ones are 100–300 bytes, and
+/// an event much longer than that is mostly text, which the template does not save reading.
+const TEMPLATE_BYTES: usize = 1024;
+
+/// The last plain event of a stream that carried text and nothing else Hearth reads (no finish
+/// reason, no usage), with where its text sat. A stream's events mostly differ from the one
+/// before only in their text — the id, model, index and `null`s repeat — so an event that
+/// starts with the same bytes up to the text's opening quote and ends with the same bytes from
+/// its closing quote reads as that event did, with the new text: the reading is a function of
+/// the bytes, and those around the text are the ones it was read from. Checking that costs two
+/// comparisons and the text's own scan, against a field-by-field reading of the whole event.
+#[derive(Default)]
+pub(super) struct Template {
+    event: Vec<u8>,
+    /// The text's opening and closing quotes in `event`.
+    open: usize,
+    close: usize,
+}
+
+impl Template {
+    /// `data`'s chunk if it is the template's event with another text.
+    pub(super) fn read(&self, data: &str) -> Option<Chunk> {
+        if self.event.is_empty() {
+            return None;
+        }
+        let (head, tail) = (&self.event[..=self.open], &self.event[self.close..]);
+        let s = data.as_bytes();
+        if s.len() < head.len() + tail.len() || !s.starts_with(head) || !s.ends_with(tail) {
+            return None;
+        }
+        let mut r = Reader {
+            text: data,
+            s,
+            at: self.open,
+            whole: false,
+        };
+        // The string must close exactly where the tail begins: a quote inside the new text
+        // would end it earlier, and what follows would be read differently.
+        let (end, _) = r.string_end()?;
+        if end != s.len() - tail.len() {
+            return None;
+        }
+        Some(Chunk {
+            text: r.string()?,
+            ..Chunk::default()
+        })
+    }
+
+    fn keep(&mut self, data: &str, (open, close): Span) {
+        if data.len() > TEMPLATE_BYTES {
+            return;
+        }
+        self.event.clear();
+        self.event.extend_from_slice(data.as_bytes());
+        (self.open, self.close) = (open, close);
+    }
+}
+
+/// The chunk of one of a stream's events, as [`chunk`] reads it, reading it from `template`
+/// when it fits and keeping it there when it is the usual kind.
+pub(super) fn chunk_in_stream(data: &str, kind: Kind, template: &mut Template) -> Option<Chunk> {
+    if let Some(chunk) = template.read(data) {
+        return Some(chunk);
+    }
     let (choice, usage) = read(data, false)?;
-    let text = match kind {
-        Kind::Text => choice.text,
-        Kind::Chat => choice.content,
+    let (text, span) = match kind {
+        Kind::Text => (choice.text, choice.text_span),
+        Kind::Chat => (choice.content, choice.content_span),
     };
+    if let (Some(span), None, None) = (span, &choice.finish_reason, &usage) {
+        template.keep(data, span);
+    }
     Some(Chunk {
         text: text.unwrap_or_default(),
         finish_reason: choice.finish_reason,
@@ -91,7 +162,14 @@ struct Choice {
     text: Option<String>,
     content: Option<String>,
     finish_reason: Option<String>,
+    /// Where `text` and `content` were, when they were strings: their opening and closing
+    /// quotes.
+    text_span: Option<Span>,
+    content_span: Option<Span>,
 }
+
+/// A string's opening and closing quotes.
+type Span = (usize, usize);
 
 /// The bytes that end a run of plain characters in a string: the quote, a backslash, and the
 /// control characters (which JSON does not allow there).
@@ -381,12 +459,18 @@ impl<'a> Reader<'a> {
                 return None;
             }
             match key {
-                b"text" => choice.text = r.opt_string()?,
+                b"text" => {
+                    let open = r.at;
+                    choice.text = r.opt_string()?;
+                    if choice.text.is_some() {
+                        choice.text_span = Some((open, r.at - 1));
+                    }
+                }
                 b"finish_reason" => choice.finish_reason = r.opt_string()?,
                 b"logprobs" => return r.literal(b"null").then_some(()),
                 _ => {
                     if !r.literal(b"null") {
-                        choice.content = r.delta()?;
+                        (choice.content, choice.content_span) = r.delta()?;
                     }
                 }
             }
@@ -397,11 +481,12 @@ impl<'a> Reader<'a> {
         Some(choice)
     }
 
-    /// A delta (or a whole answer's message) with nothing but text: its content. Other
-    /// fields may be there only as `null` or `[]` (vLLM's `"tool_calls":[]`), which the general
-    /// reading drops too; a refusal, a tool call or anything else goes the general way.
-    fn delta(&mut self) -> Option<Option<String>> {
-        let mut content = None;
+    /// A delta (or a whole answer's message) with nothing but text: its content, and where it
+    /// was when it was a string. Other fields may be there only as `null` or `[]` (vLLM's
+    /// `"tool_calls":[]`), which the general reading drops too; a refusal, a tool call or
+    /// anything else goes the general way.
+    fn delta(&mut self) -> Option<(Option<String>, Option<Span>)> {
+        let (mut content, mut span) = (None, None);
         let (mut role, mut has_content, mut reasoning) = (false, false, false);
         self.object(|r, key| {
             let seen = match key {
@@ -414,7 +499,13 @@ impl<'a> Reader<'a> {
                 return None;
             }
             match key {
-                b"content" => content = r.opt_string()?,
+                b"content" => {
+                    let open = r.at;
+                    content = r.opt_string()?;
+                    if content.is_some() {
+                        span = Some((open, r.at - 1));
+                    }
+                }
                 // Role and reasoning text are not relayed.
                 _ => {
                     r.opt_string()?;
@@ -422,7 +513,7 @@ impl<'a> Reader<'a> {
             }
             Some(())
         })?;
-        Some(content)
+        Some((content, span))
     }
 
     /// `null` or `[]`.
