@@ -594,6 +594,28 @@ async fn each_timeout_is_a_504_or_an_error_event() {
     let err = error_event(&events);
     assert!(err.contains("total timeout"), "{err}");
 
+    // Streamed: tokens keep coming, one every 50 ms, past the total. Between them the read's
+    // timer stays set rather than being polled again; it must still end the stream.
+    up.script(Reply::Slow {
+        count: 100,
+        every: Duration::from_millis(50),
+    });
+    let started = std::time::Instant::now();
+    let events = sse_payloads(
+        post(
+            &h,
+            "/v1/completions",
+            json!({"prompt": "x", "stream": true}),
+        )
+        .await,
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(!texts(&events).is_empty(), "{events:?}");
+    let err = error_event(&events);
+    assert!(err.contains("total timeout of 600 ms"), "{err}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+
     let (s, _) = h
         .patch(
             &format!("/api/v1/self_hosted_models/{id}"),
