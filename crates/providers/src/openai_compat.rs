@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
 use http_body_util::{BodyDataStream, Full};
 use secrecy::ExposeSecret;
@@ -153,7 +153,7 @@ impl Providers {
         include_usage: bool,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
-        let (stream, guard) = replicas::attempt(ep, ctx, |one| async move {
+        let ((stream, source), guard) = replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
                     bedrock::complete_stream(&self.reqwest(&one)?, &self.limits, &one, t, req, ctx)
@@ -165,10 +165,14 @@ impl Providers {
                         .await
                 }
             };
-            scrub_stream(result, &one)
+            with_secrets(result, &one)
         })
         .await?;
-        Ok(replicas::hold(stream, guard))
+        Ok(Box::pin(Delivered {
+            stream,
+            source,
+            _replica: guard,
+        }))
     }
 
     pub async fn chat(
@@ -201,7 +205,7 @@ impl Providers {
         include_usage: bool,
         ctx: &CallContext,
     ) -> Result<ChunkStream, ProviderError> {
-        let (stream, guard) = replicas::attempt(ep, ctx, |one| async move {
+        let ((stream, source), guard) = replicas::attempt(ep, ctx, |one| async move {
             let result = match &one.flavor {
                 Flavor::Bedrock(t) => {
                     bedrock::chat_stream(&self.reqwest(&one)?, &self.limits, &one, t, req, ctx)
@@ -213,10 +217,14 @@ impl Providers {
                         .await
                 }
             };
-            scrub_stream(result, &one)
+            with_secrets(result, &one)
         })
         .await?;
-        Ok(replicas::hold(stream, guard))
+        Ok(Box::pin(Delivered {
+            stream,
+            source,
+            _replica: guard,
+        }))
     }
 
     /// The model names an OpenAI-compatible server serves (`GET {base}/models`), for `hearth
@@ -467,20 +475,37 @@ fn direct_request(
     Ok(request)
 }
 
-/// Every error a stream yields, before or after it began, leaves the crate scrubbed.
-fn scrub_stream(
+/// A stream that began, with where its secrets are; an error before it began, scrubbed.
+fn with_secrets(
     result: Result<ChunkStream, ProviderError>,
     ep: &Endpoint,
-) -> Result<ChunkStream, ProviderError> {
+) -> Result<(ChunkStream, SecretSource), ProviderError> {
     match result {
-        Ok(stream) => {
-            // The secrets are listed only if an error comes: most streams never need them.
-            let source = SecretSource::of(ep);
-            Ok(Box::pin(stream.map(move |item| {
-                item.map_err(|e| e.scrubbed(&source.secrets()))
-            })))
-        }
+        // The secrets are listed only if an error comes: most streams never need them.
+        Ok(stream) => Ok((stream, SecretSource::of(ep))),
         Err(e) => Err(e.scrubbed(&Secrets::of(ep))),
+    }
+}
+
+/// A stream as it leaves the crate: every error it yields scrubbed of its endpoint's secrets,
+/// and the replica it came from counted busy until it is dropped. One layer for both, as each
+/// layer is a call through a pointer on every chunk.
+struct Delivered {
+    stream: ChunkStream,
+    source: SecretSource,
+    _replica: Option<Box<dyn Send + Sync>>,
+}
+
+impl Stream for Delivered {
+    type Item = Result<Chunk, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = ready!(self.stream.as_mut().poll_next(cx));
+        Poll::Ready(item.map(|r| r.map_err(|e| e.scrubbed(&self.source.secrets()))))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
     }
 }
 

@@ -6,10 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-
 use crate::error::{ConnectCause, ProviderError, TimeoutPhase};
-use crate::types::{CallContext, ChunkStream, Endpoint};
+use crate::types::{CallContext, Endpoint};
 
 /// At most this many attempts per call, whatever the number of replicas.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -136,17 +134,6 @@ where
         cause: ConnectCause::Other,
         message: "no replica of this deployment is available".into(),
     }))
-}
-
-/// Keeps `guard` alive as long as the stream.
-pub(crate) fn hold(stream: ChunkStream, guard: Option<Box<dyn Send + Sync>>) -> ChunkStream {
-    match guard {
-        None => stream,
-        Some(guard) => Box::pin(stream.map(move |item| {
-            let _held = &guard;
-            item
-        })),
-    }
 }
 
 #[cfg(test)]
