@@ -94,15 +94,11 @@ impl StopScanner {
         } else {
             self.held.push_str(&chunk);
         }
-        // A stop found after the start of one still arriving waits: the longer one may yet
-        // complete and cut earlier (stops "</s>" and "/" with "</" held), as in the whole reply.
-        let pending = self.held.len() - self.partial_len();
-        if let Some((at, is_echo)) = self
-            .earliest_stop(&self.held)
-            .filter(|&(at, _)| at <= pending)
-        {
-            return Settled::Stopped(self.stop_at(at, is_echo));
-        }
+        let pending = match self.first_cut() {
+            Cut::Stop(at, is_echo) => return Settled::Stopped(self.stop_at(at, is_echo)),
+            Cut::Partial(at) => at,
+            Cut::None => self.held.len(),
+        };
         let mut safe = pending;
         if self.echo.is_some() {
             // Whitespace before a possible echo line is dropped with it.
@@ -202,26 +198,48 @@ impl StopScanner {
         })
     }
 
-    /// The longest tail of `held` that some stop (or the echo line) starts with and is longer
-    /// than: text that may still become a stop.
-    fn partial_len(&self) -> usize {
-        let held = &self.held;
-        let bytes = held.as_bytes();
-        for k in (1..=self.longest.saturating_sub(1).min(held.len())).rev() {
-            let start = held.len() - k;
-            if self.firsts.contains(bytes[start])
-                && held.is_char_boundary(start)
+    /// The first position of `held` where a stop (or the echo line) begins whole, or where
+    /// the rest of `held` is the start of one still arriving. One pass: a stop found after
+    /// the start of one still arriving waits, as the longer one may yet complete and cut
+    /// earlier (stops "</s>" and "/" with "</" held), as in the whole reply; so the scan ends
+    /// at whichever comes first.
+    fn first_cut(&self) -> Cut {
+        let held = self.held.as_bytes();
+        let echo = self.echo.as_deref().map(str::as_bytes);
+        let starts = |rest: &[u8], s: &[u8]| rest[0] == s[0] && rest.starts_with(s);
+        for at in 0..held.len() {
+            if !self.firsts.contains(held[at]) {
+                continue;
+            }
+            let rest = &held[at..];
+            if self.stops.iter().any(|s| starts(rest, s.as_bytes())) {
+                return Cut::Stop(at, false);
+            }
+            if echo.is_some_and(|e| starts(rest, e)) {
+                return Cut::Stop(at, true);
+            }
+            if rest.len() < self.longest
+                && self.held.is_char_boundary(at)
                 && self
                     .stops
                     .iter()
-                    .chain(&self.echo)
-                    .any(|s| s.len() > k && s.as_bytes().starts_with(&bytes[start..]))
+                    .map(String::as_bytes)
+                    .chain(echo)
+                    .any(|s| s.len() > rest.len() && s.starts_with(rest))
             {
-                return k;
+                return Cut::Partial(at);
             }
         }
-        0
+        Cut::None
     }
+}
+
+/// Where a chunk's text is cut: at a stop (whether it is the echo line), before text that
+/// may still become one, or nowhere.
+enum Cut {
+    Stop(usize, bool),
+    Partial(usize),
+    None,
 }
 
 /// A set of bytes, one bit each.
