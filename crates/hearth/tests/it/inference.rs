@@ -272,15 +272,7 @@ async fn stop_sequences_are_cut_across_chunks_and_never_shown() {
         chunks: chunks.clone(),
         finish: "length",
     });
-    let events = sse_payloads(
-        post(
-            &h,
-            "/v1/completions",
-            json!({"prompt": "x", "stream": true}),
-        )
-        .await,
-    )
-    .await;
+    let events = stream_x(&h).await;
     assert_eq!(texts(&events), "return a + b");
     let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
@@ -398,15 +390,7 @@ async fn failures_after_the_stream_started_become_an_error_event_then_done() {
         chunks: vec!["partial".into()],
         error: json!({"error": {"message": "CUDA out of memory", "type": "InternalServerError", "code": 500}}),
     });
-    let events = sse_payloads(
-        post(
-            &h,
-            "/v1/completions",
-            json!({"prompt": "x", "stream": true}),
-        )
-        .await,
-    )
-    .await;
+    let events = stream_x(&h).await;
     assert_eq!(texts(&events), "partial");
     let err = error_event(&events);
     assert!(err.contains("CUDA out of memory"), "{err}");
@@ -414,15 +398,7 @@ async fn failures_after_the_stream_started_become_an_error_event_then_done() {
     up.script(Reply::Cut {
         chunks: vec!["half".into()],
     });
-    let events = sse_payloads(
-        post(
-            &h,
-            "/v1/completions",
-            json!({"prompt": "x", "stream": true}),
-        )
-        .await,
-    )
-    .await;
+    let events = stream_x(&h).await;
     let err = error_event(&events);
     assert!(err.contains("before [DONE]"), "{err}");
 }
@@ -581,15 +557,7 @@ async fn each_timeout_is_a_504_or_an_error_event() {
         chunks: vec!["some".into()],
         wait: Duration::from_millis(1500),
     });
-    let events = sse_payloads(
-        post(
-            &h,
-            "/v1/completions",
-            json!({"prompt": "x", "stream": true}),
-        )
-        .await,
-    )
-    .await;
+    let events = stream_x(&h).await;
     assert_eq!(texts(&events), "some");
     let err = error_event(&events);
     assert!(err.contains("total timeout"), "{err}");
@@ -601,15 +569,7 @@ async fn each_timeout_is_a_504_or_an_error_event() {
         every: Duration::from_millis(50),
     });
     let started = std::time::Instant::now();
-    let events = sse_payloads(
-        post(
-            &h,
-            "/v1/completions",
-            json!({"prompt": "x", "stream": true}),
-        )
-        .await,
-    )
-    .await;
+    let events = stream_x(&h).await;
     let took = started.elapsed();
     assert!(!texts(&events).is_empty(), "{events:?}");
     let err = error_event(&events);
@@ -1102,4 +1062,9 @@ async fn every_v1_error_is_openais_envelope_in_plain_words() {
         }
     }
     assert_eq!(up.requests().len(), 0, "nothing invalid went upstream");
+}
+
+/// The SSE payloads of a streamed completion of the prompt "x".
+async fn stream_x(h: &Hearth) -> Vec<String> {
+    sse_payloads(post(h, "/v1/completions", json!({"prompt": "x", "stream": true})).await).await
 }
