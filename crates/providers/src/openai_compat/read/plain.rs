@@ -55,12 +55,12 @@ impl Template {
         };
         // The string must close exactly where the tail begins: a quote inside the new text
         // would end it earlier, and what follows would be read differently.
-        let (end, _) = r.string_end()?;
+        let (end, plain) = r.string_end()?;
         if end != s.len() - tail.len() {
             return None;
         }
         Some(Chunk {
-            text: r.string()?,
+            text: r.string_to(end, plain),
             ..Chunk::default()
         })
     }
@@ -283,12 +283,18 @@ impl<'a> Reader<'a> {
             return None;
         }
         let (end, plain) = self.string_end()?;
+        Some(self.string_to(end, plain))
+    }
+
+    /// The string from the opening quote at `at` to the closing one at `end` (as
+    /// [`string_end`](Self::string_end) found them), unescaped.
+    fn string_to(&mut self, end: usize, plain: bool) -> String {
         let start = self.at + 1;
         self.at = end + 1;
         // Every cut below is at an ASCII byte (a quote or a backslash), so on a character
         // boundary of the valid UTF-8 `text`.
         if plain {
-            return Some(self.text[start..end].to_owned());
+            return self.text[start..end].to_owned();
         }
         let mut out = String::with_capacity(end - start);
         let mut from = start;
@@ -312,7 +318,7 @@ impl<'a> Reader<'a> {
             from = i;
         }
         out.push_str(&self.text[from..end]);
-        Some(out)
+        out
     }
 
     /// A string or `null`.
