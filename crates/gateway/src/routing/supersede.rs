@@ -9,10 +9,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use hearth_providers::{ChunkStream, ProviderError};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::Stream;
+use hearth_providers::{Chunk, ChunkStream, ProviderError};
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Completions in flight tracked at most; past it new ones are simply not tracked.
 const MAX_TRACKED: usize = 65_536;
@@ -189,19 +193,58 @@ pub(crate) const SUPERSEDED: &str =
 pub(crate) fn until_superseded(stream: ChunkStream, ticket: Ticket) -> ChunkStream {
     if ticket.owner.is_none() {
         // Nobody else holds an untracked ticket's token, so nothing can cancel it; the
-        // watching layers would cost every chunk of every keyless stream for nothing.
+        // watching layer would cost every chunk of every keyless stream for nothing.
         return stream;
     }
-    let cancel = ticket.token();
-    let tail = futures_util::stream::once(async move {
-        let _place = ticket;
-        _place
-            .cancel
-            .is_cancelled()
-            .then(|| Err(ProviderError::Stream(SUPERSEDED.into())))
+    Box::pin(UntilSuperseded {
+        cancelled: Box::pin(ticket.token().cancelled_owned()),
+        stream: Some(stream),
+        ticket: Some(ticket),
     })
-    .filter_map(futures_util::future::ready);
-    Box::pin(stream.take_until(cancel.cancelled_owned()).chain(tail))
+}
+
+/// [`until_superseded`]'s stream. Its own type rather than `take_until` chained to a tail, so
+/// that its `size_hint` says when the model server's stream has ended: a relay then writes an
+/// answer that arrived whole in one piece with its ending, without starting the deadline's
+/// watchdog task for it.
+struct UntilSuperseded {
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Dropped when superseded (closing the model server's connection) or ended.
+    stream: Option<ChunkStream>,
+    /// The request's place under its key, given up when the stream ends.
+    ticket: Option<Ticket>,
+}
+
+impl Stream for UntilSuperseded {
+    type Item = Result<Chunk, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let superseded = || Some(Err(ProviderError::Stream(SUPERSEDED.into())));
+        let this = &mut *self;
+        let Some(stream) = this.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.cancelled.as_mut().poll(cx).is_ready() {
+            this.stream = None;
+            this.ticket = None;
+            return Poll::Ready(superseded());
+        }
+        match ready!(stream.as_mut().poll_next(cx)) {
+            Some(item) => Poll::Ready(Some(item)),
+            None => {
+                this.stream = None;
+                let cancelled = this.ticket.take().is_some_and(|t| t.cancel.is_cancelled());
+                Poll::Ready(if cancelled { superseded() } else { None })
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.stream {
+            Some(stream) => stream.size_hint(),
+            None => (0, Some(0)),
+        }
+    }
 }
 
 /// Takes the request's place under its client-and-file key (cancelling an older request

@@ -329,15 +329,27 @@ async fn stop_sequences_are_cut_across_chunks_and_never_shown() {
 /// last. Read from the raw socket, where each body frame Hearth writes is one chunk.
 #[tokio::test]
 async fn a_streamed_answer_that_arrives_whole_is_written_once_with_its_ending() {
-    use std::io::{Read, Write};
-
     let up = FakeUpstream::start().await;
     let h = setup(&up, &[("cg", "codegemma", "cg")]).await;
-    up.script(Reply::Text {
-        chunks: vec!["return ".into(), "a + b".into()],
-        finish: "stop",
-    });
-    let body = json!({"prompt": "def add(a, b):", "stream": true}).to_string();
+    // Without a user, and with one: a completion that names its user may be superseded by the
+    // next one for the same file, and is watched for that.
+    for body in [
+        json!({"prompt": "def add(a, b):", "stream": true}),
+        json!({"prompt": "def add(a, b):", "stream": true, "user": "dev-1"}),
+    ] {
+        up.script(Reply::Text {
+            chunks: vec!["return ".into(), "a + b".into()],
+            finish: "stop",
+        });
+        assert_written_whole(&h, body.to_string()).await;
+    }
+}
+
+/// Sends `body` as a streamed completion on a raw socket and checks the answer came as one
+/// chunk of the chunked encoding, ending included.
+async fn assert_written_whole(h: &Hearth, body: String) {
+    use std::io::{Read, Write};
+
     let addr = h.addr;
     let raw = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
