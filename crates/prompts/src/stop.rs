@@ -94,7 +94,7 @@ impl StopScanner {
         } else {
             self.held.push_str(&chunk);
         }
-        let pending = match self.first_cut() {
+        let pending = match self.first_cut(&self.held, true) {
             Cut::Stop(at, is_echo) => return Settled::Stopped(self.stop_at(at, is_echo)),
             Cut::Partial(at) => at,
             Cut::None => self.held.len(),
@@ -174,52 +174,41 @@ impl StopScanner {
     }
 
     /// Where the first stop (or the echo line) begins in `text`; a stop wins a tie with the
-    /// echo. One pass over the text checking every stop at each byte: the stops are a few
-    /// bytes and the text a chunk or one reply, where setting up a substring search per stop
-    /// (as `str::find` does) costs more than the search.
+    /// echo.
     fn earliest_stop(&self, text: &str) -> Option<(usize, bool)> {
-        let held = text.as_bytes();
+        match self.first_cut(text, false) {
+            Cut::Stop(at, is_echo) => Some((at, is_echo)),
+            _ => None,
+        }
+    }
+
+    /// The first position of `text` where a stop (or the echo line) begins whole, or, with
+    /// `partials`, where the rest of `text` is the start of one still arriving. One pass: a
+    /// stop found after the start of one still arriving waits, as the longer one may yet
+    /// complete and cut earlier (stops "</s>" and "/" with "</" held), as in the whole reply;
+    /// so the scan ends at whichever comes first. Every stop is checked at each byte: the stops
+    /// are a few bytes and the text a chunk or one reply, where setting up a substring search
+    /// per stop (as `str::find` does) costs more than the search.
+    fn first_cut(&self, text: &str, partials: bool) -> Cut {
+        let bytes = text.as_bytes();
         let echo = self.echo.as_deref().map(str::as_bytes);
         // Stops and echo are never empty (see `new`); the first byte is compared before the
         // rest, as most positions fail there.
         let starts = |rest: &[u8], s: &[u8]| rest[0] == s[0] && rest.starts_with(s);
-        (0..held.len()).find_map(|at| {
-            if !self.firsts.contains(held[at]) {
-                return None;
-            }
-            let rest = &held[at..];
-            if self.stops.iter().any(|s| starts(rest, s.as_bytes())) {
-                Some((at, false))
-            } else if echo.is_some_and(|e| starts(rest, e)) {
-                Some((at, true))
-            } else {
-                None
-            }
-        })
-    }
-
-    /// The first position of `held` where a stop (or the echo line) begins whole, or where
-    /// the rest of `held` is the start of one still arriving. One pass: a stop found after
-    /// the start of one still arriving waits, as the longer one may yet complete and cut
-    /// earlier (stops "</s>" and "/" with "</" held), as in the whole reply; so the scan ends
-    /// at whichever comes first.
-    fn first_cut(&self) -> Cut {
-        let held = self.held.as_bytes();
-        let echo = self.echo.as_deref().map(str::as_bytes);
-        let starts = |rest: &[u8], s: &[u8]| rest[0] == s[0] && rest.starts_with(s);
-        for at in 0..held.len() {
-            if !self.firsts.contains(held[at]) {
+        for at in 0..bytes.len() {
+            if !self.firsts.contains(bytes[at]) {
                 continue;
             }
-            let rest = &held[at..];
+            let rest = &bytes[at..];
             if self.stops.iter().any(|s| starts(rest, s.as_bytes())) {
                 return Cut::Stop(at, false);
             }
             if echo.is_some_and(|e| starts(rest, e)) {
                 return Cut::Stop(at, true);
             }
-            if rest.len() < self.longest
-                && self.held.is_char_boundary(at)
+            if partials
+                && rest.len() < self.longest
+                && text.is_char_boundary(at)
                 && self
                     .stops
                     .iter()

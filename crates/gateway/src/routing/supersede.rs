@@ -198,8 +198,7 @@ pub(crate) fn until_superseded(stream: ChunkStream, ticket: Ticket) -> ChunkStre
     }
     Box::pin(UntilSuperseded {
         cancelled: Box::pin(ticket.token().cancelled_owned()),
-        stream: Some(stream),
-        ticket: Some(ticket),
+        running: Some((stream, ticket)),
     })
 }
 
@@ -209,10 +208,9 @@ pub(crate) fn until_superseded(stream: ChunkStream, ticket: Ticket) -> ChunkStre
 /// watchdog task for it.
 struct UntilSuperseded {
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// Dropped when superseded (closing the model server's connection) or ended.
-    stream: Option<ChunkStream>,
-    /// The request's place under its key, given up when the stream ends.
-    ticket: Option<Ticket>,
+    /// The model server's stream and the request's place under its key, dropped together
+    /// when superseded (closing the model server's connection) or ended.
+    running: Option<(ChunkStream, Ticket)>,
 }
 
 impl Stream for UntilSuperseded {
@@ -221,27 +219,26 @@ impl Stream for UntilSuperseded {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let superseded = || Some(Err(ProviderError::Stream(SUPERSEDED.into())));
         let this = &mut *self;
-        let Some(stream) = this.stream.as_mut() else {
+        let Some((stream, ticket)) = this.running.as_mut() else {
             return Poll::Ready(None);
         };
         if this.cancelled.as_mut().poll(cx).is_ready() {
-            this.stream = None;
-            this.ticket = None;
+            this.running = None;
             return Poll::Ready(superseded());
         }
         match ready!(stream.as_mut().poll_next(cx)) {
             Some(item) => Poll::Ready(Some(item)),
             None => {
-                this.stream = None;
-                let cancelled = this.ticket.take().is_some_and(|t| t.cancel.is_cancelled());
+                let cancelled = ticket.cancel.is_cancelled();
+                this.running = None;
                 Poll::Ready(if cancelled { superseded() } else { None })
             }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match &self.stream {
-            Some(stream) => stream.size_hint(),
+        match &self.running {
+            Some((stream, _)) => stream.size_hint(),
             None => (0, Some(0)),
         }
     }

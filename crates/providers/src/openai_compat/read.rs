@@ -85,10 +85,7 @@ impl EventReader {
 /// JSON value, which tolerates odd fields or names the problem as before.
 #[cfg(test)]
 fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
-    if let Some(chunk) = plain::chunk(data, kind) {
-        return Ok(chunk);
-    }
-    event_chunk_typed(data, kind)
+    EventReader::new(kind).chunk(data)
 }
 
 /// [`event_chunk`] past the plain reading.
