@@ -6,7 +6,7 @@
 
 use axum::response::Response;
 
-use super::frames::{put_head, put_json, put_u64};
+use super::frames::{put_head, put_json, put_str, put_u64};
 use super::wire::{ChatCompletion, TextCompletion, UsageOut, json_answer};
 
 /// `text_completion` with one choice.
@@ -16,10 +16,10 @@ pub(crate) fn text(body: &TextCompletion<'_>) -> Response {
     };
     let mut buf = head(body.id, body.object, body.created, body.model, choice.text);
     buf.extend_from_slice(br#""text":"#);
-    put_json(&mut buf, choice.text);
+    put_str(&mut buf, choice.text);
     buf.extend_from_slice(br#","logprobs":null,"finish_reason":"#);
     match choice.finish_reason {
-        Some(f) => put_json(&mut buf, f),
+        Some(f) => put_str(&mut buf, f),
         None => buf.extend_from_slice(b"null"),
     }
     buf.extend_from_slice(b"}]");
@@ -49,10 +49,10 @@ pub(crate) fn chat(body: &ChatCompletion<'_>) -> Response {
         content.unwrap_or_default(),
     );
     buf.extend_from_slice(br#""message":{"role":"#);
-    put_json(&mut buf, choice.message.role);
+    put_str(&mut buf, choice.message.role);
     buf.extend_from_slice(br#","content":"#);
     match content {
-        Some(c) => put_json(&mut buf, c),
+        Some(c) => put_str(&mut buf, c),
         None => buf.extend_from_slice(b"null"),
     }
     buf.extend_from_slice(br#"},"logprobs":null,"finish_reason":"#);
