@@ -534,15 +534,12 @@ impl Stream for StreamState {
             match ready!(read) {
                 Err(e) => return Poll::Ready(Some(Err(e))),
                 Ok(Some(bytes)) => {
-                    // Out of `s` while it decodes, so each event can be handled as it comes.
-                    let mut decoder = std::mem::take(&mut s.decoder);
-                    decoder.push_each(&bytes, |event| s.handle(event));
-                    s.decoder = decoder;
+                    let (decoder, mut out) = s.split();
+                    decoder.push_each(&bytes, |event| out.handle(event));
                 }
                 Ok(None) => {
-                    let mut decoder = std::mem::take(&mut s.decoder);
-                    decoder.finish_each(|event| s.handle(event));
-                    s.decoder = decoder;
+                    let (decoder, mut out) = s.split();
+                    decoder.finish_each(|event| out.handle(event));
                     if !s.finished {
                         // The body ended without [DONE]: the server or the network cut it.
                         s.pending.push_back(Err(ProviderError::Stream(
@@ -568,13 +565,43 @@ impl Stream for StreamState {
 }
 
 impl StreamState {
+    /// The decoder, and what handles the events it decodes: apart, so each event is handled
+    /// as it is decoded without moving the decoder out of the state and back for every read.
+    fn split(&mut self) -> (&mut SseDecoder, Decoded<'_>) {
+        let StreamState {
+            decoder,
+            pending,
+            clock,
+            finished,
+            events,
+            ..
+        } = self;
+        let out = Decoded {
+            pending,
+            clock,
+            finished,
+            events,
+        };
+        (decoder, out)
+    }
+}
+
+/// Where a stream's decoded events go.
+struct Decoded<'a> {
+    pending: &'a mut std::collections::VecDeque<Result<Chunk, ProviderError>>,
+    clock: &'a mut StreamClock,
+    finished: &'a mut bool,
+    events: &'a mut EventReader,
+}
+
+impl Decoded<'_> {
     fn handle(&mut self, event: SseRef<'_>) {
-        if self.finished {
+        if *self.finished {
             return;
         }
         let data = match event {
             SseRef::Done => {
-                self.finished = true;
+                *self.finished = true;
                 return;
             }
             SseRef::TooLarge(bytes) => {

@@ -16,12 +16,14 @@ pub enum SseEvent {
 }
 
 /// One decoded event as [`SseDecoder::push_each`] hands it on: borrowed from the decoder,
-/// which keeps its buffer for the next event instead of giving up a new string for each.
+/// which keeps its buffer for the next event instead of giving up a new string for each, or
+/// from the bytes pushed. `data` is as the server sent it, not checked to be UTF-8: a reader
+/// that takes only some strings from it checks just those.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SseRef<'a> {
     Data {
         event: Option<&'a str>,
-        data: &'a str,
+        data: &'a [u8],
     },
     Done,
     TooLarge(usize),
@@ -32,7 +34,12 @@ impl SseRef<'_> {
         match self {
             SseRef::Data { event, data } => SseEvent::Data {
                 event: event.map(str::to_owned),
-                data: data.to_owned(),
+                // `from_utf8` first: the lossy reading checks byte by byte, many times
+                // slower, and is only needed for a server that sends invalid UTF-8.
+                data: match std::str::from_utf8(data) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => String::from_utf8_lossy(data).into_owned(),
+                },
             },
             SseRef::Done => SseEvent::Done,
             SseRef::TooLarge(max) => SseEvent::TooLarge(max),
@@ -114,6 +121,24 @@ impl SseDecoder {
                 self.line.extend_from_slice(part);
                 break;
             };
+            if self.line.is_empty()
+                && !self.has_data
+                && self.event.is_none()
+                && let Some(value) = part.strip_prefix(b"data:")
+            {
+                // The usual event, one `data:` line and the blank line after it, both in this
+                // read: handed on from where it lies, not gathered in `data` first.
+                let mut rest = &bytes[i + 1..];
+                if bytes[i] == b'\r' && rest.first() == Some(&b'\n') {
+                    rest = &rest[1..];
+                }
+                if let Some(&blank @ (b'\n' | b'\r')) = rest.first() {
+                    hand_on(value.strip_prefix(b" ").unwrap_or(value), None, &mut each);
+                    self.after_cr = blank == b'\r';
+                    bytes = &rest[1..];
+                    continue;
+                }
+            }
             self.after_cr = bytes[i] == b'\r';
             bytes = &bytes[i + 1..];
             // A line that arrived whole is read where it lies; only a line split across
@@ -192,26 +217,22 @@ impl SseDecoder {
             return;
         }
         self.has_data = false;
-        // `from_utf8` first: the lossy reading checks byte by byte, many times slower, and is
-        // only needed for a server that sends invalid UTF-8.
-        let data = match std::str::from_utf8(&self.data) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(&self.data),
-        };
-        if data.trim() == "[DONE]" {
-            each(SseRef::Done);
-        } else {
-            each(SseRef::Data {
-                event: event.as_deref(),
-                data: &data,
-            });
-        }
-        drop(data);
+        hand_on(&self.data, event.as_deref(), each);
         if self.data.capacity() > KEPT_DATA_BYTES {
             self.data = Vec::new();
         } else {
             self.data.clear();
         }
+    }
+}
+
+/// Hands on an event's data: `[DONE]` (with any ASCII white space around it) as the end
+/// marker, anything else as it is.
+fn hand_on(data: &[u8], event: Option<&str>, each: &mut impl FnMut(SseRef<'_>)) {
+    if data.trim_ascii() == b"[DONE]" {
+        each(SseRef::Done);
+    } else {
+        each(SseRef::Data { event, data });
     }
 }
 
@@ -305,6 +326,35 @@ mod tests {
                 last = p;
             }
             let _ = d.finish();
+        }
+
+        /// Every kind of line with every line ending, whole and split anywhere: a one-line
+        /// event read whole is handed on from where it lies, split it is gathered first; both
+        /// must give the same events.
+        #[test]
+        fn any_lines_with_any_endings_decode_the_same_split_anywhere(
+            lines in proptest::collection::vec((0usize..7, "[a-z\"{} ]{0,6}", 0usize..3), 0..12),
+            cuts in proptest::collection::vec(0usize..200, 0..10),
+        ) {
+            let mut body = String::new();
+            for (kind, text, ending) in &lines {
+                let line = match kind {
+                    0 => format!("data: {text}"),
+                    1 => format!("data:{text}"),
+                    2 => format!("event: {text}"),
+                    3 => format!(": {text}"),
+                    4 => format!("id: {text}"),
+                    5 => " data: [DONE] ".trim().to_string(),
+                    _ => String::new(),
+                };
+                body.push_str(&line);
+                body.push_str(["\n", "\r", "\r\n"][*ending]);
+            }
+            let whole = decode_in_pieces(body.as_bytes(), &[]);
+            let split = decode_in_pieces(body.as_bytes(), &cuts);
+            prop_assert_eq!(&whole, &split);
+            let bytewise = decode_in_pieces(body.as_bytes(), &(0..body.len()).collect::<Vec<_>>());
+            prop_assert_eq!(&whole, &bytewise);
         }
 
         #[test]

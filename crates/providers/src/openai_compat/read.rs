@@ -73,10 +73,11 @@ impl EventReader {
     }
 
     /// The event's chunk, as [`event_chunk`] reads it.
-    pub(super) fn chunk(&mut self, data: &str) -> Result<Chunk, ProviderError> {
+    /// `data` need not be UTF-8: what is not is replaced (U+FFFD), in the text too.
+    pub(super) fn chunk(&mut self, data: &[u8]) -> Result<Chunk, ProviderError> {
         match plain::chunk_in_stream(data, self.kind, &mut self.template) {
             Some(chunk) => Ok(chunk),
-            None => event_chunk_typed(data, self.kind),
+            None => event_chunk_typed(&String::from_utf8_lossy(data), self.kind),
         }
     }
 }
@@ -84,8 +85,8 @@ impl EventReader {
 /// One stream event's chunk: typed in one pass when the event is well-formed, else read as a
 /// JSON value, which tolerates odd fields or names the problem as before.
 #[cfg(test)]
-fn event_chunk(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
-    EventReader::new(kind).chunk(data)
+fn event_chunk(data: impl AsRef<[u8]>, kind: Kind) -> Result<Chunk, ProviderError> {
+    EventReader::new(kind).chunk(data.as_ref())
 }
 
 /// [`event_chunk`] past the plain reading.
@@ -463,32 +464,36 @@ mod tests {
             )
         };
         let mut template = plain::Template::default();
-        let first = plain::chunk_in_stream(&event("def"), Kind::Text, &mut template).unwrap();
+        let first =
+            plain::chunk_in_stream(event("def").as_bytes(), Kind::Text, &mut template).unwrap();
         assert_eq!(first.text, "def");
         assert_eq!(
-            template.read(&event(r#" f():\n    \"x\""#)).map(|c| c.text),
+            template
+                .read(event(r#" f():\n    \"x\""#).as_bytes())
+                .map(|c| c.text),
             Some(" f():\n    \"x\"".to_string()),
             "read from the template"
         );
         // A quote in the new text ends the string before the template's tail: not a fit.
         let forged = event(r#"a","finish_reason":"stop"#);
-        assert_eq!(template.read(&forged), None);
+        assert_eq!(template.read(forged.as_bytes()), None);
         assert_eq!(
-            plain::chunk_in_stream(&forged, Kind::Text, &mut template),
+            plain::chunk_in_stream(forged.as_bytes(), Kind::Text, &mut template),
             None,
             "a repeated finish_reason goes the general way"
         );
         let mut reader = EventReader::new(Kind::Text);
-        reader.chunk(&event("def")).unwrap();
+        reader.chunk(event("def").as_bytes()).unwrap();
         assert_eq!(
-            reader.chunk(&forged).map_err(|e| e.to_string()),
+            reader.chunk(forged.as_bytes()).map_err(|e| e.to_string()),
             event_chunk(&forged, Kind::Text).map_err(|e| e.to_string())
         );
     }
 
     /// A stream's events that share their shape and differ in text, some texts with quotes,
-    /// escapes and JSON that end the string early, some events edited at one byte.
-    fn stream_events() -> impl Strategy<Value = Vec<String>> {
+    /// escapes and JSON that end the string early, some events edited at one character, some
+    /// with a byte that is not UTF-8.
+    fn stream_events() -> impl Strategy<Value = Vec<Vec<u8>>> {
         let piece = prop_oneof![
             Just("a"),
             Just(" "),
@@ -507,11 +512,12 @@ mod tests {
             text,
             prop_oneof![6 => Just("null"), 1 => Just("\"stop\"")],
             proptest::option::weighted(0.1, (0usize..200, proptest::char::any())),
+            proptest::option::weighted(0.1, (0usize..200, 0x80u8..=0xff)),
         );
         (0usize..3, proptest::collection::vec(event, 1..8)).prop_map(|(shape, events)| {
             events
                 .into_iter()
-                .map(|(t, finish, edit)| {
+                .map(|(t, finish, edit, raw)| {
                     let body = match shape {
                         0 => format!(
                             r#"{{"id":"c","choices":[{{"index":0,"text":"{t}","logprobs":null,"finish_reason":{finish}}}],"usage":null}}"#
@@ -528,7 +534,12 @@ mod tests {
                         let at = at % chars.len();
                         chars[at] = c;
                     }
-                    chars.into_iter().collect()
+                    let mut bytes = chars.into_iter().collect::<String>().into_bytes();
+                    if let Some((at, b)) = raw {
+                        let at = at % bytes.len();
+                        bytes[at] = b;
+                    }
+                    bytes
                 })
                 .collect()
         })
@@ -540,9 +551,14 @@ mod tests {
             for kind in [Kind::Text, Kind::Chat] {
                 let mut reader = EventReader::new(kind);
                 for body in &events {
+                    let text = String::from_utf8_lossy(body);
                     let in_stream = reader.chunk(body).map_err(|e| e.to_string());
                     let alone = event_chunk(body, kind).map_err(|e| e.to_string());
-                    prop_assert_eq!(in_stream, alone, "{}", body);
+                    prop_assert_eq!(&in_stream, &alone, "{}", text);
+                    // Bytes that are not UTF-8 read as the general reading reads them
+                    // replaced, wherever they are.
+                    let value = event_chunk_value(&text, kind).map_err(|e| e.to_string());
+                    prop_assert_eq!(&alone, &value, "{}", text);
                 }
             }
         }

@@ -14,7 +14,7 @@ use crate::types::{Chunk, Reply, Usage};
 /// The chunk of a plain event on its own, or `None` to read it the general way.
 #[cfg(test)]
 pub(super) fn chunk(data: &str, kind: Kind) -> Option<Chunk> {
-    chunk_in_stream(data, kind, &mut Template::default())
+    chunk_in_stream(data.as_bytes(), kind, &mut Template::default())
 }
 
 /// The longest event kept as a stream's [`Template`]: the usual ones are 100–300 bytes, and
@@ -38,17 +38,15 @@ pub(super) struct Template {
 
 impl Template {
     /// `data`'s chunk if it is the template's event with another text.
-    pub(super) fn read(&self, data: &str) -> Option<Chunk> {
+    pub(super) fn read(&self, s: &[u8]) -> Option<Chunk> {
         if self.event.is_empty() {
             return None;
         }
         let (head, tail) = (&self.event[..=self.open], &self.event[self.close..]);
-        let s = data.as_bytes();
         if s.len() < head.len() + tail.len() || !s.starts_with(head) || !s.ends_with(tail) {
             return None;
         }
         let mut r = Reader {
-            text: data,
             s,
             at: self.open,
             whole: false,
@@ -60,24 +58,27 @@ impl Template {
             return None;
         }
         Some(Chunk {
-            text: r.string_to(end, plain),
+            text: r.string_to(end, plain)?,
             ..Chunk::default()
         })
     }
 
-    fn keep(&mut self, data: &str, (open, close): Span) {
+    fn keep(&mut self, data: &[u8], (open, close): Span) {
         if data.len() > TEMPLATE_BYTES {
             return;
         }
         self.event.clear();
-        self.event.extend_from_slice(data.as_bytes());
+        self.event.extend_from_slice(data);
         (self.open, self.close) = (open, close);
     }
 }
 
 /// The chunk of one of a stream's events, as [`chunk`] reads it, reading it from `template`
 /// when it fits and keeping it there when it is the usual kind.
-pub(super) fn chunk_in_stream(data: &str, kind: Kind, template: &mut Template) -> Option<Chunk> {
+/// The event's bytes are read as they came: only the strings taken from them are checked to be
+/// UTF-8 (most of an event is names and values that are skipped, and checking all of it cost
+/// more than reading it).
+pub(super) fn chunk_in_stream(data: &[u8], kind: Kind, template: &mut Template) -> Option<Chunk> {
     if let Some(chunk) = template.read(data) {
         return Some(chunk);
     }
@@ -100,7 +101,7 @@ pub(super) fn chunk_in_stream(data: &str, kind: Kind, template: &mut Template) -
 /// The reply of a plain whole answer (the same shape with one choice, whose text is in a
 /// `message` instead of a `delta`), or `None` to read it the general way.
 pub(super) fn reply(data: &str, kind: Kind) -> Option<Reply> {
-    let (choice, usage) = read(data, true)?;
+    let (choice, usage) = read(data.as_bytes(), true)?;
     if !choice.present {
         // No choice is an error, which the general reading words.
         return None;
@@ -118,10 +119,9 @@ pub(super) fn reply(data: &str, kind: Kind) -> Option<Reply> {
 }
 
 /// The first choice and the usage; `whole` reads the choice's `message`, else its `delta`.
-fn read(data: &str, whole: bool) -> Option<(Choice, Option<Usage>)> {
+fn read(data: &[u8], whole: bool) -> Option<(Choice, Option<Usage>)> {
     let mut r = Reader {
-        text: data,
-        s: data.as_bytes(),
+        s: data,
         at: 0,
         whole,
     };
@@ -186,8 +186,7 @@ const STRING_STOP: [bool; 256] = {
 };
 
 struct Reader<'a> {
-    text: &'a str,
-    /// `text`'s bytes.
+    /// An event's bytes, not yet known to be UTF-8.
     s: &'a [u8],
     at: usize,
     /// A whole answer: the choice's text is in `message`, not `delta`.
@@ -283,29 +282,32 @@ impl<'a> Reader<'a> {
             return None;
         }
         let (end, plain) = self.string_end()?;
-        Some(self.string_to(end, plain))
+        self.string_to(end, plain)
     }
 
     /// The string from the opening quote at `at` to the closing one at `end` (as
-    /// [`string_end`](Self::string_end) found them), unescaped.
-    fn string_to(&mut self, end: usize, plain: bool) -> String {
+    /// [`string_end`](Self::string_end) found them), unescaped; `None` if it is not UTF-8
+    /// (read the general way, which replaces what is not).
+    fn string_to(&mut self, end: usize, plain: bool) -> Option<String> {
         let start = self.at + 1;
         self.at = end + 1;
-        // Every cut below is at an ASCII byte (a quote or a backslash), so on a character
-        // boundary of the valid UTF-8 `text`.
+        let text = std::str::from_utf8(&self.s[start..end]).ok()?;
         if plain {
-            return self.text[start..end].to_owned();
+            return Some(text.to_owned());
         }
-        let mut out = String::with_capacity(end - start);
-        let mut from = start;
-        let mut i = start;
-        while i < end {
-            if self.s[i] != b'\\' {
+        // Every cut below is at an ASCII byte (a backslash or what it escapes), so on a
+        // character boundary of `text`.
+        let s = text.as_bytes();
+        let mut out = String::with_capacity(s.len());
+        let mut from = 0;
+        let mut i = 0;
+        while i < s.len() {
+            if s[i] != b'\\' {
                 i += 1;
                 continue;
             }
-            out.push_str(&self.text[from..i]);
-            out.push(match self.s[i + 1] {
+            out.push_str(&text[from..i]);
+            out.push(match s[i + 1] {
                 b'b' => '\u{8}',
                 b'f' => '\u{c}',
                 b'n' => '\n',
@@ -317,8 +319,8 @@ impl<'a> Reader<'a> {
             i += 2;
             from = i;
         }
-        out.push_str(&self.text[from..end]);
-        out
+        out.push_str(&text[from..]);
+        Some(out)
     }
 
     /// A string or `null`.
