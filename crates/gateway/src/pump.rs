@@ -80,6 +80,7 @@ where
         deadline,
         watchdog: None,
         held: None,
+        ended: false,
     })
 }
 
@@ -136,6 +137,9 @@ struct Relayed {
     watchdog: Option<oneshot::Sender<()>>,
     /// A frame the relay gave while the body was looking whether it had ended.
     held: Option<Bytes>,
+    /// The body saw the relay end. hyper asks `is_end_stream` after every frame; answered
+    /// from here it takes no lock (an ending the watchdog wrote is seen at the next poll).
+    ended: bool,
 }
 
 /// Starts the watchdog; the sender it returns lets it go when dropped.
@@ -166,6 +170,7 @@ impl http_body::Body for Relayed {
             deadline,
             watchdog,
             held,
+            ended,
         } = self.get_mut();
         if let Some(frame) = held.take() {
             return Poll::Ready(Some(Ok(Frame::data(frame))));
@@ -178,9 +183,10 @@ impl http_body::Body for Relayed {
                         // The first frame: look once whether the relay has ended already.
                         match relay.as_mut().poll_next(cx) {
                             Poll::Ready(None) => {
-                                let ended = s.end();
+                                *ended = true;
+                                let gone = s.end();
                                 drop(s);
-                                drop(ended);
+                                drop(gone);
                             }
                             Poll::Ready(Some(next)) => {
                                 *held = Some(next);
@@ -192,9 +198,10 @@ impl http_body::Body for Relayed {
                     Poll::Ready(Some(Ok(Frame::data(frame))))
                 }
                 Poll::Ready(None) => {
-                    let ended = s.end();
+                    *ended = true;
+                    let gone = s.end();
                     drop(s);
-                    drop(ended);
+                    drop(gone);
                     Poll::Ready(None)
                 }
                 Poll::Pending => {
@@ -211,11 +218,13 @@ impl http_body::Body for Relayed {
             };
         }
         if s.done {
+            *ended = true;
             return Poll::Ready(None);
         }
         match s.tail.take() {
             Some(tail) => {
                 s.done = true;
+                *ended = true;
                 if tail.is_empty() {
                     Poll::Ready(None)
                 } else {
@@ -231,7 +240,7 @@ impl http_body::Body for Relayed {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.held.is_none() && lock(&self.shared).done
+        self.held.is_none() && self.ended
     }
 }
 

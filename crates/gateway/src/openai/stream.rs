@@ -8,13 +8,13 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use hearth_prompts::StopScanner;
 use hearth_providers::{Chunk, ChunkStream, ProviderError, Usage};
 use serde::Serialize;
-use tokio::time::Instant;
 
 use crate::openai::error::OaiError;
 use crate::openai::frames::Frames;
@@ -60,9 +60,16 @@ pub(crate) struct Relay {
     /// Frames written and not yet handed on.
     buf: BytesMut,
     done: bool,
-    /// When the relay began waiting for the model server's next event: when it was made (the
-    /// model server had answered with its headers), then when it last wrote frames.
-    waiting_since: Instant,
+    /// The exchange's time is split into the model server's and Hearth's own by reading the
+    /// clock when an event arrives and when its frames are written; Hearth's own is summed
+    /// and the model server's is what is left of the relay's whole time (one subtraction an
+    /// event, not two). `started`: when the relay was made (the model server had answered
+    /// with its headers); `received`: when the current event arrived; `stepped`: when the
+    /// last event's frames were written. Writing them to the client counts as waiting.
+    started: Instant,
+    received: Instant,
+    stepped: Instant,
+    own: Duration,
     /// The text the stop scanner let through for the current event.
     shown: String,
 }
@@ -75,6 +82,7 @@ impl Relay {
         exchange: Exchange,
     ) -> Relay {
         let created = super::now_secs();
+        let now = Instant::now();
         let frames = Frames::new(
             framing.shape,
             &framing.id,
@@ -97,7 +105,10 @@ impl Relay {
             finish: None,
             buf: BytesMut::with_capacity(FIRST_BUFFER),
             done: false,
-            waiting_since: Instant::now(),
+            started: now,
+            received: now,
+            stepped: now,
+            own: Duration::ZERO,
             shown: String::new(),
         }
     }
@@ -106,20 +117,24 @@ impl Relay {
     /// when the stop scanner holds its text back).
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let next = ready!(self.upstream.poll_next_unpin(cx));
-        let received = Instant::now();
-        if let Some(x) = self.exchange.as_mut() {
-            x.upstream_time += received - self.waiting_since;
-        }
+        // Two clock reads an event (a third, at the poll that finds nothing, cost ~70
+        // instructions a chunk).
+        self.received = Instant::now();
         self.step(next);
-        // The wait for the next event starts where this step ends: two clock reads an event
-        // (a third, at the poll that finds nothing, cost ~70 instructions a chunk). The
-        // client's connection writing the frames in between counts as waiting, not as
-        // Hearth's own time.
-        self.waiting_since = Instant::now();
-        if let Some(x) = self.exchange.as_mut() {
-            x.overhead += self.waiting_since - received;
-        }
+        self.stepped = Instant::now();
+        self.own += self.stepped - self.received;
         Poll::Ready(())
+    }
+
+    /// The exchange, to be recorded, with the relay's time split into the model server's and
+    /// Hearth's own up to `until` (the current event's arrival, or the last step's end).
+    fn settle(&mut self, until: Instant) -> Option<Exchange> {
+        let mut x = self.exchange.take()?;
+        x.upstream_time += until
+            .saturating_duration_since(self.started)
+            .saturating_sub(self.own);
+        x.overhead += self.own;
+        Some(x)
     }
 
     fn step(&mut self, next: Option<Result<Chunk, ProviderError>>) {
@@ -180,7 +195,7 @@ impl Relay {
                 sse(&mut self.buf, &err.stream_event());
                 self.buf.extend_from_slice(DONE);
                 self.done = true;
-                if let Some(x) = self.exchange.take() {
+                if let Some(x) = self.settle(self.received) {
                     x.finish(err.status.as_u16(), Some(&err.message));
                 }
             }
@@ -219,7 +234,7 @@ impl Relay {
         }
         self.buf.extend_from_slice(DONE);
         self.done = true;
-        if let Some(mut x) = self.exchange.take() {
+        if let Some(mut x) = self.settle(self.received) {
             x.usage = self.usage;
             x.finish(status, error);
         }
@@ -283,6 +298,14 @@ impl Relay {
             choices,
             usage,
         }
+    }
+}
+
+impl Drop for Relay {
+    /// A relay dropped before it recorded (the client left) has its exchange record 499 with
+    /// the time split as far as the relay got.
+    fn drop(&mut self) {
+        drop(self.settle(self.stepped));
     }
 }
 
