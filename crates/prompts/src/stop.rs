@@ -108,15 +108,9 @@ impl StopScanner {
             Cut::None => self.held.len(),
         };
         let mut safe = pending;
-        if self.echo.is_some()
-            && self.held.as_bytes()[..safe]
-                .last()
-                .is_some_and(|&b| !b.is_ascii_graphic())
-        {
-            // Whitespace before a possible echo line is dropped with it. (Text that ends in a
-            // visible ASCII character has none to drop: `trim_end`'s set-up costs more than
-            // the rest of a usual chunk's scan.)
-            safe = self.held[..safe].trim_end().len();
+        if self.echo.is_some() {
+            // Whitespace before a possible echo line is dropped with it.
+            safe = trimmed_end(&self.held[..safe]);
         }
         if !self.started {
             // Only settled text counts: a held "<" may still be the start of a stop.
@@ -237,6 +231,22 @@ impl StopScanner {
     }
 }
 
+/// `text.trim_end().len()`, with ASCII white space (most of what ends a chunk) stripped byte
+/// by byte: `trim_end`'s set-up cost more than the rest of a usual chunk's scan.
+fn trimmed_end(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut end = bytes.len();
+    // The ASCII characters Unicode counts as white space (U+0009 to U+000D, U+0020).
+    while end > 0 && matches!(bytes[end - 1], b'\t'..=b'\r' | b' ') {
+        end -= 1;
+    }
+    if end > 0 && !bytes[end - 1].is_ascii() {
+        // A character outside ASCII may be white space too (U+00A0, U+3000, …).
+        end = text[..end].trim_end().len();
+    }
+    end
+}
+
 /// Where a chunk's text is cut: at a stop (whether it is the echo line), before text that
 /// may still become one, or nowhere.
 enum Cut {
@@ -309,6 +319,27 @@ mod tests {
             shown.push_str(&s.push("return total".into()));
             shown.push_str(&s.finish());
             assert_eq!(shown, want, "{space:?}");
+        }
+    }
+
+    #[test]
+    fn trimmed_end_is_trim_end() {
+        let ends = [
+            "",
+            " ",
+            "\t\n\u{b}\u{c}\r ",
+            "\u{1c}",
+            "\u{85}",
+            "\u{a0} ",
+            " \u{3000}",
+            "é",
+            "x",
+        ];
+        for a in ends {
+            for b in ends {
+                let text = format!("a{a}{b}");
+                assert_eq!(trimmed_end(&text), text.trim_end().len(), "{text:?}");
+            }
         }
     }
 

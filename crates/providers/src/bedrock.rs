@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use crate::error::{ProviderError, StreamClock, TimeoutPhase};
 use crate::limits::{self, Deadline, ReadTimer, UpstreamLimits};
 use crate::types::{
-    CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Reply, TextRequest, Usage,
+    CallContext, ChatMessage, ChatRequest, Chunk, ChunkExtra, ChunkStream, Endpoint, Reply,
+    TextRequest, Usage,
 };
 
 /// How Hearth proves itself to Bedrock.
@@ -866,7 +867,7 @@ impl EventStream {
             }
             _ => return, // messageStart, contentBlockStart/Stop, and events added later
         };
-        if !chunk.text.is_empty() || !chunk.delta.is_empty() || chunk.finish_reason.is_some() {
+        if chunk.is_token() {
             self.clock.seen_token = true;
         }
         self.pending.push_back(Ok(chunk));
@@ -878,7 +879,7 @@ fn tool_delta(call: Value) -> Chunk {
     let mut delta = serde_json::Map::new();
     delta.insert("tool_calls".into(), json!([call]));
     Chunk {
-        delta,
+        extra: ChunkExtra::of(delta, None),
         ..Default::default()
     }
 }

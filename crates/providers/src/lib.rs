@@ -24,6 +24,6 @@ pub use openai_compat::Providers;
 pub use replicas::{MAX_ATTEMPTS, Outcome, Pick, Replicas, outcome_of, retryable};
 pub use sse::{SseDecoder, SseEvent, SseRef};
 pub use types::{
-    CallContext, ChatMessage, ChatRequest, Chunk, ChunkStream, Endpoint, Flavor, Reply,
+    CallContext, ChatMessage, ChatRequest, Chunk, ChunkExtra, ChunkStream, Endpoint, Flavor, Reply,
     TextRequest, Timeouts, Usage,
 };

@@ -621,7 +621,7 @@ impl Decoded<'_> {
                 return;
             }
         };
-        if !chunk.text.is_empty() || !chunk.delta.is_empty() || chunk.finish_reason.is_some() {
+        if chunk.is_token() {
             self.clock.seen_token = true;
         }
         self.pending.push_back(Ok(chunk));

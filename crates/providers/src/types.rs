@@ -122,9 +122,34 @@ pub struct Chunk {
     pub text: String,
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
+    /// What few chunks carry, behind a pointer: every chunk is moved through each layer of the
+    /// relay, and dropped, and an inline map and JSON value made it 128 bytes, not 80.
+    pub extra: Option<Box<ChunkExtra>>,
+}
+
+/// A chunk's tool-call pieces and logprobs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChunkExtra {
     /// The delta's fields beyond role and content (`tool_calls` pieces, `function_call`).
     pub delta: Map<String, Value>,
     pub logprobs: Option<Value>,
+}
+
+impl ChunkExtra {
+    /// `None` when there is nothing to carry.
+    pub fn of(delta: Map<String, Value>, logprobs: Option<Value>) -> Option<Box<ChunkExtra>> {
+        (!delta.is_empty() || logprobs.is_some()).then(|| Box::new(ChunkExtra { delta, logprobs }))
+    }
+}
+
+impl Chunk {
+    /// Whether the chunk says the model has begun answering: text, a tool-call piece or a
+    /// finish (a role-only or usage-only chunk does not).
+    pub(crate) fn is_token(&self) -> bool {
+        !self.text.is_empty()
+            || self.finish_reason.is_some()
+            || self.extra.as_ref().is_some_and(|e| !e.delta.is_empty())
+    }
 }
 
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, ProviderError>> + Send>>;

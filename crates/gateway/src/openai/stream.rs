@@ -165,7 +165,7 @@ impl Relay {
                     self.finish = chunk.finish_reason;
                 }
                 if self.shape == Shape::Chat
-                    && (!chunk.delta.is_empty() || chunk.logprobs.is_some())
+                    && let Some(extra) = chunk.extra.as_deref()
                 {
                     // Tool-call pieces and logprobs go out with the text they came with;
                     // chat answers are not cut, so nothing is held back here.
@@ -174,8 +174,8 @@ impl Relay {
                     }
                     self.chat_chunk_with(
                         Some(&text).filter(|t| !t.is_empty()).map(|t| t.as_str()),
-                        Some(&chunk.delta).filter(|d| !d.is_empty()),
-                        chunk.logprobs.as_ref(),
+                        Some(&extra.delta).filter(|d| !d.is_empty()),
+                        extra.logprobs.as_ref(),
                     );
                 } else {
                     self.emit_text(&text);

@@ -11,7 +11,7 @@ use super::Kind;
 use crate::error::{ProviderError, upstream_message};
 
 mod plain;
-use crate::types::{Chunk, Reply, Usage};
+use crate::types::{Chunk, ChunkExtra, Reply, Usage};
 
 /// The parts of a stream event Hearth reads (see [`WholeAnswer`]).
 #[derive(Deserialize)]
@@ -112,8 +112,7 @@ fn event_chunk_typed(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
         finish_reason: choice.finish_reason,
         usage,
         text: text.unwrap_or_default(),
-        delta,
-        logprobs: choice.logprobs.filter(|l| !l.is_null()),
+        extra: ChunkExtra::of(delta, choice.logprobs.filter(|l| !l.is_null())),
     })
 }
 
@@ -138,8 +137,10 @@ fn event_chunk_value(data: &str, kind: Kind) -> Result<Chunk, ProviderError> {
         finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
         usage: usage(&v["usage"]),
         text,
-        delta,
-        logprobs: Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
+        extra: ChunkExtra::of(
+            delta,
+            Some(choice["logprobs"].clone()).filter(|l| !l.is_null()),
+        ),
     })
 }
 
