@@ -145,7 +145,7 @@ impl StopScanner {
         self.done = true;
         let mut out: String = self.held[..at].to_string();
         if is_echo {
-            out.truncate(out.trim_end().len());
+            out.truncate(trimmed_end(&out));
         }
         self.held.clear();
         if self.started || !out.trim().is_empty() {
@@ -163,7 +163,7 @@ impl StopScanner {
         if let Some((at, is_echo)) = found {
             text.truncate(at);
             if is_echo {
-                text.truncate(text.trim_end().len());
+                text.truncate(trimmed_end(&text));
             }
         }
         if text.trim().is_empty() {

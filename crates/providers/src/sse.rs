@@ -34,12 +34,7 @@ impl SseRef<'_> {
         match self {
             SseRef::Data { event, data } => SseEvent::Data {
                 event: event.map(str::to_owned),
-                // `from_utf8` first: the lossy reading checks byte by byte, many times
-                // slower, and is only needed for a server that sends invalid UTF-8.
-                data: match std::str::from_utf8(data) {
-                    Ok(text) => text.to_owned(),
-                    Err(_) => String::from_utf8_lossy(data).into_owned(),
-                },
+                data: text(data).into_owned(),
             },
             SseRef::Done => SseEvent::Done,
             SseRef::TooLarge(max) => SseEvent::TooLarge(max),
@@ -223,6 +218,16 @@ impl SseDecoder {
         } else {
             self.data.clear();
         }
+    }
+}
+
+/// An event's data as text, what is not UTF-8 replaced (U+FFFD). `from_utf8` first: the
+/// lossy reading checks byte by byte, many times slower, and is only needed for a server that
+/// sends invalid UTF-8.
+pub(crate) fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(data) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(data),
     }
 }
 

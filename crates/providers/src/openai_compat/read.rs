@@ -77,7 +77,7 @@ impl EventReader {
     pub(super) fn chunk(&mut self, data: &[u8]) -> Result<Chunk, ProviderError> {
         match plain::chunk_in_stream(data, self.kind, &mut self.template) {
             Some(chunk) => Ok(chunk),
-            None => event_chunk_typed(&String::from_utf8_lossy(data), self.kind),
+            None => event_chunk_typed(&crate::sse::text(data), self.kind),
         }
     }
 }
