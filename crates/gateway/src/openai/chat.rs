@@ -372,10 +372,13 @@ async fn run_body(
                 .as_ref()
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false);
-            let upstream = state
-                .provider
-                .chat_stream(&route.endpoint, &request, include_usage, &ctx)
-                .await;
+            let upstream = Box::pin(state.provider.chat_stream(
+                &route.endpoint,
+                &request,
+                include_usage,
+                &ctx,
+            ))
+            .await;
             record.upstream_time = upstream_started.elapsed();
             record.overhead = started.elapsed().saturating_sub(record.upstream_time);
             let upstream = match upstream {
@@ -400,7 +403,9 @@ async fn run_body(
             return Ok(response);
         }
 
-        let reply = state.provider.chat(&route.endpoint, &request, &ctx).await;
+        // Boxed: the call's future would be most of the handler's, which each layer that wraps
+        // the handler moves whole (as in completions.rs).
+        let reply = Box::pin(state.provider.chat(&route.endpoint, &request, &ctx)).await;
         record.upstream_time = upstream_started.elapsed();
         match reply {
             Ok(r) => break (route, record, name, id, r),
