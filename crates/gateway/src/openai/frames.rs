@@ -102,10 +102,7 @@ impl Frames {
 
     fn end(&self, buf: &mut BytesMut, finish: Option<&str>) {
         buf.extend_from_slice(br#","logprobs":null,"finish_reason":"#);
-        match finish {
-            Some(f) => put_str(buf, f),
-            None => buf.extend_from_slice(b"null"),
-        }
+        put_opt_str(buf, finish);
         buf.extend_from_slice(b"}]");
         if self.include_usage {
             buf.extend_from_slice(br#","usage":null"#);
@@ -205,6 +202,14 @@ pub(super) fn put_str(buf: &mut impl Out, s: &str) {
     }
     buf.put_slice(&bytes[plain..]);
     buf.put_u8(b'"');
+}
+
+/// Appends `s` as a JSON string, or `null`.
+pub(super) fn put_opt_str(buf: &mut impl Out, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(buf, s),
+        None => buf.put_slice(b"null"),
+    }
 }
 
 /// Appends `value` as JSON. Strings and these plain structs cannot fail to serialize into a

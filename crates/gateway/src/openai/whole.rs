@@ -6,7 +6,7 @@
 
 use axum::response::Response;
 
-use super::frames::{put_head, put_json, put_str, put_u64};
+use super::frames::{put_head, put_opt_str, put_str, put_u64};
 use super::wire::{ChatCompletion, TextCompletion, UsageOut, json_answer};
 
 /// `text_completion` with one choice.
@@ -18,10 +18,7 @@ pub(crate) fn text(body: &TextCompletion<'_>) -> Response {
     buf.extend_from_slice(br#""text":"#);
     put_str(&mut buf, choice.text);
     buf.extend_from_slice(br#","logprobs":null,"finish_reason":"#);
-    match choice.finish_reason {
-        Some(f) => put_str(&mut buf, f),
-        None => buf.extend_from_slice(b"null"),
-    }
+    put_opt_str(&mut buf, choice.finish_reason);
     buf.extend_from_slice(b"}]");
     match body.usage {
         None => {}
@@ -51,12 +48,9 @@ pub(crate) fn chat(body: &ChatCompletion<'_>) -> Response {
     buf.extend_from_slice(br#""message":{"role":"#);
     put_str(&mut buf, choice.message.role);
     buf.extend_from_slice(br#","content":"#);
-    match content {
-        Some(c) => put_str(&mut buf, c),
-        None => buf.extend_from_slice(b"null"),
-    }
+    put_opt_str(&mut buf, content);
     buf.extend_from_slice(br#"},"logprobs":null,"finish_reason":"#);
-    put_json(&mut buf, choice.finish_reason);
+    put_str(&mut buf, choice.finish_reason);
     buf.extend_from_slice(b"}]");
     if let Some(u) = body.usage {
         usage(&mut buf, u);
