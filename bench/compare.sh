@@ -30,6 +30,7 @@ THREADS="${THREADS:-2}"
 UP_PORT="${UP_PORT:-19100}"
 HEARTH_PORT="${HEARTH_PORT:-19101}"
 BARE_PORT="${BARE_PORT:-19102}"
+GL_PORT="${GL_PORT:-19103}"
 TOKEN=bench-admin-token-0123456789
 
 # The load generator: wrk (closed loop); with RATE an open loop at that rate, by oha when it
@@ -39,7 +40,7 @@ GEN=wrk
 [ -z "${RATE:-}" ] || GEN="${LOADGEN:-$(command -v oha >/dev/null && echo oha || echo hey)}"
 command -v "$GEN" >/dev/null || { echo "$GEN is missing: apt-get install wrk hey, or cargo install oha --locked" >&2; exit 1; }
 cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
-    --bin hearth --bin fake-upstream --bin bare-proxy
+    --bin hearth --bin fake-upstream --bin bare-proxy --bin fake-gitlab
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
 
 # PIN=1: the proxy under test gets CPU 1 to itself; the load generator and the upstream share
@@ -60,26 +61,32 @@ else
     "${on_load_cpu[@]}" target/release/fake-upstream "127.0.0.1:$UP_PORT" >/dev/null &
 fi
 up_pid=$!
+"${on_load_cpu[@]}" target/release/fake-gitlab "127.0.0.1:$GL_PORT" >"$work/gitlab.token" &
+gl_pid=$!
 "${on_proxy_cpu[@]}" target/release/bare-proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" >/dev/null &
 bare_pid=$!
-HEARTH_ADMIN_TOKEN=$TOKEN "${on_proxy_cpu[@]}" "$HEARTH_BIN" serve --listen "127.0.0.1:$HEARTH_PORT" \
+HEARTH_ADMIN_TOKEN=$TOKEN HEARTH_GITLAB_URL="http://127.0.0.1:$GL_PORT" \
+    "${on_proxy_cpu[@]}" "$HEARTH_BIN" serve --listen "127.0.0.1:$HEARTH_PORT" \
     --data-dir "$work/data" --log-level "${LOG_LEVEL:-info}" >"$work/hearth.log" 2>&1 &
 hearth_pid=$!
-trap 'kill $up_pid $bare_pid $hearth_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $up_pid $gl_pid $bare_pid $hearth_pid 2>/dev/null; rm -rf "$work"' EXIT
 
 for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$HEARTH_PORT/monitoring/healthz" >/dev/null && break
     sleep 0.1
 done
 kill -0 "$bare_pid" || { echo "the bare proxy did not start" >&2; exit 1; }
+for _ in $(seq 100); do [ -s "$work/gitlab.token" ] && break; sleep 0.1; done
 bench_deployments "$HEARTH_PORT" "$UP_PORT"
 
-lua() {  # $1: body
-    cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '$1'
-LUA
+lua() {  # $1: body, then "Name: value" headers
+    {
+        echo 'wrk.method = "POST"'
+        echo 'wrk.headers["Content-Type"] = "application/json"'
+        echo "wrk.body = '$1'"
+        local h
+        for h in "${@:2}"; do echo "wrk.headers[\"${h%%: *}\"] = \"${h#*: }\""; done
+    } >"$work/post.lua"
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -92,14 +99,16 @@ to_ms() {  # wrk's "812.00us" / "1.20ms" / "1.01s" → milliseconds
         else print v }'
 }
 
-load() {  # $1: url, $2: body; prints the generator's report
+load() {  # $1: url, $2: body, then "Name: value" headers; prints the generator's report
+    local -a hs=() h
+    for h in "${@:3}"; do hs+=(-H "$h"); done
     case $GEN in
         # Latency counted from each request's scheduled start: a late send counts its wait.
         oha) "${on_load_cpu[@]}" oha -z "$DURATION" -c "$CONN" -q "$RATE" --latency-correction \
-            --no-tui -m POST -T application/json -d "$2" "$1" ;;
+            --no-tui -m POST -T application/json "${hs[@]}" -d "$2" "$1" ;;
         # CONN workers of RATE/CONN requests a second each.
         hey) "${on_load_cpu[@]}" hey -z "$DURATION" -c "$CONN" -q $((RATE / CONN)) -m POST \
-            -T application/json -d "$2" "$1" ;;
+            -T application/json "${hs[@]}" -d "$2" "$1" ;;
         wrk) "${on_load_cpu[@]}" wrk -t"$THREADS" -c"$CONN" -d"$DURATION" --latency \
             -s "$work/post.lua" "$1" ;;
     esac
@@ -148,12 +157,13 @@ overhead_p99() {  # $1, $2: snapshots
 }
 
 declare -A RPS P50 P99 CPU OWN
-run() {  # $1: key, $2: pid or "", $3: url, $4: body, $5: Hearth's feature for the request
-    lua "$4"
+run() {  # $1: key, $2: pid or "", $3: url, $4: body, $5: Hearth's feature for the request,
+       # then "Name: value" headers
+    lua "$4" "${@:6}"
     local before=0 after=0 out reqs p50 p99 seen=""
     [ -n "$2" ] && before="$(cpu_ticks "$2")"
     [ -n "${5:-}" ] && seen="$(overhead_counts "$5")"
-    out="$(load "$3" "$4")"
+    out="$(load "$3" "$4" "${@:6}")"
     [ -n "$2" ] && after="$(cpu_ticks "$2")"
     [ -n "${5:-}" ] && OWN[$1]="$(overhead_p99 "$seen" "$(overhead_counts "$5")")"
     if failed "$out"; then
@@ -179,12 +189,29 @@ hearth="http://127.0.0.1:$HEARTH_PORT"
 prompt='def add(a, b):\\n    '
 chat_msgs='"messages":[{"role":"user","content":"Write a Python function that adds two numbers."}]'
 
-cases=("completion non-streamed" "completion streamed" "chat non-streamed" "chat streamed")
+cases=("completion non-streamed" "completion streamed" "chat non-streamed" "chat streamed"
+    "gitlab non-streamed")
 [ -n "${CHUNKS:-}" ] && cases=("completion streamed" "chat streamed")
 for case in "${cases[@]}"; do
     kind="${case%% *}"
     stream=false
     [ "${case#* }" = streamed ] && stream=true
+    headers=()
+    if [ "$kind" = gitlab ]; then
+        # GitLab's code completion with the token GitLab signs for each request; (a) and (b)
+        # have no GitLab door and get the completion case's request.
+        path=/v1/completions
+        feature=code_completions
+        open="{\"model\":\"codestral\",\"prompt\":\"$prompt\",\"max_tokens\":16,\"stream\":false}"
+        hpath=/v2/code/completions
+        hbody="{\"current_file\":{\"file_name\":\"calc.py\",\"content_above_cursor\":\"$prompt\",\"content_below_cursor\":\"\\\\n    return c\\\\n\"},\"stream\":false,\"model_provider\":\"litellm\",\"model_name\":\"codestral\",\"model_endpoint\":\"$up/v1\",\"model_api_key\":\"\",\"model_identifier\":\"custom_openai/codestral\"}"
+        headers=("Authorization: Bearer $(cat "$work/gitlab.token")" "X-Gitlab-Authentication-Type: oidc"
+            "X-Gitlab-Realm: self-managed" "X-Gitlab-Instance-Id: 7f3a9c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6")
+        run "$case|up" "" "$up$path" "$open"
+        run "$case|bare" "$bare_pid" "$bare$path" "$open"
+        run "$case|hearth" "$hearth_pid" "$hearth$hpath" "$hbody" "$feature" "${headers[@]}"
+        continue
+    fi
     if [ "$kind" = completion ]; then
         path=/v1/completions
         feature=code_completions

@@ -2,7 +2,7 @@
 # Instructions per request (issue 15), counted by valgrind's callgrind: deterministic, so a
 # change of a few percent shows even on a busy machine where CPU time per request drifts by
 # ±20 %. For (b) the bare proxy and (c) Hearth, each case (completion and chat, streamed or
-# not) is sent N times on one keep-alive connection after a warm-up; the counters are zeroed
+# not, and GitLab's code completion with its RS256 token) is sent N times on one keep-alive connection after a warm-up; the counters are zeroed
 # before and read after, so start-up is not counted. User-space instructions only (the
 # kernel's share is the same kind of work for both), plus the allocations per request.
 #
@@ -27,9 +27,9 @@ if [ -n "$CHUNKS" ]; then
 else
     N="${N:-2000}"; PER=1; WARM=200; MFMT="%.0f"
 fi
-UP=19500; PORT=19501; TOKEN=bench-admin-token-0123456789
+UP=19500; PORT=19501; GL=19502; TOKEN=bench-admin-token-0123456789
 cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
-    --bin hearth --bin fake-upstream --bin bare-proxy
+    --bin hearth --bin fake-upstream --bin bare-proxy --bin fake-gitlab
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
 work="$(mktemp -d)"
 keep="${KEEP:-$work}"
@@ -44,14 +44,24 @@ else
     target/release/fake-upstream "127.0.0.1:$UP" >/dev/null &
 fi
 pids+=($!)
+# GitLab's key set for the gitlab case, and the token it signed (GitLab signs the token it
+# forwards with each request; Hearth checks its RS256 signature every time).
+target/release/fake-gitlab "127.0.0.1:$GL" >"$work/gitlab.token" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/gitlab.token" ] && break; sleep 0.1; done
 
 # Sends N requests on one connection and fails on anything but 200.
 cat >"$work/client.py" <<'PY'
 import http.client, sys
 port, n, path, body = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4].encode()
+headers = {"Content-Type": "application/json"}
+if path.startswith("/v2/"):  # GitLab's door: the headers a GitLab instance sends
+    headers |= {"Authorization": "Bearer " + open(sys.argv[5]).read().strip(),
+                "X-Gitlab-Authentication-Type": "oidc", "X-Gitlab-Realm": "self-managed",
+                "X-Gitlab-Instance-Id": "7f3a9c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6"}
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for _ in range(n):
-    c.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    c.request("POST", path, body=body, headers=headers)
     r = c.getresponse()
     data = r.read()
     if r.status != 200:
@@ -88,6 +98,9 @@ case_body() {  # $1: case → "path body"
         completion-streamed) echo "/v1/completions {$fim,\"stream\":true}" ;;
         chat) echo "/v1/chat/completions {$chat,\"stream\":false}" ;;
         chat-streamed) echo "/v1/chat/completions {$chat,\"stream\":true}" ;;
+        # GitLab's code completion for a self-hosted model, as Rails sends it; the bare proxy
+        # has no GitLab door and is given the completion case's request instead.
+        gitlab) echo "/v2/code/completions {\"current_file\":{\"file_name\":\"calc.py\",\"content_above_cursor\":\"def add(a, b):\\n    \",\"content_below_cursor\":\"\\n    return c\\n\"},\"stream\":false,\"model_provider\":\"litellm\",\"model_name\":\"codestral\",\"model_endpoint\":\"http://127.0.0.1:$UP/v1\",\"model_api_key\":\"\",\"model_identifier\":\"custom_openai/codestral\"}" ;;
     esac
 }
 
@@ -95,7 +108,7 @@ declare -A IR MALLOC
 measure() {  # $1: bare|hearth, $2: case
     local out="$keep/$1-$2.callgrind" pid path body
     if [ "$1" = hearth ]; then
-        HEARTH_ADMIN_TOKEN=$TOKEN valgrind --tool=callgrind --callgrind-out-file="$out" \
+        HEARTH_ADMIN_TOKEN=$TOKEN HEARTH_GITLAB_URL="http://127.0.0.1:$GL" valgrind --tool=callgrind --callgrind-out-file="$out" \
             "$HEARTH_BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data-$2" \
             --log-level "${LOG_LEVEL:-info}" >"$work/hearth.log" 2>&1 &
     else
@@ -116,10 +129,12 @@ measure() {  # $1: bare|hearth, $2: case
         # all) once: a start-up cost, not a request's.
         sleep 7
     fi
-    read -r path body <<<"$(case_body "$2")"
-    python3 "$work/client.py" "$PORT" "$WARM" "$path" "$body"
+    local case=$2
+    [ "$1-$2" != bare-gitlab ] || case=completion
+    read -r path body <<<"$(case_body "$case")"
+    python3 "$work/client.py" "$PORT" "$WARM" "$path" "$body" "$work/gitlab.token"
     callgrind_control -z "$pid" >/dev/null 2>&1
-    python3 "$work/client.py" "$PORT" "$N" "$path" "$body"
+    python3 "$work/client.py" "$PORT" "$N" "$path" "$body" "$work/gitlab.token"
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -131,7 +146,7 @@ measure() {  # $1: bare|hearth, $2: case
     MALLOC[$1-$2]="$(awk -v c="$calls" -v n="$((N * PER))" -v f="$MFMT" 'BEGIN {printf f, c / n}')"
 }
 
-cases=(completion completion-streamed chat chat-streamed)
+cases=(completion completion-streamed chat chat-streamed gitlab)
 unit=req
 if [ -n "$CHUNKS" ]; then
     cases=(completion-streamed chat-streamed)

@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use ring::rand::SystemRandom;
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde_json::{Value, json};
 
 pub const GITLAB_KEY: &str = include_str!("../fixtures/gitlab-test-key.pem");
@@ -43,6 +44,11 @@ pub struct FakeGitlab {
 impl FakeGitlab {
     /// Serves the GitLab key as kid `k1`.
     pub async fn start() -> FakeGitlab {
+        FakeGitlab::start_on("127.0.0.1:0").await
+    }
+
+    /// As [`FakeGitlab::start`], on `addr`.
+    pub async fn start_on(addr: &str) -> FakeGitlab {
         let shared = Arc::new(Shared::default());
         shared
             .keys
@@ -53,7 +59,7 @@ impl FakeGitlab {
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/oauth/discovery/keys", get(jwks))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         *shared.url.lock().unwrap() = format!("http://{addr}");
         let server = tokio::spawn(async move {
@@ -112,16 +118,29 @@ impl FakeGitlab {
     }
 }
 
-/// Signs `claims` with RS256 and `key` (PEM), under `kid`.
+/// Signs `claims` with RS256 and `key` (PKCS #8 PEM), under `kid`. Written on ring directly,
+/// apart from the jsonwebtoken that Hearth verifies with, so a fault in one is not hidden by
+/// the same fault in the other.
 pub fn mint(claims: &Value, kid: &str, key: &str) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.into());
-    encode(
-        &header,
-        claims,
-        &EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let der: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pair = RsaKeyPair::from_pkcs8(&STANDARD.decode(der).unwrap()).unwrap();
+    let header = json!({"typ": "JWT", "alg": "RS256", "kid": kid});
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+    );
+    let mut signature = vec![0; pair.public().modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        message.as_bytes(),
+        &mut signature,
     )
-    .unwrap()
+    .unwrap();
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
 /// Waits the configured delay; `Err` with a 503 while the instance is down.

@@ -130,6 +130,7 @@ pub(crate) struct Verifier {
 
 impl Verifier {
     pub(crate) fn new(gitlab_url: Option<String>) -> Verifier {
+        crate::gitlab::rs256::install();
         Verifier {
             gitlab_url: gitlab_url.map(|u| u.trim_end_matches('/').to_string()),
             http: reqwest::Client::builder()
