@@ -2,7 +2,8 @@
 # Bare proxy vs Hearth (issue 15): wrk against one fast local upstream (fake-upstream), three
 # ways in one invocation — (a) the upstream direct, (b) bench/bare-proxy (axum + reqwest
 # pass-through, none of Hearth's work), (c) Hearth — for completion (Hearth's FIM path) and
-# chat, non-streamed and streamed. Prints Markdown tables: req/s, p50/p99, CPU µs per request
+# chat, non-streamed and streamed, and GitLab's code completion with its RS256 token (the
+# upstream and the bare proxy, which have no GitLab door, get the completion request). Prints Markdown tables: req/s, p50/p99, CPU µs per request
 # of (b) and (c) from /proc/PID/stat (user + system), RSS, the ratios (c)/(b), and the 99th
 # percentile of Hearth's own time per request from its gateway_overhead_seconds histogram (the
 # part of the added latency that is Hearth's work, apart from the machine's scheduling).
