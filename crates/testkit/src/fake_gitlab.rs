@@ -118,9 +118,9 @@ impl FakeGitlab {
     }
 }
 
-/// Signs `claims` with RS256 and `key` (PKCS #8 PEM), under `kid`. Written on ring directly,
-/// apart from the jsonwebtoken that Hearth verifies with, so a fault in one is not hidden by
-/// the same fault in the other.
+/// Signs `claims` with RS256 and `key` (PKCS #8 PEM), under `kid`. The token is put together
+/// here by hand, not by the jsonwebtoken that Hearth reads it with, so a fault in that reading
+/// is not matched by the same fault in the writing.
 pub fn mint(claims: &Value, kid: &str, key: &str) -> String {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
