@@ -27,6 +27,7 @@ use crate::openai::error::OaiError;
 use crate::openai::now_secs;
 use crate::pump;
 use crate::routing::supersede::{keystroke, until_superseded};
+use crate::telemetry::Exchange;
 use tokio::time::Instant;
 
 const CONTENT_MAX: usize = 100_000;
@@ -238,9 +239,16 @@ struct Streamed {
 }
 
 impl Streamed {
-    /// The body: the cleaned pieces framed by `frame`, wrapped by `start` and `end`.
-    fn body(self, start: Option<Bytes>, end: Option<Bytes>, frame: fn(&str) -> Bytes) -> Body {
-        let frames = pieces(self.upstream, self.scanner, start, end, frame);
+    /// The body: the cleaned pieces framed by `frame`, wrapped by `start` and `end`; the
+    /// exchange is recorded when the stream ends (499 if GitLab leaves first).
+    fn body(
+        self,
+        start: Option<Bytes>,
+        end: Option<Bytes>,
+        frame: fn(&str) -> Bytes,
+        record: Exchange,
+    ) -> Body {
+        let frames = pieces(self.upstream, self.scanner, start, end, frame, record);
         pump::body(frames, self.deadline, Some(self.permit))
     }
 }
@@ -301,7 +309,8 @@ async fn select_and_answer(
     cid: &str,
     headers: &HeaderMap,
     verbose: bool,
-) -> Result<(Selected, Answer), GitlabError> {
+    started: Instant,
+) -> Result<(Selected, Answer, Exchange), GitlabError> {
     let affinity = Some(crate::routing::affinity::gitlab_file(
         headers,
         ask.project.as_deref(),
@@ -313,8 +322,18 @@ async fn select_and_answer(
         if verbose {
             log_input(&sel, ask);
         }
-        match answer(state, &sel, ask, use_case, cid, affinity).await {
-            Ok(a) => return Ok((sel, a)),
+        match answer(
+            state,
+            &sel,
+            ask,
+            (feature, use_case),
+            cid,
+            affinity,
+            started,
+        )
+        .await
+        {
+            Ok((a, record)) => return Ok((sel, a, record)),
             Err(Failed::Upstream(e, mapped)) => {
                 let snap = state.registry.snapshot();
                 if !crate::routing::fall_back(&snap, feature, sel.deployment.id, &e, &mut tried) {
@@ -326,13 +345,53 @@ async fn select_and_answer(
     }
 }
 
+/// Calls the model server for `ask`, with the exchange that goes into the metrics: recorded
+/// here when the call fails, by the caller when the answer is written.
 async fn answer(
+    state: &AppState,
+    sel: &Selected,
+    ask: &Ask,
+    (feature, use_case): (Feature, UseCase),
+    cid: &str,
+    affinity: Option<u64>,
+    started: Instant,
+) -> Result<(Answer, Exchange), Failed> {
+    let permit = admit(state, &sel.deployment.name).await?;
+    let mut record = Exchange::new(
+        state.metrics.clone(),
+        feature,
+        sel.deployment.name.clone(),
+        sel.deployment.upstream_model().to_string(),
+        cid.to_string(),
+        // The GitLab routes write their own `hearth::ai` records (`log_input`, `log_output`).
+        false,
+        String::new(),
+        started,
+    );
+    let called = Instant::now();
+    let answered = call(state, sel, ask, use_case, cid, affinity, permit).await;
+    record.upstream_time = called.elapsed();
+    match answered {
+        Ok(a) => Ok((a, record)),
+        Err(Failed::Upstream(e, mapped)) => {
+            record.finish(mapped.status.as_u16(), Some(&mapped.message));
+            Err(Failed::Upstream(e, mapped))
+        }
+        Err(Failed::Refused(e)) => {
+            record.finish(e.status.as_u16(), Some(&e.message));
+            Err(Failed::Refused(e))
+        }
+    }
+}
+
+async fn call(
     state: &AppState,
     sel: &Selected,
     ask: &Ask,
     use_case: UseCase,
     cid: &str,
     affinity: Option<u64>,
+    permit: Permit,
 ) -> Result<Answer, Failed> {
     let ctx = CallContext {
         request_id: cid.to_string(),
@@ -344,7 +403,6 @@ async fn answer(
         let mapped = upstream_error(&sel.deployment.name, &e);
         Failed::Upstream(e, mapped)
     };
-    let permit = admit(state, &sel.deployment.name).await?;
     let deadline = Instant::now() + sel.endpoint.timeouts.total;
     let streamed = |upstream, scanner| {
         Answer::Stream(Streamed {
@@ -483,16 +541,27 @@ fn pieces(
     start: Option<Bytes>,
     end: Option<Bytes>,
     frame: fn(&str) -> Bytes,
+    record: Exchange,
 ) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
     let body = futures_util::stream::unfold(
-        (upstream, scanner, false),
-        move |(mut up, mut sc, done)| async move {
+        (upstream, scanner, false, Some(record)),
+        move |(mut up, mut sc, done, mut record)| async move {
             if done {
+                settle(record.take(), 200, None);
                 return None;
             }
             loop {
-                match up.next().await {
+                let asked = Instant::now();
+                let next = up.next().await;
+                if let Some(r) = record.as_mut() {
+                    r.upstream_time += asked.elapsed();
+                }
+                match next {
                     Some(Ok(chunk)) => {
+                        if let Some(r) = record.as_mut() {
+                            r.record_text(&chunk.text);
+                            r.usage = chunk.usage.or(r.usage);
+                        }
                         let text = match sc.as_mut() {
                             Some(s) => s.push(chunk.text),
                             None => chunk.text,
@@ -504,16 +573,24 @@ fn pieces(
                             } else {
                                 frame(&text)
                             };
-                            return Some((bytes, (up, sc, stop)));
+                            return Some((bytes, (up, sc, stop, record)));
                         }
                     }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "upstream failed mid-stream");
+                        if let Some(r) = record.take() {
+                            let o = OaiError::upstream(&r.deployment, &e);
+                            settle(Some(r), o.status.as_u16(), Some(&o.message));
+                        }
                         return None;
                     }
                     None => {
                         let rest = sc.as_mut().map(StopScanner::finish).unwrap_or_default();
-                        return (!rest.is_empty()).then(|| (frame(&rest), (up, sc, true)));
+                        if rest.is_empty() {
+                            settle(record.take(), 200, None);
+                            return None;
+                        }
+                        return Some((frame(&rest), (up, sc, true, record)));
                     }
                 }
             }
@@ -525,9 +602,29 @@ fn pieces(
         .filter(|b| std::future::ready(!b.is_empty()))
 }
 
+/// Records a stream's exchange as it ends: Hearth's own time is what the wait on the model
+/// server's events leaves of the whole.
+fn settle(record: Option<Exchange>, status: u16, error: Option<&str>) {
+    if let Some(mut r) = record {
+        r.overhead = r.started.elapsed().saturating_sub(r.upstream_time);
+        r.finish(status, error);
+    }
+}
+
+/// A whole answer's exchange, recorded once its response is built.
+fn finish_whole(mut record: Exchange, text: &str, usage: Option<Usage>) {
+    record.record_text(text);
+    record.usage = usage;
+    record.overhead = record
+        .started
+        .elapsed()
+        .saturating_sub(record.upstream_time);
+    record.finish(200, None);
+}
+
 /// `stream: true` on v2 and v3: the cleaned text pieces, without SSE framing.
-fn raw_text(answer: Streamed) -> Response {
-    let mut r = Response::new(answer.body(None, None, |t| Bytes::from(t.to_string())));
+fn raw_text(answer: Streamed, record: Exchange) -> Response {
+    let mut r = Response::new(answer.body(None, None, |t| Bytes::from(t.to_string()), record));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream; charset=utf-8"),
@@ -555,6 +652,7 @@ async fn v2(
     body: Bytes,
     use_case: UseCase,
 ) -> Result<Response, GitlabError> {
+    let started = Instant::now();
     let (scope, feature) = match use_case {
         UseCase::Generation => ("generate_code", Feature::CodeGenerations),
         _ => ("complete_code", Feature::CodeCompletions),
@@ -562,10 +660,18 @@ async fn v2(
     authorize(&state, &headers, Some(scope)).await?;
     let ask = v2_ask(&body, use_case)?;
     let verbose = verbose(&state, &headers);
-    let (sel, answer) =
-        select_and_answer(&state, &ask, (feature, use_case), &cid, &headers, verbose).await?;
+    let (sel, answer, record) = select_and_answer(
+        &state,
+        &ask,
+        (feature, use_case),
+        &cid,
+        &headers,
+        verbose,
+        started,
+    )
+    .await?;
     match answer {
-        Answer::Stream(s) => Ok(raw_text(s)),
+        Answer::Stream(s) => Ok(raw_text(s, record)),
         Answer::Whole { text, usage } => {
             if verbose {
                 log_output(&sel, &text, usage);
@@ -578,6 +684,7 @@ async fn v2(
                 "context_tokens_sent": 0,
                 "context_tokens_used": 0,
             });
+            finish_whole(record, &text, usage);
             let choices = choices(text);
             Ok(Json(json!({
                 "id": "id",
@@ -622,6 +729,7 @@ async fn v3_or_v4(
     body: Bytes,
     sse: bool,
 ) -> Result<Response, GitlabError> {
+    let started = Instant::now();
     authorize(&state, &headers, None).await?;
     let (mut ask, use_case) = v3_ask(&body)?;
     let (scope, feature) = match use_case {
@@ -633,8 +741,16 @@ async fn v3_or_v4(
         ask.stream = true;
     }
     let verbose = verbose(&state, &headers);
-    let (sel, answer) =
-        select_and_answer(&state, &ask, (feature, use_case), &cid, &headers, verbose).await?;
+    let (sel, answer, record) = select_and_answer(
+        &state,
+        &ask,
+        (feature, use_case),
+        &cid,
+        &headers,
+        verbose,
+        started,
+    )
+    .await?;
     let engine = if use_case == UseCase::Generation {
         "agent".to_string()
     } else {
@@ -658,7 +774,7 @@ async fn v3_or_v4(
                     json!({"choices": [{"delta": {"content": t}, "index": 0}]})
                 ))
             };
-            let mut r = Response::new(streamed.body(Some(start), Some(end), frame));
+            let mut r = Response::new(streamed.body(Some(start), Some(end), frame, record));
             let h = r.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -669,11 +785,12 @@ async fn v3_or_v4(
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
             Ok(r)
         }
-        Answer::Stream(s) => Ok(raw_text(s)),
+        Answer::Stream(s) => Ok(raw_text(s, record)),
         Answer::Whole { text, usage } => {
             if verbose {
                 log_output(&sel, &text, usage);
             }
+            finish_whole(record, &text, usage);
             let choices = choices(text);
             Ok(
                 Json(json!({"choices": choices, "metadata": metadata, "model": model}))

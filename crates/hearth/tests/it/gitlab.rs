@@ -1287,3 +1287,61 @@ async fn a_failed_deployment_hands_the_request_to_the_features_fallback() {
         sent.body
     );
 }
+
+/// The value of the one series whose line starts with `series` (labels included), 0 if none.
+fn series(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// GitLab's code routes count in the same metrics as the OpenAI routes: requests by status,
+/// errors, tokens, the model server's latency and Hearth's own time (the token check in it).
+#[tokio::test]
+async fn code_routes_count_in_the_metrics() {
+    let env = setup().await;
+    let ok = env
+        .post("/v2/code/completions", env.completion("codestral"))
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    env.up.script(Reply::Text {
+        chunks: vec!["return ".into(), "a + b".into()],
+        finish: "stop",
+    });
+    let mut body = env.completion("codestral");
+    body["stream"] = json!(true);
+    let streamed = env.post("/v2/code/completions", body).await;
+    assert_eq!(streamed.text().await.unwrap(), "return a + b");
+    env.up.script(Reply::Error {
+        status: 500,
+        body: "boom".into(),
+        headers: vec![],
+    });
+    let failed = env
+        .post("/v2/code/completions", env.completion("codestral"))
+        .await;
+    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+
+    let m = env.h.open_get("/metrics").await.text().await.unwrap();
+    let requests = r#"hearth_requests_total{feature="code_completions","#;
+    assert_eq!(series(&m, requests), 3.0, "{m}");
+    let errors = r#"hearth_errors_total{feature="code_completions","#;
+    assert_eq!(series(&m, errors), 1.0, "{m}");
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with(errors) && l.contains(r#"status="502""#)),
+        "{m}"
+    );
+    let tokens_in = m
+        .lines()
+        .filter(|l| l.starts_with(r#"hearth_tokens_total{feature="code_completions","#))
+        .filter(|l| l.contains(r#"direction="in""#))
+        .count();
+    assert!(tokens_in >= 1, "{m}");
+    let own = r#"hearth_gateway_overhead_seconds_count{feature="code_completions"}"#;
+    assert_eq!(series(&m, own), 3.0, "{m}");
+    let upstream = r#"hearth_upstream_latency_seconds_count{feature="code_completions","#;
+    assert_eq!(series(&m, upstream), 3.0, "{m}");
+}
