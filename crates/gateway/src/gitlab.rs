@@ -7,6 +7,7 @@ mod code;
 mod error;
 mod model;
 mod prompts;
+mod record;
 mod rs256;
 
 use axum::Router;

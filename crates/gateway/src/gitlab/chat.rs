@@ -21,10 +21,12 @@ use crate::correlation::CorrelationId;
 use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, UseCase, select};
+use crate::gitlab::record::{exchange, finish_whole, recorded};
 use crate::gitlab::{admit, authorize};
 use crate::openai::error::OaiError;
 use crate::openai::now_secs;
 use crate::pump;
+use crate::telemetry::Exchange;
 use tokio::time::Instant;
 
 const FINAL: &str = "Final Answer:";
@@ -340,6 +342,7 @@ async fn agent_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, GitlabError> {
+    let started = Instant::now();
     authorize(&state, &headers, Some("duo_chat")).await?;
     let (b, messages) = agent_request(&body)?;
     let sel = select(
@@ -357,12 +360,14 @@ async fn agent_inner(
         stop: vec![STOP.into()].into(),
         ..Default::default()
     };
+    let permit = admit(&state, &sel.deployment.name).await?;
+    let mut record = exchange(&state, &sel, Feature::DuoChat, &cid, started);
     let ctx = CallContext {
         request_id: cid,
         affinity: None,
     };
-    let permit = admit(&state, &sel.deployment.name).await?;
     let deadline = Instant::now() + sel.endpoint.timeouts.total;
+    let called = Instant::now();
     let upstream = state
         .provider
         .chat_stream(&sel.endpoint, &req, true, &ctx)
@@ -372,7 +377,15 @@ async fn agent_inner(
             let mut g = GitlabError::detail(o.status, o.message);
             g.retry_after = o.retry_after;
             g
-        })?;
+        });
+    record.upstream_time = called.elapsed();
+    let upstream = match upstream {
+        Ok(up) => recorded(up, record),
+        Err(g) => {
+            record.finish(g.status.as_u16(), Some(&g.message));
+            return Err(g);
+        }
+    };
     let react = ReactStream {
         upstream,
         text: String::new(),
@@ -423,6 +436,7 @@ async fn tool_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, GitlabError> {
+    let started = Instant::now();
     const TOOLS: &[&str] = &[
         "explain_code",
         "write_tests",
@@ -504,22 +518,29 @@ async fn tool_inner(
             .collect(),
         ..Default::default()
     };
+    let permit = admit(&state, &sel.deployment.name).await?;
+    let mut record = exchange(&state, &sel, feature, &cid, started);
     let ctx = CallContext {
         request_id: cid,
         affinity: None,
     };
-    let fail = |e: hearth_providers::ProviderError| {
+    let fail = |e: hearth_providers::ProviderError, record: Exchange| {
         let o = OaiError::upstream(&sel.deployment.name, &e);
+        record.finish(o.status.as_u16(), Some(&o.message));
         GitlabError::detail(o.status, o.message)
     };
-    let permit = admit(&state, &sel.deployment.name).await?;
+    let called = Instant::now();
     if b.stream {
         let deadline = Instant::now() + sel.endpoint.timeouts.total;
         let up = state
             .provider
             .chat_stream(&sel.endpoint, &req, false, &ctx)
-            .await
-            .map_err(fail)?;
+            .await;
+        record.upstream_time = called.elapsed();
+        let up = match up {
+            Ok(up) => recorded(up, record),
+            Err(e) => return Err(fail(e, record)),
+        };
         let s = up.filter_map(|c| {
             std::future::ready(
                 c.ok()
@@ -534,11 +555,13 @@ async fn tool_inner(
         );
         return Ok(r);
     }
-    let reply = state
-        .provider
-        .chat(&sel.endpoint, &req, &ctx)
-        .await
-        .map_err(fail)?;
+    let reply = state.provider.chat(&sel.endpoint, &req, &ctx).await;
+    record.upstream_time = called.elapsed();
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(e) => return Err(fail(e, record)),
+    };
+    finish_whole(record, &reply.text, reply.usage);
     Ok(Json(json!({"response": reply.text, "metadata": {"provider": fields.provider.unwrap_or_else(|| "litellm".into()), "model": sel.name, "timestamp": now_secs()}})).into_response())
 }
 

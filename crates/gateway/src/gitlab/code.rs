@@ -21,6 +21,7 @@ use crate::correlation::CorrelationId;
 use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, Selected, UseCase, language, select_after};
+use crate::gitlab::record::{exchange, finish_whole, settle};
 use crate::gitlab::{admit, authorize, feature_flags};
 use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
@@ -357,17 +358,7 @@ async fn answer(
     started: Instant,
 ) -> Result<(Answer, Exchange), Failed> {
     let permit = admit(state, &sel.deployment.name).await?;
-    let mut record = Exchange::new(
-        state.metrics.clone(),
-        feature,
-        sel.deployment.name.clone(),
-        sel.deployment.upstream_model().to_string(),
-        cid.to_string(),
-        // The GitLab routes write their own `hearth::ai` records (`log_input`, `log_output`).
-        false,
-        String::new(),
-        started,
-    );
+    let mut record = exchange(state, sel, feature, cid, started);
     let called = Instant::now();
     let answered = call(state, sel, ask, use_case, cid, affinity, permit).await;
     record.upstream_time = called.elapsed();
@@ -600,26 +591,6 @@ fn pieces(
         .chain(body)
         .chain(futures_util::stream::iter(end))
         .filter(|b| std::future::ready(!b.is_empty()))
-}
-
-/// Records a stream's exchange as it ends: Hearth's own time is what the wait on the model
-/// server's events leaves of the whole.
-fn settle(record: Option<Exchange>, status: u16, error: Option<&str>) {
-    if let Some(mut r) = record {
-        r.overhead = r.started.elapsed().saturating_sub(r.upstream_time);
-        r.finish(status, error);
-    }
-}
-
-/// A whole answer's exchange, recorded once its response is built.
-fn finish_whole(mut record: Exchange, text: &str, usage: Option<Usage>) {
-    record.record_text(text);
-    record.usage = usage;
-    record.overhead = record
-        .started
-        .elapsed()
-        .saturating_sub(record.upstream_time);
-    record.finish(200, None);
 }
 
 /// `stream: true` on v2 and v3: the cleaned text pieces, without SSE framing.

@@ -23,7 +23,9 @@ use crate::correlation::CorrelationId;
 use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, UseCase, select};
+use crate::gitlab::record::{exchange, finish_whole, recorded};
 use crate::gitlab::{admit, authorize};
+use crate::telemetry::Exchange;
 
 #[derive(Deserialize)]
 struct InvokeBody {
@@ -51,6 +53,7 @@ async fn invoke(
     prompt_id: String,
     body: Bytes,
 ) -> Result<Answer, GitlabError> {
+    let started = tokio::time::Instant::now();
     if prompt_id.trim_matches('/') != CHECK {
         let Some(prompt) = feature_prompt(&prompt_id) else {
             // Unknown ids are 404 whoever asks, as GitLab's gateway answers them.
@@ -61,7 +64,7 @@ async fn invoke(
             ));
         };
         authorize(&state, &headers, Some(prompt.unit_primitive)).await?;
-        return run_feature(state, cid, prompt, parse_body(&body)?).await;
+        return run_feature(state, cid, prompt, parse_body(&body)?, started).await;
     }
     authorize(&state, &headers, None).await?;
     let b = parse_body(&body)?;
@@ -165,6 +168,7 @@ async fn run_feature(
     cid: String,
     prompt: &'static FeaturePrompt,
     b: InvokeBody,
+    started: tokio::time::Instant,
 ) -> Result<Answer, GitlabError> {
     let fields = b.model_metadata.unwrap_or_default();
     // A feature with no binding of its own is served by Duo Chat's, as GitLab does for the
@@ -190,18 +194,29 @@ async fn run_feature(
         temperature: Some(FEATURE_TEMPERATURE),
         ..Default::default()
     };
+    let permit = admit(&state, &sel.deployment.name).await?;
+    let mut record = exchange(&state, &sel, prompt.feature, &cid, started);
     let ctx = CallContext {
         request_id: cid,
         affinity: None,
     };
-    let permit = admit(&state, &sel.deployment.name).await?;
+    let fail = |e: ProviderError, record: Exchange| {
+        let g = model_error(e);
+        record.finish(g.status.as_u16(), Some(&g.message));
+        g
+    };
+    let called = tokio::time::Instant::now();
     if b.stream {
         let deadline = tokio::time::Instant::now() + sel.endpoint.timeouts.total;
         let up = state
             .provider
             .chat_stream(&sel.endpoint, &req, false, &ctx)
-            .await
-            .map_err(model_error)?;
+            .await;
+        record.upstream_time = called.elapsed();
+        let up = match up {
+            Ok(up) => recorded(up, record),
+            Err(e) => return Err(fail(e, record)),
+        };
         let s = up.filter_map(|c| {
             std::future::ready(
                 c.ok()
@@ -216,12 +231,14 @@ async fn run_feature(
         );
         return Ok(Answer::Stream(r));
     }
-    let reply = state
-        .provider
-        .chat(&sel.endpoint, &req, &ctx)
-        .await
-        .map_err(model_error)?;
+    let reply = state.provider.chat(&sel.endpoint, &req, &ctx).await;
+    record.upstream_time = called.elapsed();
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(e) => return Err(fail(e, record)),
+    };
     drop(permit);
+    finish_whole(record, &reply.text, reply.usage);
     Ok(Answer::Whole(
         reply.text,
         reply.usage.map(

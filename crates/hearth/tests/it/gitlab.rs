@@ -1345,3 +1345,68 @@ async fn code_routes_count_in_the_metrics() {
     let upstream = r#"hearth_upstream_latency_seconds_count{feature="code_completions","#;
     assert_eq!(series(&m, upstream), 3.0, "{m}");
 }
+
+/// Duo Chat's agent, a chat tool and a feature prompt count under their own features, streamed
+/// (recorded when the stream ends) or whole.
+#[tokio::test]
+async fn chat_and_prompt_routes_count_in_the_metrics() {
+    let env = setup().await;
+    env.up.script(Reply::Text {
+        chunks: vec!["Thought: done\nFinal Answer: Hi".into()],
+        finish: "stop",
+    });
+    let lines = ndjson(
+        env.post(
+            "/v2/chat/agent",
+            agent_body(&env, json!([{"role": "user", "content": "hi"}])),
+        )
+        .await,
+    )
+    .await;
+    assert!(lines.iter().any(|l| l["type"] == "usage"), "{lines:?}");
+
+    let tool = json!({"stream": true, "prompt_components": [{"type": "prompt",
+        "payload": {"content": "Explain this code: x = 1", "provider": "litellm", "model": "mistral",
+            "model_endpoint": env.up.endpoint(), "model_identifier": "custom_openai/mistral-served"}}]});
+    let resp = post_scoped(&env, "/v1/chat/explain_code", &["explain_code"], tool).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(!resp.text().await.unwrap().is_empty());
+
+    let prompt = prompt_body(&env, json!({"diff": "+print(1)"}), false);
+    let resp = post_scoped(
+        &env,
+        "/v1/prompts/generate_commit_message",
+        &["generate_commit_message"],
+        prompt,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    env.up.script(Reply::Error {
+        status: 500,
+        body: "boom".into(),
+        headers: vec![],
+    });
+    let prompt = prompt_body(&env, json!({"diff": "+print(2)"}), false);
+    let resp = post_scoped(
+        &env,
+        "/v1/prompts/generate_commit_message",
+        &["generate_commit_message"],
+        prompt,
+    )
+    .await;
+    assert!(!resp.status().is_success());
+
+    let m = env.h.open_get("/metrics").await.text().await.unwrap();
+    for (feature, requests, errors) in [
+        ("duo_chat", 1.0, 0.0),
+        ("duo_chat_explain_code", 1.0, 0.0),
+        ("generate_commit_message", 2.0, 1.0),
+    ] {
+        let r = format!(r#"hearth_requests_total{{feature="{feature}","#);
+        assert_eq!(series(&m, &r), requests, "{feature}: {m}");
+        let e = format!(r#"hearth_errors_total{{feature="{feature}","#);
+        assert_eq!(series(&m, &e), errors, "{feature}: {m}");
+        let own = format!(r#"hearth_gateway_overhead_seconds_count{{feature="{feature}"}}"#);
+        assert_eq!(series(&m, &own), requests, "{feature}: {m}");
+    }
+}

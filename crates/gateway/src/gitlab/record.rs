@@ -1,0 +1,82 @@
+//! What GitLab's routes put into the metrics: one exchange per call to a deployment, opened
+//! once the call is admitted and timed from the handler's start (so the token check counts
+//! as Hearth's own time), recorded when the answer is written or the stream ends.
+
+use futures_util::StreamExt;
+use hearth_catalog::Feature;
+use hearth_providers::{ChunkStream, Usage};
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::gitlab::model::Selected;
+use crate::openai::error::OaiError;
+use crate::telemetry::Exchange;
+
+pub(crate) fn exchange(
+    state: &AppState,
+    sel: &Selected,
+    feature: Feature,
+    cid: &str,
+    started: Instant,
+) -> Exchange {
+    Exchange::new(
+        state.metrics.clone(),
+        feature,
+        sel.deployment.name.clone(),
+        sel.deployment.upstream_model().to_string(),
+        cid.to_string(),
+        // GitLab's routes write their own `hearth::ai` records, in GitLab's words.
+        false,
+        String::new(),
+        started,
+    )
+}
+
+/// Records an exchange as it ends: Hearth's own time is what the wait on the model server
+/// leaves of the whole.
+pub(crate) fn settle(record: Option<Exchange>, status: u16, error: Option<&str>) {
+    if let Some(mut r) = record {
+        r.overhead = r.started.elapsed().saturating_sub(r.upstream_time);
+        r.finish(status, error);
+    }
+}
+
+/// A whole answer's exchange, recorded once its response is built.
+pub(crate) fn finish_whole(mut record: Exchange, text: &str, usage: Option<Usage>) {
+    record.record_text(text);
+    record.usage = usage;
+    settle(Some(record), 200, None);
+}
+
+/// `upstream`'s chunks, counted into `record` as they pass (text, usage, the wait on each).
+/// Recorded at the end (200), at an error (its status), or as 499 when dropped before
+/// either — for readers that take the stream to its end.
+pub(crate) fn recorded(upstream: ChunkStream, record: Exchange) -> ChunkStream {
+    futures_util::stream::unfold(
+        (upstream, Some(record)),
+        |(mut up, mut record)| async move {
+            record.as_ref()?;
+            let asked = Instant::now();
+            let next = up.next().await;
+            let r = record.as_mut()?;
+            r.upstream_time += asked.elapsed();
+            match next {
+                Some(Ok(chunk)) => {
+                    r.record_text(&chunk.text);
+                    r.usage = chunk.usage.or(r.usage);
+                    Some((Ok(chunk), (up, record)))
+                }
+                Some(Err(e)) => {
+                    let o = OaiError::upstream(&r.deployment, &e);
+                    settle(record.take(), o.status.as_u16(), Some(&o.message));
+                    Some((Err(e), (up, None)))
+                }
+                None => {
+                    settle(record.take(), 200, None);
+                    None
+                }
+            }
+        },
+    )
+    .boxed()
+}
