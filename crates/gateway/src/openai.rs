@@ -16,6 +16,7 @@ mod whole;
 mod wire;
 
 use hearth_catalog::Feature;
+use hearth_registry::Deployment;
 use tokio::time::Instant;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -254,7 +255,7 @@ pub(crate) async fn admit(state: &AppState, deployment: &str) -> Result<Permit, 
 
 pub(crate) fn exchange(
     state: &AppState,
-    route: &Route,
+    deployment: &Deployment,
     feature: Feature,
     correlation_id: &str,
     verbose: bool,
@@ -264,8 +265,8 @@ pub(crate) fn exchange(
     Exchange::new(
         state.metrics.clone(),
         feature,
-        route.deployment.name.clone(),
-        route.deployment.upstream_model().to_string(),
+        deployment.name.clone(),
+        deployment.upstream_model().to_string(),
         correlation_id.to_string(),
         verbose,
         prompt,

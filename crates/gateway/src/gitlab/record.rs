@@ -19,13 +19,12 @@ pub(crate) fn exchange(
     cid: &str,
     started: Instant,
 ) -> Exchange {
-    Exchange::new(
-        state.metrics.clone(),
+    // GitLab's routes write their own `hearth::ai` records, in GitLab's words.
+    crate::openai::exchange(
+        state,
+        &sel.deployment,
         feature,
-        sel.deployment.name.clone(),
-        sel.deployment.upstream_model().to_string(),
-        cid.to_string(),
-        // GitLab's routes write their own `hearth::ai` records, in GitLab's words.
+        cid,
         false,
         String::new(),
         started,

@@ -345,7 +345,15 @@ async fn run_body(
             String::new()
         };
         let permit = admit(state, &route.deployment.name).await?;
-        let mut record = exchange(state, &route, FEATURE, &cid, verbose, logged, started);
+        let mut record = exchange(
+            state,
+            &route.deployment,
+            FEATURE,
+            &cid,
+            verbose,
+            logged,
+            started,
+        );
         let name = route.deployment.name.clone();
         let request = ChatRequest {
             model: route.deployment.upstream_model().to_string(),

@@ -205,7 +205,7 @@ async fn run_body(
         let permit = admit(state, &route.deployment.name).await?;
         let mut record = exchange(
             state,
-            &route,
+            &route.deployment,
             FEATURE,
             &cid,
             verbose,
