@@ -21,7 +21,7 @@ use crate::correlation::CorrelationId;
 use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, UseCase, select};
-use crate::gitlab::record::{exchange, finish_whole, recorded};
+use crate::gitlab::record::{exchange, failed, finish_whole, recorded};
 use crate::gitlab::{admit, authorize};
 use crate::openai::error::OaiError;
 use crate::openai::now_secs;
@@ -382,7 +382,7 @@ async fn agent_inner(
     let upstream = match upstream {
         Ok(up) => recorded(up, record),
         Err(g) => {
-            record.finish(g.status.as_u16(), Some(&g.message));
+            failed(record, &g);
             return Err(g);
         }
     };
@@ -526,8 +526,9 @@ async fn tool_inner(
     };
     let fail = |e: hearth_providers::ProviderError, record: Exchange| {
         let o = OaiError::upstream(&sel.deployment.name, &e);
-        record.finish(o.status.as_u16(), Some(&o.message));
-        GitlabError::detail(o.status, o.message)
+        let g = GitlabError::detail(o.status, o.message);
+        failed(record, &g);
+        g
     };
     let called = Instant::now();
     if b.stream {

@@ -21,7 +21,7 @@ use crate::correlation::CorrelationId;
 use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, Selected, UseCase, language, select_after};
-use crate::gitlab::record::{exchange, finish_whole, settle};
+use crate::gitlab::record::{broke_off, exchange, failed, finish_whole, settle};
 use crate::gitlab::{admit, authorize, feature_flags};
 use crate::inference::{CompletionPlan, Cursor, Sampling};
 use crate::openai::error::OaiError;
@@ -365,11 +365,11 @@ async fn answer(
     match answered {
         Ok(a) => Ok((a, record)),
         Err(Failed::Upstream(e, mapped)) => {
-            record.finish(mapped.status.as_u16(), Some(&mapped.message));
+            failed(record, &mapped);
             Err(Failed::Upstream(e, mapped))
         }
         Err(Failed::Refused(e)) => {
-            record.finish(e.status.as_u16(), Some(&e.message));
+            failed(record, &e);
             Err(Failed::Refused(e))
         }
     }
@@ -569,10 +569,7 @@ fn pieces(
                     }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "upstream failed mid-stream");
-                        if let Some(r) = record.take() {
-                            let o = OaiError::upstream(&r.deployment, &e);
-                            settle(Some(r), o.status.as_u16(), Some(&o.message));
-                        }
+                        broke_off(record.take(), &e);
                         return None;
                     }
                     None => {

@@ -23,7 +23,7 @@ use crate::correlation::CorrelationId;
 use crate::extract::RawBody;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, UseCase, select};
-use crate::gitlab::record::{exchange, finish_whole, recorded};
+use crate::gitlab::record::{exchange, failed, finish_whole, recorded};
 use crate::gitlab::{admit, authorize};
 use crate::telemetry::Exchange;
 
@@ -202,7 +202,7 @@ async fn run_feature(
     };
     let fail = |e: ProviderError, record: Exchange| {
         let g = model_error(e);
-        record.finish(g.status.as_u16(), Some(&g.message));
+        failed(record, &g);
         g
     };
     let called = tokio::time::Instant::now();

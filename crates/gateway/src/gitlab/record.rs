@@ -4,10 +4,11 @@
 
 use futures_util::StreamExt;
 use hearth_catalog::Feature;
-use hearth_providers::{ChunkStream, Usage};
+use hearth_providers::{ChunkStream, ProviderError, Usage};
 use tokio::time::Instant;
 
 use crate::AppState;
+use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::Selected;
 use crate::openai::error::OaiError;
 use crate::telemetry::Exchange;
@@ -40,6 +41,19 @@ pub(crate) fn settle(record: Option<Exchange>, status: u16, error: Option<&str>)
     }
 }
 
+/// A call that failed before its answer began, recorded with the status GitLab gets.
+pub(crate) fn failed(record: Exchange, e: &GitlabError) {
+    record.finish(e.status.as_u16(), Some(&e.message));
+}
+
+/// A stream the model server broke off, recorded with the status its error maps to.
+pub(crate) fn broke_off(record: Option<Exchange>, e: &ProviderError) {
+    if let Some(r) = record {
+        let o = OaiError::upstream(&r.deployment, e);
+        settle(Some(r), o.status.as_u16(), Some(&o.message));
+    }
+}
+
 /// A whole answer's exchange, recorded once its response is built.
 pub(crate) fn finish_whole(mut record: Exchange, text: &str, usage: Option<Usage>) {
     record.record_text(text);
@@ -54,10 +68,9 @@ pub(crate) fn recorded(upstream: ChunkStream, record: Exchange) -> ChunkStream {
     futures_util::stream::unfold(
         (upstream, Some(record)),
         |(mut up, mut record)| async move {
-            record.as_ref()?;
+            let r = record.as_mut()?;
             let asked = Instant::now();
             let next = up.next().await;
-            let r = record.as_mut()?;
             r.upstream_time += asked.elapsed();
             match next {
                 Some(Ok(chunk)) => {
@@ -66,8 +79,7 @@ pub(crate) fn recorded(upstream: ChunkStream, record: Exchange) -> ChunkStream {
                     Some((Ok(chunk), (up, record)))
                 }
                 Some(Err(e)) => {
-                    let o = OaiError::upstream(&r.deployment, &e);
-                    settle(record.take(), o.status.as_u16(), Some(&o.message));
+                    broke_off(record.take(), &e);
                     Some((Err(e), (up, None)))
                 }
                 None => {
