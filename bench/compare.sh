@@ -12,13 +12,18 @@
 #   DURATION=10s CONN=64 bench/compare.sh
 #   HEARTH_BIN=/tmp/hearth-other bench/compare.sh
 #   BARE_CLIENT=hyper bench/compare.sh     # the bare proxy on hyper-util's client, not reqwest
+#   ONLY=gitlab bench/compare.sh           # only the cases whose name has this
 #   RATE=5000 DURATION=10s CONN=50 bench/compare.sh   # open loop at 5k req/s (oha, else hey):
 #                                                      # added latency
 #   CHUNKS=2,100 CONN=64 DURATION=10s bench/compare.sh # streams of 100 chunks 2 ms apart: CPU per chunk
 #   PIN=1 RATE=5000 DURATION=10s CONN=50 bench/compare.sh  # proxies on CPU 1, load generator and
 #                                                          # upstream on CPU 0 (needs 2+ cores)
+#   CAPTURE=1 PIN=1 RATE=5000 DURATION=10s CONN=50 bench/compare.sh  # and the latency each proxy
+#       # adds to each request, from the kernel's packet stamps (tcpdump, root; bench/added.py)
+#   SPIN=1 ...                             # keep every CPU out of idle (see below): on a VM,
+#                                          # for latency percentiles
 #
-# Needs wrk (apt-get install wrk), and hey or oha for RATE. Loopback only; the generator, the
+# Needs wrk (apt-get install wrk), hey or oha for RATE, tcpdump for CAPTURE. Loopback only; the generator, the
 # upstream and both proxies share the machine's cores, so figures are comparative: read the
 # ratios, not the absolute numbers.
 set -euo pipefail
@@ -40,6 +45,7 @@ TOKEN=bench-admin-token-0123456789
 GEN=wrk
 [ -z "${RATE:-}" ] || GEN="${LOADGEN:-$(command -v oha >/dev/null && echo oha || echo hey)}"
 command -v "$GEN" >/dev/null || { echo "$GEN is missing: apt-get install wrk hey, or cargo install oha --locked" >&2; exit 1; }
+[ -z "${CAPTURE:-}" ] || command -v tcpdump >/dev/null || { echo "CAPTURE needs tcpdump: apt-get install tcpdump" >&2; exit 1; }
 cargo build --release --locked -q -p hearth -p hearth-testkit -p bare-proxy \
     --bin hearth --bin fake-upstream --bin bare-proxy --bin fake-gitlab
 HEARTH_BIN="${HEARTH_BIN:-target/release/hearth}"
@@ -51,6 +57,19 @@ on_proxy_cpu=() on_load_cpu=()
 if [ -n "${PIN:-}" ]; then
     on_proxy_cpu=(taskset -c 1)
     on_load_cpu=(taskset -c 0)
+fi
+
+# SPIN=1: a busy loop at the lowest priority (SCHED_IDLE) on each CPU, so that no CPU halts when
+# it runs out of work. On a VM a halted virtual CPU waits for the host to run it again when its
+# next packet comes: here a 0.5 ms sleep overshoots by 2.5 ms at the 99th percentile with the
+# CPUs idle and by 0.2 ms with them spinning — the difference a latency percentile measures
+# otherwise. Any other thread preempts the loop at once; its CPU time is its own process's.
+spin_pids=()
+if [ -n "${SPIN:-}" ]; then
+    for cpu in $(seq 0 $(($(nproc) - 1))); do
+        taskset -c "$cpu" chrt --idle 0 sh -c 'while :; do :; done' &
+        spin_pids+=($!)
+    done
 fi
 
 work="$(mktemp -d)"
@@ -66,11 +85,14 @@ up_pid=$!
 gl_pid=$!
 "${on_proxy_cpu[@]}" target/release/bare-proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" >/dev/null &
 bare_pid=$!
-HEARTH_ADMIN_TOKEN=$TOKEN HEARTH_GITLAB_URL="http://127.0.0.1:$GL_PORT" \
+# Every connection of the load generator sends the same GitLab user's same keystroke, which
+# Hearth would answer with one upstream call for all in flight (or cancel as superseded); real
+# traffic is many users, so each request here goes its whole way.
+HEARTH_ADMIN_TOKEN=$TOKEN HEARTH_GITLAB_URL="http://127.0.0.1:$GL_PORT" HEARTH_NO_SUPERSEDE=true \
     "${on_proxy_cpu[@]}" "$HEARTH_BIN" serve --listen "127.0.0.1:$HEARTH_PORT" \
     --data-dir "$work/data" --log-level "${LOG_LEVEL:-info}" >"$work/hearth.log" 2>&1 &
 hearth_pid=$!
-trap 'kill $up_pid $gl_pid $bare_pid $hearth_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $up_pid $gl_pid $bare_pid $hearth_pid ${spin_pids[*]} 2>/dev/null; rm -rf "$work"' EXIT
 
 for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$HEARTH_PORT/monitoring/healthz" >/dev/null && break
@@ -157,15 +179,41 @@ overhead_p99() {  # $1, $2: snapshots
             printf " (%d requests)", c[NR]; exit } }' <<<"$2"
 }
 
-declare -A RPS P50 P99 CPU OWN
+# CAPTURE=1: the data-carrying packets on the proxy's port and the upstream's, while the load
+# runs (the headers are enough: bench/added.py pairs the two sides of each request by its
+# x-request-id and reads the kernel's stamps).
+capture_start() {  # $1: the proxy's port
+    "${on_load_cpu[@]}" tcpdump -i lo -s 512 -B 65536 -nn -w "$work/capture.pcap" \
+        "(tcp port $1 or tcp port $UP_PORT) and (ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) > 0" \
+        2>"$work/tcpdump.log" &
+    capture_pid=$!
+    for _ in $(seq 50); do grep -q "listening on" "$work/tcpdump.log" && return; sleep 0.1; done
+    echo "tcpdump did not start: $(cat "$work/tcpdump.log")" >&2
+    exit 1
+}
+capture_end() {  # $1: key, $2: the proxy's port
+    # tcpdump hands the kernel's ring over a block at a time, a partly filled one after a second.
+    sleep 1.5
+    kill -INT "$capture_pid"
+    wait "$capture_pid" || true
+    DROPPED[$1]="$(awk '/dropped by kernel/ {print $1}' "$work/tcpdump.log")"
+    ADDED[$1]="$(python3 bench/added.py "$work/capture.pcap" "$2" "$UP_PORT")"
+    rm -f "$work/capture.pcap"
+}
+
+declare -A RPS P50 P99 CPU OWN ADDED DROPPED
 run() {  # $1: key, $2: pid or "", $3: url, $4: body, $5: Hearth's feature for the request,
        # then "Name: value" headers
     lua "$4" "${@:6}"
     local before=0 after=0 out reqs p50 p99 seen=""
     [ -n "$2" ] && before="$(cpu_ticks "$2")"
     [ -n "${5:-}" ] && seen="$(overhead_counts "$5")"
+    local port="${3#http://127.0.0.1:}"
+    port="${port%%/*}"
+    [ -n "${CAPTURE:-}" ] && [ -n "$2" ] && capture_start "$port"
     out="$(load "$3" "$4" "${@:6}")"
     [ -n "$2" ] && after="$(cpu_ticks "$2")"
+    [ -n "${CAPTURE:-}" ] && [ -n "$2" ] && capture_end "$1" "$port"
     [ -n "${5:-}" ] && OWN[$1]="$(overhead_p99 "$seen" "$(overhead_counts "$5")")"
     if failed "$out"; then
         echo "errors during $1:" >&2
@@ -193,6 +241,11 @@ chat_msgs='"messages":[{"role":"user","content":"Write a Python function that ad
 cases=("completion non-streamed" "completion streamed" "chat non-streamed" "chat streamed"
     "gitlab non-streamed")
 [ -n "${CHUNKS:-}" ] && cases=("completion streamed" "chat streamed")
+if [ -n "${ONLY:-}" ]; then  # e.g. ONLY="chat non-streamed": the cases whose name has it
+    kept=()
+    for case in "${cases[@]}"; do [[ "$case" == *"$ONLY"* ]] && kept+=("$case"); done
+    cases=("${kept[@]}")
+fi
 for case in "${cases[@]}"; do
     kind="${case%% *}"
     stream=false
@@ -229,6 +282,29 @@ for case in "${cases[@]}"; do
     run "$case|hearth" "$hearth_pid" "$hearth$path" "$hbody" "$feature"
 done
 
+if [ -n "${CAPTURE:-}" ]; then
+    echo
+    echo "Latency each proxy adds, from the packet stamps (bench/added.py: per request, the client's"
+    echo "wait at the proxy's port less the upstream's own time for the proxy's call; ms):"
+    echo
+    echo "| case | target | matched | added p50 | added p99 | added p99.9 | added max | in p99 | out p99 | last byte p99 | dropped |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for case in "${cases[@]}"; do
+        for t in bare hearth; do
+            k="$case|$t"
+            python3 -c '
+import json, sys
+a = json.loads(sys.argv[3])
+f, l = a["added_first_byte_ms"] or {}, a["added_last_byte_ms"] or {}
+i, o = a["in_ms"] or {}, a["out_ms"] or {}
+print("| %s | %s | %d of %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (sys.argv[1], sys.argv[2],
+    a["matched"], a["client_requests"], f.get("p50"), f.get("p99"), f.get("p99.9"), f.get("max"),
+    i.get("p99"), o.get("p99"), l.get("p99"), sys.argv[4] or "?"))' \
+                "$case" "$([ $t = bare ] && echo "(b) bare proxy" || echo "(c) Hearth")" "${ADDED[$k]}" "${DROPPED[$k]}"
+        done
+    done
+fi
+
 rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
 
 if [ "$GEN" = oha ]; then
@@ -239,6 +315,7 @@ else
     echo "wrk -t$THREADS -c$CONN -d$DURATION, $(nproc) cores, Hearth log level ${LOG_LEVEL:-info}"
 fi
 [ -z "${PIN:-}" ] || echo "pinned: proxies on CPU 1, load generator and upstream on CPU 0"
+[ -z "${SPIN:-}" ] || echo "spinning: a SCHED_IDLE busy loop on each CPU keeps it out of idle"
 echo
 echo "| case | target | req/s | p50 ms | p99 ms | CPU µs/req |"
 echo "|---|---|---|---|---|---|"

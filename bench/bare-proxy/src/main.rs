@@ -7,6 +7,10 @@
 //! path on UPSTREAM over a pooled keep-alive client, and stream the answer back unchanged
 //! (status, content type, body chunks as they arrive).
 //!
+//! Each request is numbered in an `x-request-id` header, on the call to UPSTREAM and on the
+//! answer, as Hearth sends its correlation id both ways: `bench/added.py` pairs the two sides
+//! of each request by it in a packet capture.
+//!
 //! With `BARE_CLIENT=hyper` the upstream calls go through hyper-util's pooled client directly
 //! instead of reqwest, as Hearth's calls to plain-HTTP model servers do: the baseline for
 //! Hearth's own work without reqwest's per-request URL handling in either.
@@ -14,12 +18,17 @@
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Clone)]
 struct Proxy {
@@ -88,12 +97,26 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(direct) = &proxy.direct {
-        return forward_direct(direct, &proxy.upstream, &uri, &headers, body).await;
-    }
+    let id = HeaderValue::from(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    let mut response = match &proxy.direct {
+        Some(direct) => forward_direct(direct, &proxy.upstream, &uri, &headers, body, &id).await,
+        None => forward_reqwest(&proxy, &uri, &headers, body, &id).await,
+    };
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+async fn forward_reqwest(
+    proxy: &Proxy,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    id: &HeaderValue,
+) -> Response {
     let mut request = proxy
         .client
         .post(format!("{}{}", proxy.upstream, uri.path()))
+        .header(REQUEST_ID, id.clone())
         .body(body);
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         request = request.header(header::CONTENT_TYPE, content_type);
@@ -125,6 +148,7 @@ async fn forward_direct(
     uri: &Uri,
     headers: &HeaderMap,
     body: Bytes,
+    id: &HeaderValue,
 ) -> Response {
     let target = match format!("{upstream}{}", uri.path()).parse::<Uri>() {
         Ok(target) => target,
@@ -133,6 +157,7 @@ async fn forward_direct(
     let mut request = axum::http::Request::new(Full::new(body));
     *request.method_mut() = axum::http::Method::POST;
     *request.uri_mut() = target;
+    request.headers_mut().insert(REQUEST_ID, id.clone());
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         request
             .headers_mut()
