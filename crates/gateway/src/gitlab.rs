@@ -1,6 +1,7 @@
 //! GitLab's AI-gateway API: what a GitLab instance with Duo Self-Hosted sends to the URL in
 //! its `AI_GATEWAY_URL`. Requests, responses, errors and auth follow GitLab's own gateway.
 
+mod answer;
 mod auth;
 mod chat;
 mod code;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -65,7 +65,7 @@ impl Principal {
 struct KeyCache {
     /// The last key set fetched, and when. Kept past its TTL: stale keys beat no keys while
     /// GitLab cannot be reached.
-    keys: Option<(Instant, Arc<JwkSet>)>,
+    keys: Option<(Instant, Keys)>,
     /// No fetch starts before this (the refetch gap, or the backoff after a failure).
     next_fetch: Option<Instant>,
     /// Why the last fetch failed; `None` after a success.
@@ -75,21 +75,47 @@ struct KeyCache {
 }
 
 enum Decision {
-    Use(Jwk),
+    Use(Arc<DecodingKey>),
     Refuse(GitlabError),
     Fetch,
+}
+
+/// A fetched key set by `kid`, each key made ready to verify with once, when it arrives,
+/// rather than per request (`None`: a key jsonwebtoken cannot use). Keys without a `kid`
+/// are left out: no token could name them.
+struct Keys(Vec<(String, Option<Arc<DecodingKey>>)>);
+
+impl Keys {
+    fn of(set: &JwkSet) -> Keys {
+        Keys(
+            set.keys
+                .iter()
+                .filter_map(|jwk| {
+                    let kid = jwk.common.key_id.clone()?;
+                    Some((kid, DecodingKey::from_jwk(jwk).ok().map(Arc::new)))
+                })
+                .collect(),
+        )
+    }
+
+    fn find(&self, kid: &str) -> Option<&Option<Arc<DecodingKey>>> {
+        self.0.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
+    }
 }
 
 impl KeyCache {
     /// What to do for `kid` at `now`; with `may_fetch` false the answer is never `Fetch`.
     fn decide(&self, kid: &str, now: Instant, may_fetch: bool) -> Decision {
         let may_fetch = may_fetch && self.next_fetch.is_none_or(|t| now >= t);
-        let found = self.keys.as_ref().and_then(|(at, set)| {
-            set.find(kid)
-                .map(|jwk| (now.saturating_duration_since(*at) < JWKS_TTL, jwk))
+        let found = self.keys.as_ref().and_then(|(at, keys)| {
+            keys.find(kid)
+                .map(|key| (now.saturating_duration_since(*at) < JWKS_TTL, key))
         });
         match found {
-            Some((fresh, jwk)) if fresh || !may_fetch => Decision::Use(jwk.clone()),
+            Some((fresh, key)) if fresh || !may_fetch => match key {
+                Some(key) => Decision::Use(key.clone()),
+                None => Decision::Refuse(GitlabError::forbidden_by_provider()),
+            },
             _ if may_fetch => Decision::Fetch,
             _ => Decision::Refuse(match (&self.keys, &self.last_error) {
                 (None, Some(why)) => unavailable(why),
@@ -102,7 +128,7 @@ impl KeyCache {
         self.generation += 1;
         match result {
             Ok(set) => {
-                self.keys = Some((now, Arc::new(set)));
+                self.keys = Some((now, Keys::of(&set)));
                 self.last_error = None;
                 self.next_fetch = Some(now + REFETCH_GAP);
             }
@@ -150,14 +176,14 @@ impl Verifier {
 
     /// The key for `kid`: from the cache, or after a refetch when the cache is past its TTL or
     /// the kid is new (GitLab rotated its keys). At most one fetch runs at a time.
-    async fn key(&self, kid: &str) -> Result<DecodingKey, GitlabError> {
+    async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, GitlabError> {
         let base = self.gitlab_url.clone().ok_or_else(|| {
             GitlabError::unauthorized("Hearth has no GitLab URL to verify tokens with: set HEARTH_GITLAB_URL (or AIGW_GITLAB_URL)")
         })?;
         let seen = {
             let cache = self.cache();
             match cache.decide(kid, Instant::now(), true) {
-                Decision::Use(jwk) => return decoding_key(&jwk),
+                Decision::Use(key) => return Ok(key),
                 Decision::Refuse(e) => return Err(e),
                 Decision::Fetch => cache.generation,
             }
@@ -188,7 +214,7 @@ impl Verifier {
             drop(guard);
         }
         match self.cache().decide(kid, Instant::now(), false) {
-            Decision::Use(jwk) => decoding_key(&jwk),
+            Decision::Use(key) => Ok(key),
             Decision::Refuse(e) => Err(e),
             Decision::Fetch => Err(GitlabError::forbidden_by_provider()),
         }
@@ -320,10 +346,6 @@ impl Verifier {
             clock_skew_secs,
         })
     }
-}
-
-fn decoding_key(jwk: &Jwk) -> Result<DecodingKey, GitlabError> {
-    DecodingKey::from_jwk(jwk).map_err(|_| GitlabError::forbidden_by_provider())
 }
 
 /// The discovery document, then the key set it points to.

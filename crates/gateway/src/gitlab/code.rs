@@ -13,12 +13,13 @@ use hearth_prompts::{
 };
 use hearth_providers::{CallContext, ChatMessage, ChatRequest, ChunkStream, ProviderError, Usage};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::admission::Permit;
 use crate::correlation::CorrelationId;
 use crate::extract::RawBody;
+use crate::gitlab::answer;
 use crate::gitlab::error::GitlabError;
 use crate::gitlab::model::{ModelFields, Selected, UseCase, language, select_after};
 use crate::gitlab::record::{broke_off, exchange, failed, finish_whole, settle};
@@ -600,19 +601,6 @@ fn raw_text(answer: Streamed, record: Exchange) -> Response {
     r
 }
 
-/// GitLab drops empty suggestions rather than sending an empty choice.
-fn choices(text: String) -> Vec<Value> {
-    if text.is_empty() {
-        Vec::new()
-    } else {
-        vec![json!({"text": text, "index": 0, "finish_reason": "length"})]
-    }
-}
-
-fn model_json(engine: &str, name: &str, lang: &str) -> Value {
-    json!({"engine": engine, "name": name, "lang": lang})
-}
-
 async fn v2(
     state: AppState,
     cid: String,
@@ -644,25 +632,23 @@ async fn v2(
             if verbose {
                 log_output(&sel, &text, usage);
             }
-            let mut model = model_json("litellm", &sel.name, &ask.language);
-            model["tokens_consumption_metadata"] = json!({
-                "input_tokens": usage.map_or(0, |u| u.prompt_tokens),
-                "output_tokens": usage.map_or(0, |u| u.completion_tokens),
-                "max_output_tokens_used": false,
-                "context_tokens_sent": 0,
-                "context_tokens_used": 0,
-            });
             finish_whole(record, &text, usage);
-            let choices = choices(text);
-            Ok(Json(json!({
-                "id": "id",
-                "model": model,
-                "experiments": [],
-                "object": "text_completion",
-                "created": now_secs(),
-                "choices": choices,
-                "metadata": {"enabled_feature_flags": feature_flags(&headers)},
-            }))
+            Ok(Json(answer::V2 {
+                id: "id",
+                model: answer::Model {
+                    engine: "litellm",
+                    name: &sel.name,
+                    lang: &ask.language,
+                    tokens_consumption_metadata: Some(answer::TokenUse::of(usage)),
+                },
+                experiments: [],
+                object: "text_completion",
+                created: now_secs(),
+                choices: answer::choices(text),
+                metadata: answer::Flags {
+                    enabled_feature_flags: feature_flags(&headers),
+                },
+            })
             .into_response())
         }
     }
@@ -727,19 +713,31 @@ async fn v3_or_v4(
             .clone()
             .unwrap_or_else(|| "litellm".into())
     };
-    let model = model_json(&engine, &sel.name, &ask.language);
-    let metadata = json!({"model": model, "timestamp": now_secs(), "enabled_feature_flags": feature_flags(&headers), "region": null});
+    let model = answer::Model {
+        engine: &engine,
+        name: &sel.name,
+        lang: &ask.language,
+        tokens_consumption_metadata: None,
+    };
+    let metadata = answer::V3Metadata {
+        model: &model,
+        timestamp: now_secs(),
+        enabled_feature_flags: feature_flags(&headers),
+        region: None,
+    };
     match answer {
         Answer::Stream(streamed) if sse => {
             let start = Bytes::from(format!(
                 "event: stream_start\r\ndata: {}\r\n\r\n",
-                json!({"metadata": metadata})
+                answer::to_string(&answer::StreamStart {
+                    metadata: &metadata
+                })
             ));
             let end = Bytes::from_static(b"event: stream_end\r\ndata: null\r\n\r\n");
             let frame = |t: &str| {
                 Bytes::from(format!(
                     "event: content_chunk\r\ndata: {}\r\n\r\n",
-                    json!({"choices": [{"delta": {"content": t}, "index": 0}]})
+                    answer::to_string(&answer::ContentChunk::of(t))
                 ))
             };
             let mut r = Response::new(streamed.body(Some(start), Some(end), frame, record));
@@ -759,11 +757,12 @@ async fn v3_or_v4(
                 log_output(&sel, &text, usage);
             }
             finish_whole(record, &text, usage);
-            let choices = choices(text);
-            Ok(
-                Json(json!({"choices": choices, "metadata": metadata, "model": model}))
-                    .into_response(),
-            )
+            Ok(Json(answer::V3 {
+                choices: answer::choices(text),
+                metadata: &metadata,
+                model: &model,
+            })
+            .into_response())
         }
     }
 }
@@ -795,6 +794,7 @@ mod tests {
     use super::*;
     use crate::test_json::{edited, json_like};
     use proptest::prelude::*;
+    use serde_json::json;
 
     const NAMES: &[&str] = &[
         "current_file",
