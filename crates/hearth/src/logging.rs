@@ -41,8 +41,10 @@ pub(crate) struct LogGuard(#[allow(dead_code)] Vec<tracing_appender::non_blockin
 /// What the writer thread buffers before it writes, at most.
 const LOG_BUFFER: usize = 64 * 1024;
 /// How long the writer thread pauses after each write, so that the lines of busy moments
-/// gather in the queue and go out together.
-const LOG_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+/// gather in the queue and go out together. At 2 ms its wake-ups (one per ~20 requests at 10k
+/// req/s) preempted the request threads often enough that the access log cost ~20 µs of CPU a
+/// request; at 20 ms ~5 µs (docs/benchmarks.md, thirteenth pass).
+const LOG_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Lines are handed to a writer thread, so a request never waits on a write to stdout or the
 /// file; the queue is lossless (a full queue makes the logger wait rather than drop lines).
