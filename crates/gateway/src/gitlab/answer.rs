@@ -1,6 +1,7 @@
 //! The JSON the code-suggestion routes answer with, as typed structs. Built as
-//! `serde_json::Value` maps, a completion's answer cost ~40k instructions (a map node per key,
-//! then walking the tree to write it and again to drop it); these write straight out.
+//! `serde_json::Value` maps, an answer cost a map node per key and two walks of the tree (to
+//! write it and to drop it); these write straight out (with the key cache's change, 20k fewer
+//! instructions and 57 fewer allocations a GitLab code completion).
 
 use hearth_providers::Usage;
 use serde::Serialize;
