@@ -481,6 +481,30 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_made_ready_once_and_an_unusable_one_is_refused() {
+        let t0 = Instant::now();
+        let mut set = set(&["k1"]);
+        let broken =
+            serde_json::json!({"kty": "RSA", "kid": "bad", "n": "not base64!", "e": "AQAB"});
+        set.keys.push(serde_json::from_value(broken).unwrap());
+        let mut c = KeyCache::default();
+        c.record(Ok(set), t0);
+        let (Decision::Use(a), Decision::Use(b)) =
+            (c.decide("k1", t0, true), c.decide("k1", t0, true))
+        else {
+            panic!("k1 is a usable key");
+        };
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the same key, not one built per request"
+        );
+        assert_eq!(
+            refusal(c.decide("bad", t0, true)),
+            "Forbidden by auth provider"
+        );
+    }
+
+    #[test]
     fn without_keys_a_failure_is_remembered_for_the_backoff() {
         let t0 = Instant::now();
         let mut c = KeyCache::default();
